@@ -1,0 +1,252 @@
+"""Reads of accounts data, always scoped to an organization, and the hot-path key lookup."""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts import keys
+from accounts.models import ApiKey, Membership, Organization, ProviderCredential, RoleLimit
+from common.db import run_in_db_thread
+from common.errors import DomainError, NotFound
+
+
+class ApiKeyInvalid(DomainError):
+    code = "invalid_api_key"
+    message = "Incorrect API key provided. You can find your API key in the admin site."
+
+
+class ApiKeyMissing(DomainError):
+    code = "invalid_api_key"
+    message = (
+        "You didn't provide an API key. Send it as 'Authorization: Bearer sk-syn-...' "
+        "or in the 'x-api-key' header."
+    )
+
+
+class ApiKeyRevoked(DomainError):
+    code = "invalid_api_key"
+    message = "This API key has been revoked."
+
+
+class ApiKeyExpired(DomainError):
+    code = "invalid_api_key"
+    message = "This API key has expired."
+
+
+class ModelNotAllowed(DomainError):
+    code = "model_not_allowed"
+    message = "This API key is not allowed to use that model."
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Requests and tokens per minute; 0 means unlimited."""
+
+    rpm: int
+    tpm: int
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Everything the proxy needs to know about the caller, resolved from one API key."""
+
+    key_id: int
+    key_prefix: str
+    organization_id: int
+    organization_slug: str
+    user_id: int
+    username: str
+    role: str
+    expires_at: datetime | None
+    # Each non-empty list restricts the models; a model must pass all of them.
+    model_rules: tuple[tuple[str, ...], ...] = ()
+    key_limit: RateLimit | None = None
+    member_limit: RateLimit | None = None
+    organization_limit: RateLimit | None = None
+    compression_level: str = ""
+    compression_roles: tuple[str, ...] = ("system", "user")
+    cache_enabled: bool = True
+    cache_scope: str = "organization"
+    loaded_at: float = field(default=0.0, compare=False)
+
+    def may_use_model(self, model: str) -> bool:
+        return all(
+            any(fnmatch.fnmatchcase(model, pattern) for pattern in rule)
+            for rule in self.model_rules
+        )
+
+    def check_model(self, model: str) -> None:
+        if not self.may_use_model(model):
+            raise ModelNotAllowed(
+                f"This API key is not allowed to use the model '{model}'.", param="model"
+            )
+
+
+# --- Tenant-scoped reads -------------------------------------------------------------
+
+
+def organizations_for_user(*, user) -> QuerySet[Organization]:
+    if user.is_superuser:
+        return Organization.objects.all()
+    return Organization.objects.filter(memberships__user=user).distinct()
+
+
+def organizations_administered_by(*, user) -> QuerySet[Organization]:
+    if user.is_superuser:
+        return Organization.objects.all()
+    return Organization.objects.filter(memberships__user=user, memberships__role="admin")
+
+
+def api_keys_for_org(*, organization: Organization) -> QuerySet[ApiKey]:
+    return ApiKey.objects.for_org(organization).select_related("user")
+
+
+def api_key_get_for_org(*, organization: Organization, key_id) -> ApiKey:
+    """An organization's key by id; anyone else's key is indistinguishable from none."""
+    key = api_keys_for_org(organization=organization).filter(pk=key_id).first()
+    if key is None:
+        raise NotFound("No such API key.")
+    return key
+
+
+def members_for_org(*, organization: Organization) -> QuerySet[Membership]:
+    return Membership.objects.filter(organization=organization).select_related("user")
+
+
+def membership_for(*, organization: Organization, user) -> Membership | None:
+    return Membership.objects.filter(organization=organization, user=user).first()
+
+
+def provider_credential_for(
+    *, organization_id: int | None, provider: str, name: str = "default"
+) -> ProviderCredential | None:
+    """The organization's own credential for a provider, else the platform's."""
+    if organization_id is not None:
+        own = ProviderCredential.objects.filter(
+            organization_id=organization_id, provider=provider, name=name
+        ).first()
+        if own is not None:
+            return own
+    return ProviderCredential.objects.platform().filter(provider=provider, name=name).first()
+
+
+# --- The hot path: API key -> Principal, cached per process ---------------------------
+
+# hash of the key -> (monotonic expiry, Principal or the error to raise)
+_principal_cache: dict[str, tuple[float, Principal | DomainError]] = {}
+
+
+def principal_cache_forget() -> None:
+    """Drop this process's cached keys (other processes expire theirs on their own)."""
+    _principal_cache.clear()
+
+
+def _limit(rpm: int | None, tpm: int | None, fallback: RateLimit | None) -> RateLimit | None:
+    if rpm is None and tpm is None:
+        return fallback
+    return RateLimit(
+        rpm=rpm if rpm is not None else (fallback.rpm if fallback else 0),
+        tpm=tpm if tpm is not None else (fallback.tpm if fallback else 0),
+    )
+
+
+def _principal_from_db(raw_key: str, key_hash: str) -> Principal | DomainError:
+    prefix = keys.lookup_prefix(raw_key)
+    if prefix is None:
+        return ApiKeyInvalid()
+    api_key = ApiKey.objects.select_related("organization", "user").filter(prefix=prefix).first()
+    if api_key is None or not keys.key_matches(raw_key, api_key.key_hash):
+        return ApiKeyInvalid()
+    if api_key.revoked_at is not None:
+        return ApiKeyRevoked()
+    membership = Membership.objects.filter(
+        organization_id=api_key.organization_id, user_id=api_key.user_id
+    ).first()
+    if membership is None or not api_key.user.is_active:
+        return ApiKeyRevoked("This API key's owner is no longer a member of the organization.")
+    organization = api_key.organization
+    role_override = RoleLimit.objects.filter(
+        organization=organization, role=membership.role
+    ).first()
+    defaults = settings.ROLE_RATE_LIMITS[membership.role]
+    role_default = RateLimit(rpm=defaults["rpm"], tpm=defaults["tpm"])
+    member_limit = role_default
+    model_rules = [organization.allowed_models]
+    if role_override is not None:
+        member_limit = _limit(role_override.rpm_limit, role_override.tpm_limit, role_default)
+        model_rules.append(role_override.allowed_models)
+    model_rules.append(api_key.allowed_models)
+    from accounts.services import api_key_touch  # services import this module
+
+    api_key_touch(api_key_id=api_key.pk, used_at=timezone.now())
+    return Principal(
+        key_id=api_key.pk,
+        key_prefix=api_key.prefix,
+        organization_id=organization.pk,
+        organization_slug=organization.slug,
+        user_id=api_key.user_id,
+        username=api_key.user.username,
+        role=membership.role,
+        expires_at=api_key.expires_at,
+        model_rules=tuple(tuple(rule) for rule in model_rules if rule),
+        key_limit=_limit(api_key.rpm_limit, api_key.tpm_limit, None),
+        member_limit=member_limit,
+        organization_limit=_limit(organization.rpm_limit, organization.tpm_limit, None),
+        compression_level=organization.compression_level,
+        compression_roles=tuple(organization.compression_roles or ()),
+        cache_enabled=organization.cache_enabled,
+        cache_scope=organization.cache_scope,
+        loaded_at=time.monotonic(),
+    )
+
+
+def _check_fresh(entry: Principal | DomainError) -> Principal:
+    if isinstance(entry, DomainError):
+        raise entry
+    if entry.expires_at is not None and entry.expires_at <= timezone.now():
+        raise ApiKeyExpired()
+    return entry
+
+
+def principal_for_key(raw_key: str) -> Principal:
+    """Resolve a raw key, from this process's cache when it is fresh enough."""
+    key_hash = keys.hash_key(raw_key)
+    cached = _principal_cache.get(key_hash)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return _check_fresh(cached[1])
+    entry = _principal_from_db(raw_key, key_hash)
+    _principal_cache[key_hash] = (now + settings.API_KEY_CACHE_SECONDS, entry)
+    return _check_fresh(entry)
+
+
+async def aprincipal_for_key(raw_key: str) -> Principal:
+    """The async form: no thread hop at all while the cached entry is fresh."""
+    key_hash = keys.hash_key(raw_key)
+    cached = _principal_cache.get(key_hash)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return _check_fresh(cached[1])
+    entry = await run_in_db_thread(_principal_from_db, raw_key, key_hash)
+    _principal_cache[key_hash] = (now + settings.API_KEY_CACHE_SECONDS, entry)
+    return _check_fresh(entry)
+
+
+def raw_key_from_headers(headers) -> str:
+    """The client's key from ``Authorization: Bearer`` or ``x-api-key``."""
+    authorization = headers.get("Authorization", "")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    api_key = headers.get("x-api-key", "").strip()
+    if api_key:
+        return api_key
+    raise ApiKeyMissing()

@@ -1,0 +1,408 @@
+"""Every write to accounts data goes through here, and every one leaves an audit entry."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts import keys
+from accounts.crypto import encrypt_secret, reencrypt_secret
+from accounts.models import (
+    ApiKey,
+    AuditLogEntry,
+    Membership,
+    Organization,
+    ProviderCredential,
+    Role,
+    RoleLimit,
+    User,
+)
+from accounts.selectors import principal_cache_forget
+from common.errors import InvalidRequest
+
+logger = logging.getLogger(__name__)
+
+
+def _describe(target) -> dict:
+    if target is None:
+        return {}
+    return {
+        "target_type": target._meta.label_lower,
+        "target_id": str(target.pk),
+        "target_repr": str(target)[:200],
+    }
+
+
+def audit_record(
+    *,
+    organization: Organization | None,
+    actor: User | None,
+    event: str,
+    target=None,
+    details: dict | None = None,
+) -> AuditLogEntry:
+    return AuditLogEntry.objects.create(
+        organization=organization,
+        actor=actor if actor is not None and actor.pk else None,
+        event=event,
+        details=details or {},
+        **_describe(target),
+    )
+
+
+@transaction.atomic
+def organization_create(*, name: str, slug: str = "", actor: User | None = None) -> Organization:
+    organization = Organization.objects.create(name=name, slug=slug or slugify(name)[:100])
+    audit_record(
+        organization=organization, actor=actor, event="organization.created", target=organization
+    )
+    return organization
+
+
+@transaction.atomic
+def organization_update_settings(
+    *, organization: Organization, actor: User | None, **changes
+) -> Organization:
+    allowed = {
+        "rpm_limit",
+        "tpm_limit",
+        "allowed_models",
+        "compression_level",
+        "compression_roles",
+        "cache_enabled",
+        "cache_scope",
+        "name",
+    }
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidRequest(f"Unknown organization settings: {', '.join(sorted(unknown))}")
+    before = {field: getattr(organization, field) for field in changes}
+    for field, value in changes.items():
+        setattr(organization, field, value)
+    organization.full_clean()
+    organization.save(update_fields=list(changes))
+    audit_record(
+        organization=organization,
+        actor=actor,
+        event="organization.settings_changed",
+        target=organization,
+        details={"before": before, "after": changes},
+    )
+    principal_cache_forget()
+    return organization
+
+
+def user_get_or_create(*, username: str, email: str = "") -> tuple[User, bool]:
+    user, created = User.objects.get_or_create(username=username, defaults={"email": email})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user, created
+
+
+@transaction.atomic
+def membership_set(
+    *, organization: Organization, user: User, role: str | None = None, actor: User | None
+) -> Membership:
+    """Add ``user`` to ``organization`` or change their role. New members get DEFAULT_ROLE."""
+    role = role or settings.DEFAULT_ROLE
+    if role not in Role.values:
+        raise InvalidRequest(f"Unknown role {role!r}; expected one of {', '.join(Role.values)}.")
+    membership, created = Membership.objects.select_for_update().get_or_create(
+        organization=organization, user=user, defaults={"role": role}
+    )
+    if created:
+        audit_record(
+            organization=organization,
+            actor=actor,
+            event="member.added",
+            target=membership,
+            details={"role": role},
+        )
+    elif membership.role != role:
+        previous = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit_record(
+            organization=organization,
+            actor=actor,
+            event="member.role_changed",
+            target=membership,
+            details={"before": previous, "after": role},
+        )
+        principal_cache_forget()
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: User | None) -> None:
+    audit_record(
+        organization=membership.organization,
+        actor=actor,
+        event="member.removed",
+        target=membership,
+        details={"role": membership.role},
+    )
+    ApiKey.objects.filter(
+        organization=membership.organization, user=membership.user, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    membership.delete()
+    principal_cache_forget()
+
+
+@transaction.atomic
+def role_limit_set(
+    *,
+    organization: Organization,
+    role: str,
+    rpm_limit: int | None,
+    tpm_limit: int | None,
+    allowed_models: list[str] | None = None,
+    actor: User | None,
+) -> RoleLimit:
+    limit, _ = RoleLimit.objects.update_or_create(
+        organization=organization,
+        role=role,
+        defaults={
+            "rpm_limit": rpm_limit,
+            "tpm_limit": tpm_limit,
+            "allowed_models": allowed_models or [],
+        },
+    )
+    audit_record(
+        organization=organization,
+        actor=actor,
+        event="limits.role_changed",
+        target=limit,
+        details={
+            "role": role,
+            "rpm": rpm_limit,
+            "tpm": tpm_limit,
+            "allowed_models": allowed_models or [],
+        },
+    )
+    principal_cache_forget()
+    return limit
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    organization: Organization,
+    user: User,
+    name: str = "",
+    expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
+    rpm_limit: int | None = None,
+    tpm_limit: int | None = None,
+    actor: User | None,
+) -> tuple[ApiKey, str]:
+    """Create a key; the plaintext is returned once and never stored."""
+    if not Membership.objects.filter(organization=organization, user=user).exists():
+        raise InvalidRequest(f"{user} is not a member of {organization}.")
+    for _attempt in range(5):
+        plaintext, lookup = keys.generate_key()
+        try:
+            with transaction.atomic():
+                api_key = ApiKey.objects.create(
+                    organization=organization,
+                    user=user,
+                    name=name,
+                    prefix=lookup,
+                    key_hash=keys.hash_key(plaintext),
+                    last_four=plaintext[-4:],
+                    expires_at=expires_at,
+                    allowed_models=allowed_models or [],
+                    rpm_limit=rpm_limit,
+                    tpm_limit=tpm_limit,
+                )
+            break
+        except IntegrityError:
+            continue  # a lookup prefix collision: astronomically rare, draw again
+    else:
+        raise RuntimeError("could not draw a unique API key prefix")
+    audit_record(
+        organization=organization,
+        actor=actor,
+        event="api_key.created",
+        target=api_key,
+        details={"user": user.username, "name": name},
+    )
+    return api_key, plaintext
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: User | None) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        audit_record(
+            organization=api_key.organization, actor=actor, event="api_key.revoked", target=api_key
+        )
+    # Other processes notice within API_KEY_CACHE_SECONDS; this one at once.
+    principal_cache_forget()
+    return api_key
+
+
+@transaction.atomic
+def api_key_rotate(*, api_key: ApiKey, actor: User | None) -> tuple[ApiKey, str]:
+    """Replace a key with a new one carrying the same settings; the old one is revoked."""
+    new_key, plaintext = api_key_create(
+        organization=api_key.organization,
+        user=api_key.user,
+        name=api_key.name,
+        expires_at=api_key.expires_at,
+        allowed_models=api_key.allowed_models,
+        rpm_limit=api_key.rpm_limit,
+        tpm_limit=api_key.tpm_limit,
+        actor=actor,
+    )
+    api_key_revoke(api_key=api_key, actor=actor)
+    audit_record(
+        organization=api_key.organization,
+        actor=actor,
+        event="api_key.rotated",
+        target=new_key,
+        details={"replaces": api_key.masked},
+    )
+    return new_key, plaintext
+
+
+@transaction.atomic
+def api_key_update_limits(
+    *,
+    api_key: ApiKey,
+    rpm_limit: int | None,
+    tpm_limit: int | None,
+    allowed_models: list[str] | None,
+    actor: User | None,
+) -> ApiKey:
+    before = {
+        "rpm": api_key.rpm_limit,
+        "tpm": api_key.tpm_limit,
+        "allowed_models": api_key.allowed_models,
+    }
+    api_key.rpm_limit = rpm_limit
+    api_key.tpm_limit = tpm_limit
+    api_key.allowed_models = allowed_models or []
+    api_key.save(update_fields=["rpm_limit", "tpm_limit", "allowed_models"])
+    audit_record(
+        organization=api_key.organization,
+        actor=actor,
+        event="api_key.limits_changed",
+        target=api_key,
+        details={
+            "before": before,
+            "after": {"rpm": rpm_limit, "tpm": tpm_limit, "allowed_models": allowed_models or []},
+        },
+    )
+    principal_cache_forget()
+    return api_key
+
+
+def api_key_expiry(days: int | None) -> datetime | None:
+    return timezone.now() + timedelta(days=days) if days else None
+
+
+def api_key_touch(*, api_key_id: int, used_at: datetime) -> None:
+    """Record use, at most once a minute per key, so the hot path never writes per request."""
+    ApiKey.objects.filter(pk=api_key_id).exclude(
+        last_used_at__gt=used_at - timedelta(minutes=1)
+    ).update(last_used_at=used_at)
+
+
+@transaction.atomic
+def provider_credential_set(
+    *,
+    organization: Organization | None,
+    provider: str,
+    key: str,
+    base_url: str = "",
+    name: str = "default",
+    options: dict | None = None,
+    actor: User | None,
+) -> ProviderCredential:
+    """Store (or replace) an upstream key, encrypted; only its last four stay readable."""
+    if not key:
+        raise InvalidRequest("The provider key is empty.")
+    credential, created = ProviderCredential.objects.select_for_update().get_or_create(
+        organization=organization,
+        provider=provider,
+        name=name,
+        defaults={"encrypted_key": "", "last_four": ""},
+    )
+    credential.encrypted_key = encrypt_secret(key)
+    credential.last_four = key[-4:]
+    credential.base_url = base_url
+    credential.options = options or {}
+    credential.save()
+    audit_record(
+        organization=organization,
+        actor=actor,
+        event="provider_key.created" if created else "provider_key.replaced",
+        target=credential,
+        details={"provider": provider, "base_url": base_url},
+    )
+    return credential
+
+
+@transaction.atomic
+def provider_credential_delete(*, credential: ProviderCredential, actor: User | None) -> None:
+    audit_record(
+        organization=credential.organization,
+        actor=actor,
+        event="provider_key.deleted",
+        target=credential,
+    )
+    credential.delete()
+
+
+@transaction.atomic
+def secrets_reencrypt(*, actor: User | None = None, dry_run: bool = False) -> int:
+    """Re-encrypt every stored secret under the first key of ENCRYPTION_KEY."""
+    count = 0
+    for credential in ProviderCredential.objects.select_for_update().order_by("pk"):
+        if not dry_run:
+            credential.encrypted_key = reencrypt_secret(credential.encrypted_key)
+            credential.save(update_fields=["encrypted_key", "updated_at"])
+        count += 1
+    if not dry_run:
+        audit_record(
+            organization=None, actor=actor, event="secrets.reencrypted", details={"count": count}
+        )
+    return count
+
+
+def roles_apply_from_settings() -> int:
+    """Give the users named in ADMIN_USERS / PREMIUM_USERS their role in every membership.
+
+    Admin users also become staff, so they can sign in to the admin site.
+    """
+    changed = 0
+    for role, usernames in (
+        (Role.PREMIUM, settings.PREMIUM_USERS),
+        (Role.ADMIN, settings.ADMIN_USERS),
+    ):
+        for username in usernames:
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                logger.info("role bootstrap: no user named %s yet", username)
+                continue
+            if role == Role.ADMIN and not user.is_staff:
+                user.is_staff = True
+                user.save(update_fields=["is_staff"])
+            for membership in user.memberships.select_related("organization"):
+                if membership.role == role or (
+                    role == Role.PREMIUM and username in settings.ADMIN_USERS
+                ):
+                    continue
+                membership_set(
+                    organization=membership.organization, user=user, role=role, actor=None
+                )
+                changed += 1
+    return changed

@@ -1,0 +1,82 @@
+"""``GET /health``: the state of each component the proxy depends on.
+
+The database decides the status code: without it nothing works, so a load balancer
+should take the instance out (503). The cache and the broker are shared by every
+instance; if they fail, failing every instance's health check would only turn a
+degraded service into an outage, so they are reported but answer 200.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connections
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+
+
+def _timed(check) -> dict:
+    started = time.perf_counter()
+    try:
+        detail = check() or {}
+        state = {"status": "ok", **detail}
+    except Exception as exc:  # a health check reports every failure, whatever its kind
+        state = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    state["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return state
+
+
+def check_database() -> dict:
+    connection = connections["default"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"vendor": connection.vendor}
+
+
+def check_cache() -> dict:
+    probe_key = f"health:{uuid.uuid4().hex}"
+    cache.set(probe_key, "1", timeout=5)
+    if cache.get(probe_key) != "1":
+        raise RuntimeError("the cache did not return the value just written")
+    cache.delete(probe_key)
+    return {"backend": settings.CACHE_TYPE}
+
+
+def check_broker() -> dict:
+    from synthlang_site.celery import app
+
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=2)
+    return {"transport": app.conf.broker_url.split("://", 1)[0]}
+
+
+def component_states() -> dict[str, dict]:
+    states = {"database": _timed(check_database), "cache": _timed(check_cache)}
+    if settings.CELERY_BROKER_URL:
+        states["broker"] = _timed(check_broker)
+    else:
+        states["broker"] = {"status": "disabled", "detail": "tasks run eagerly in-process"}
+    return states
+
+
+@never_cache
+def health(request):
+    components = component_states()
+    database_ok = components["database"]["status"] == "ok"
+    failing = [name for name, state in components.items() if state["status"] == "error"]
+    if not database_ok:
+        status = "unhealthy"
+    elif failing:
+        status = "degraded"
+    else:
+        status = "ok"
+    body = {"status": status, "failing": failing, "components": components}
+    response = JsonResponse(body, status=200 if database_ok else 503)
+    if not database_ok:
+        # The connection is broken; drop it so the next check reconnects.
+        connections["default"].close()
+    return response

@@ -1,0 +1,99 @@
+"""The cast every test shares.
+
+org_a has alice (admin) and bob (basic member); org_b has charlie (admin). Each has
+an API key (the plaintext fixture ``<name>_key``) and a management API client.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts import services
+from accounts.selectors import principal_cache_forget
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    # Tests share one cache server in CI; none may see another's keys or counters.
+    principal_cache_forget()
+    cache.clear()
+    yield
+    principal_cache_forget()
+
+
+@pytest.fixture
+def org_a(db):
+    return services.organization_create(name="Org A", slug="org-a")
+
+
+@pytest.fixture
+def org_b(db):
+    return services.organization_create(name="Org B", slug="org-b")
+
+
+def _member(organization, username: str, role: str):
+    user, _ = services.user_get_or_create(username=username, email=f"{username}@example.com")
+    user.set_password(f"{username}-password-1")
+    user.save()
+    services.membership_set(organization=organization, user=user, role=role, actor=None)
+    return user
+
+
+@pytest.fixture
+def alice(org_a):
+    return _member(org_a, "alice", "admin")
+
+
+@pytest.fixture
+def bob(org_a):
+    return _member(org_a, "bob", "basic")
+
+
+@pytest.fixture
+def charlie(org_b):
+    return _member(org_b, "charlie", "admin")
+
+
+def _key(organization, user) -> str:
+    _, plaintext = services.api_key_create(
+        organization=organization, user=user, name=f"{user.username}'s key", actor=user
+    )
+    return plaintext
+
+
+@pytest.fixture
+def alice_key(org_a, alice) -> str:
+    return _key(org_a, alice)
+
+
+@pytest.fixture
+def bob_key(org_a, bob) -> str:
+    return _key(org_a, bob)
+
+
+@pytest.fixture
+def charlie_key(org_b, charlie) -> str:
+    return _key(org_b, charlie)
+
+
+def _client(key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+@pytest.fixture
+def alice_client(alice_key) -> APIClient:
+    return _client(alice_key)
+
+
+@pytest.fixture
+def bob_client(bob_key) -> APIClient:
+    return _client(bob_key)
+
+
+@pytest.fixture
+def charlie_client(charlie_key) -> APIClient:
+    return _client(charlie_key)

@@ -1,0 +1,287 @@
+"""Settings for SynthLang Proxy, read from the environment.
+
+DESIGN.md's table of variables is the contract. The embedded default (no environment
+at all) is SQLite, a local-memory cache, eager Celery and the offline ``fake``
+provider; production points DATABASE_URL and REDIS_URL at shared services.
+"""
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from synthlang_site.envconfig import (
+    database_from_url,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+    fernet_keys,
+    local_dev_secrets,
+    redis_url,
+    sqlite_path,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+
+# --- Secrets -------------------------------------------------------------------------
+_dev_secrets = local_dev_secrets(BASE_DIR / ".local-secrets.env") if DEBUG else {}
+SECRET_KEY = env_str("SECRET_KEY") or _dev_secrets.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is false.")
+_encryption_key = env_str("ENCRYPTION_KEY") or _dev_secrets.get("ENCRYPTION_KEY", "")
+if not _encryption_key:
+    raise ImproperlyConfigured(
+        "ENCRYPTION_KEY is required when DEBUG is false (provider keys are encrypted with it)."
+    )
+# The first key encrypts; every key decrypts, so keys can be rotated without downtime.
+ENCRYPTION_KEYS = fernet_keys("ENCRYPTION_KEY", _encryption_key)
+# API keys are stored as HMAC hashes under this pepper. It defaults to a value derived
+# from SECRET_KEY; set it explicitly to rotate SECRET_KEY without invalidating API keys.
+API_KEY_PEPPER = env_str("API_KEY_PEPPER") or SECRET_KEY
+# How long a process trusts its cached copy of an API key: the longest a revoked key
+# can still be used.
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5, minimum=0, maximum=60)
+
+# --- Serving -------------------------------------------------------------------------
+HOST = env_str("HOST", "0.0.0.0")  # noqa: S104 - a server in a container binds every interface
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if DEBUG else None)
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS is required when DEBUG is false (comma-separated host names)."
+    )
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+AUTO_MIGRATE = env_bool("AUTO_MIGRATE", DEBUG)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_prometheus",
+    "channels",
+    "accounts",
+    "billing",
+    "proxy",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "common.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "synthlang_site.urls"
+ASGI_APPLICATION = "synthlang_site.asgi.application"
+WSGI_APPLICATION = "synthlang_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ------------------------------------------------------------------------
+_database_url = env_str("DATABASE_URL")
+_use_sqlite = env_bool("USE_SQLITE", False) or not _database_url
+if _use_sqlite:
+    SQLITE_PATH = sqlite_path(
+        "SQLITE_PATH",
+        env_str("SQLITE_PATH", "./synthlang_proxy.db") or "./synthlang_proxy.db",
+        BASE_DIR,
+    )
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": SQLITE_PATH,
+            # The async proxy and Celery's eager tasks write from several threads.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            # A file, not memory, so live-server tests can share it with a server process.
+            "TEST": {"NAME": str(BASE_DIR / "test_synthlang.sqlite3")},
+        }
+    }
+else:
+    DATABASES = {"default": database_from_url("DATABASE_URL", _database_url)}
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A database that does not answer must fail fast (health checks, start-up).
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Cache, Redis, Celery, Channels --------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    REDIS_URL = redis_url("REDIS_URL", REDIS_URL)
+CACHE_TYPE = env_choice("CACHE_TYPE", "redis" if REDIS_URL else "memory", ("redis", "memory"))
+if CACHE_TYPE == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("CACHE_TYPE=redis needs REDIS_URL.")
+
+if CACHE_TYPE == "redis":
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "synthlang",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
+# Without a broker (the embedded default) tasks run in the calling process.
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = "UTC"
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- The proxy -----------------------------------------------------------------------
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_url("OPENAI_BASE_URL", "https://api.openai.com/v1")
+DEFAULT_MODEL = env_str("DEFAULT_MODEL", "gpt-4o") or "gpt-4o"
+USE_SYNTHLANG = env_bool("USE_SYNTHLANG", True)
+ENABLE_CACHE = env_bool("ENABLE_CACHE", True)
+CACHE_SIMILARITY_THRESHOLD = env_float("CACHE_SIMILARITY_THRESHOLD", 0.95, minimum=0.0, maximum=1.0)
+CACHE_MAX_ITEMS = env_int("CACHE_MAX_ITEMS", 1000, minimum=1)
+
+ROLES = ("admin", "premium", "basic")
+ADMIN_USERS = env_list("ADMIN_USERS")
+PREMIUM_USERS = env_list("PREMIUM_USERS")
+DEFAULT_ROLE = env_choice("DEFAULT_ROLE", "basic", ROLES)
+# Requests and tokens per minute by role; 0 means unlimited.
+ROLE_RATE_LIMITS = {
+    "basic": {
+        "rpm": env_int("BASIC_RPM", 60, minimum=0),
+        "tpm": env_int("BASIC_TPM", 100_000, minimum=0),
+    },
+    "premium": {
+        "rpm": env_int("PREMIUM_RPM", 600, minimum=0),
+        "tpm": env_int("PREMIUM_TPM", 1_000_000, minimum=0),
+    },
+    "admin": {
+        "rpm": env_int("ADMIN_RPM", 0, minimum=0),
+        "tpm": env_int("ADMIN_TPM", 0, minimum=0),
+    },
+}
+
+# --- HTTP API ------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "common.errors.drf_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "SynthLang Proxy management API",
+    "DESCRIPTION": "Keys, members and usage of your organization.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Static files, i18n --------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Security (production) -----------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# The health check is called over plain HTTP by load balancers and platforms.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging -------------------------------------------------------------------------
+LOG_LEVEL = env_choice(
+    "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True
+)
+LOG_FILE = env_str("LOG_FILE", "proxy.log")
+_log_handlers = {
+    "console": {
+        "class": "logging.StreamHandler",
+        "formatter": "json",
+        "filters": ["request_id", "redact_secrets"],
+    }
+}
+if LOG_FILE:
+    _log_handlers["file"] = {
+        "class": "logging.handlers.WatchedFileHandler",
+        "filename": LOG_FILE,
+        "formatter": "json",
+        "filters": ["request_id", "redact_secrets"],
+    }
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "common.logging.RequestIdFilter"},
+        "redact_secrets": {"()": "common.logging.RedactSecretsFilter"},
+    },
+    "formatters": {"json": {"()": "common.logging.JsonFormatter"}},
+    "handlers": _log_handlers,
+    "root": {"handlers": list(_log_handlers), "level": LOG_LEVEL},
+    "loggers": {
+        # Django logs every 4xx/5xx of the proxy as a warning; our own access log covers it.
+        "django.request": {"level": "ERROR"},
+    },
+}

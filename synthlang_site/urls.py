@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView
+
+from common.health import health
+from common.views import not_found, server_error
+
+urlpatterns = [
+    path("health", health, name="health"),
+    path("health/", health),
+    path("", include("django_prometheus.urls")),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/", include("accounts.api_urls")),
+    path("v1/", include("proxy.urls")),
+    # Unknown API URLs answer in OpenAI's error format, even with DEBUG on.
+    re_path(r"^(?:v1|api)/", not_found),
+]
+
+handler404 = not_found
+handler500 = server_error
