@@ -2,6 +2,7 @@
 
 from django.http import JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 from common.errors import error_body
 
@@ -12,6 +13,7 @@ def _is_api(request) -> bool:
     return request.path.startswith(API_PREFIXES)
 
 
+@csrf_exempt
 def not_found(request, exception=None):
     if _is_api(request):
         return JsonResponse(

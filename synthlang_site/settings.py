@@ -5,6 +5,7 @@ at all) is SQLite, a local-memory cache, eager Celery and the offline ``fake``
 provider; production points DATABASE_URL and REDIS_URL at shared services.
 """
 
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally, for /api/docs/
     "django_prometheus",
     "channels",
     "accounts",
@@ -76,6 +78,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: platform health probes use whatever Host header they like.
+    "common.middleware.HealthCheckMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "common.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -122,8 +126,9 @@ if _use_sqlite:
             "NAME": SQLITE_PATH,
             # The async proxy and Celery's eager tasks write from several threads.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
-            # A file, not memory, so live-server tests can share it with a server process.
-            "TEST": {"NAME": str(BASE_DIR / "test_synthlang.sqlite3")},
+            # A file, not memory, so live-server tests can share it with a server process;
+            # named per process so two test runs on one machine never share it.
+            "TEST": {"NAME": str(BASE_DIR / f"test_synthlang_{os.getpid()}.sqlite3")},
         }
     }
 else:
@@ -147,6 +152,11 @@ AUTH_PASSWORD_VALIDATORS = [
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     REDIS_URL = redis_url("REDIS_URL", REDIS_URL)
+    if REDIS_URL.startswith("rediss://") and "ssl_cert_reqs=" not in REDIS_URL:
+        # Managed Redis (Heroku) serves TLS with a self-signed certificate; redis-py,
+        # Celery and channels-redis all read this parameter from the URL.
+        _cert_reqs = env_choice("REDIS_SSL_CERT_REQS", "none", ("none", "optional", "required"))
+        REDIS_URL += ("&" if "?" in REDIS_URL else "?") + f"ssl_cert_reqs={_cert_reqs}"
 CACHE_TYPE = env_choice("CACHE_TYPE", "redis" if REDIS_URL else "memory", ("redis", "memory"))
 if CACHE_TYPE == "redis" and not REDIS_URL:
     raise ImproperlyConfigured("CACHE_TYPE=redis needs REDIS_URL.")
@@ -190,6 +200,33 @@ USE_SYNTHLANG = env_bool("USE_SYNTHLANG", True)
 ENABLE_CACHE = env_bool("ENABLE_CACHE", True)
 CACHE_SIMILARITY_THRESHOLD = env_float("CACHE_SIMILARITY_THRESHOLD", 0.95, minimum=0.0, maximum=1.0)
 CACHE_MAX_ITEMS = env_int("CACHE_MAX_ITEMS", 1000, minimum=1)
+
+# Compression level used when USE_SYNTHLANG is on and neither the organization nor the
+# request's x-synthlang-compression header says otherwise.
+SYNTHLANG_DEFAULT_LEVEL = env_choice(
+    "SYNTHLANG_DEFAULT_LEVEL", "medium", ("off", "low", "medium", "high")
+)
+
+# Upstream calls: timeouts in seconds, retries with exponential backoff and jitter,
+# and a cool-down for a deployment that keeps failing.
+UPSTREAM_CONNECT_TIMEOUT = env_float("UPSTREAM_CONNECT_TIMEOUT", 5.0, minimum=0.1, maximum=120)
+UPSTREAM_READ_TIMEOUT = env_float("UPSTREAM_READ_TIMEOUT", 120.0, minimum=0.1, maximum=3600)
+UPSTREAM_TOTAL_TIMEOUT = env_float("UPSTREAM_TOTAL_TIMEOUT", 600.0, minimum=1, maximum=7200)
+UPSTREAM_MAX_RETRIES = env_int("UPSTREAM_MAX_RETRIES", 2, minimum=0, maximum=10)
+UPSTREAM_BACKOFF_BASE = env_float("UPSTREAM_BACKOFF_BASE", 0.25, minimum=0, maximum=10)
+UPSTREAM_BACKOFF_MAX = env_float("UPSTREAM_BACKOFF_MAX", 8.0, minimum=0, maximum=120)
+UPSTREAM_POOL_SIZE = env_int("UPSTREAM_POOL_SIZE", 200, minimum=1)
+DEPLOYMENT_FAILURE_THRESHOLD = env_int("DEPLOYMENT_FAILURE_THRESHOLD", 3, minimum=1)
+DEPLOYMENT_COOLDOWN_SECONDS = env_float(
+    "DEPLOYMENT_COOLDOWN_SECONDS", 30.0, minimum=0, maximum=3600
+)
+ROUTE_CACHE_SECONDS = env_float("ROUTE_CACHE_SECONDS", 10.0, minimum=0, maximum=3600)
+MODELS_CACHE_SECONDS = env_float("MODELS_CACHE_SECONDS", 300.0, minimum=0, maximum=86400)
+# Completion tokens assumed for rate limits and budget reservations when a request
+# sets no max_tokens; settled to the real count afterwards.
+DEFAULT_COMPLETION_ESTIMATE = env_int("DEFAULT_COMPLETION_ESTIMATE", 256, minimum=0)
+# The offline fake provider's simulated latency.
+FAKE_LATENCY_MS = env_float("FAKE_LATENCY_MS", 0.0, minimum=0, maximum=60000)
 
 ROLES = ("admin", "premium", "basic")
 ADMIN_USERS = env_list("ADMIN_USERS")
@@ -247,7 +284,7 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -285,3 +322,6 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+# Django 6 makes https the default scheme of URL form fields; opt in now.
+FORMS_URLFIELD_ASSUME_HTTPS = True

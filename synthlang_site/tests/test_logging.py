@@ -43,7 +43,7 @@ def test_secrets_are_redacted_from_exception_text():
 
 
 def test_request_id_header_is_returned_and_a_client_id_is_kept(client, db):
-    response = client.get("/health", HTTP_X_REQUEST_ID="client-trace-0001")
+    response = client.get("/metrics", HTTP_X_REQUEST_ID="client-trace-0001")
     assert response["x-request-id"] == "client-trace-0001"
-    generated = client.get("/health")["x-request-id"]
+    generated = client.get("/metrics")["x-request-id"]
     assert generated.startswith("req_") and len(generated) == 36
