@@ -1,0 +1,196 @@
+"""Measuring compression on a labelled prompt set.
+
+The dataset is JSONL, one prompt per line: `{"id", "kind", "messages", "must_keep"}`, where
+`must_keep` lists strings that any faithful compression has to keep verbatim. For each level
+this reports, per kind and overall: the median reduction of prompt tokens (OpenAI's chat
+accounting, whole request, on cl100k_base and o200k_base), how many must-keep strings survived
+on both encodings, and how many prompts grew.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proxy.synthlang.engine import DEFAULT_ROLES, compress_messages, normalize_level
+from proxy.tokens import CL100K, O200K, count_message_tokens
+
+ENCODINGS = (CL100K, O200K)
+OVERALL = "overall"
+
+
+class DatasetError(ValueError):
+    """The evaluation dataset is malformed."""
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item_id: str
+    kind: str
+    tokens_before: dict[str, int]
+    tokens_after: dict[str, int]
+    must_keep_total: int
+    must_keep_kept: int
+    lost: tuple[str, ...]
+    missing_in_source: int
+
+    def reduction(self, encoding: str) -> float:
+        before = self.tokens_before[encoding]
+        return (before - self.tokens_after[encoding]) / before if before else 0.0
+
+    @property
+    def grew(self) -> bool:
+        return any(self.tokens_after[enc] > self.tokens_before[enc] for enc in self.tokens_before)
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    kind: str
+    prompts: int
+    median_reduction: dict[str, float]
+    must_keep_kept: int
+    must_keep_total: int
+    grew: int
+    tokens_before: dict[str, int]
+    tokens_saved: dict[str, int]
+
+
+@dataclass
+class EvaluationReport:
+    level: str
+    items: list[ItemResult]
+    groups: dict[str, GroupSummary] = field(default_factory=dict)
+    seconds: float = 0.0
+    chars: int = 0
+
+    @property
+    def overall(self) -> GroupSummary:
+        return self.groups[OVERALL]
+
+
+def load_dataset(path: str | Path) -> list[dict]:
+    """Items of a JSONL dataset; raises DatasetError naming the line on malformed input."""
+    items = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DatasetError(f"{path}:{number}: not valid JSON ({error})") from error
+            if not isinstance(item, dict) or not isinstance(item.get("messages"), list):
+                raise DatasetError(f"{path}:{number}: expected an object with 'messages'")
+            item.setdefault("id", f"line-{number}")
+            item.setdefault("kind", "unknown")
+            item.setdefault("must_keep", [])
+            items.append(item)
+    return items
+
+
+def _conversation_text(messages: list[dict]) -> str:
+    texts = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(part.get("text", "") for part in content if isinstance(part, dict))
+    return "\n\u0000\n".join(texts)
+
+
+def evaluate_item(item: dict, *, level: str, roles: tuple[str, ...] = DEFAULT_ROLES) -> ItemResult:
+    source = _conversation_text(item["messages"])
+    must_keep = [text for text in item["must_keep"] if text in source]
+    kept = set(must_keep)
+    before, after = {}, {}
+    for encoding in ENCODINGS:
+        compressed, stats = compress_messages(
+            item["messages"], level=level, encoding=encoding, roles=roles
+        )
+        before[encoding] = stats.tokens_before
+        # Recount from the returned messages rather than trusting the engine's stats.
+        after[encoding] = count_message_tokens(compressed, encoding=encoding)
+        output = _conversation_text(compressed)
+        kept = {text for text in kept if text in output}
+    lost = tuple(text for text in must_keep if text not in kept)
+    return ItemResult(
+        item_id=str(item["id"]),
+        kind=str(item["kind"]),
+        tokens_before=before,
+        tokens_after=after,
+        must_keep_total=len(must_keep),
+        must_keep_kept=len(must_keep) - len(lost),
+        lost=lost,
+        missing_in_source=len(item["must_keep"]) - len(must_keep),
+    )
+
+
+def _summarise(kind: str, results: list[ItemResult]) -> GroupSummary:
+    return GroupSummary(
+        kind=kind,
+        prompts=len(results),
+        median_reduction={
+            enc: statistics.median(result.reduction(enc) for result in results) for enc in ENCODINGS
+        },
+        must_keep_kept=sum(result.must_keep_kept for result in results),
+        must_keep_total=sum(result.must_keep_total for result in results),
+        grew=sum(1 for result in results if result.grew),
+        tokens_before={enc: sum(r.tokens_before[enc] for r in results) for enc in ENCODINGS},
+        tokens_saved={
+            enc: sum(r.tokens_before[enc] - r.tokens_after[enc] for r in results)
+            for enc in ENCODINGS
+        },
+    )
+
+
+def evaluate(
+    items: list[dict], *, level: str, roles: tuple[str, ...] = DEFAULT_ROLES
+) -> EvaluationReport:
+    """Compress every item at `level` on both encodings and summarise per kind and overall."""
+    level = normalize_level(level)
+    started = time.perf_counter()
+    results = [evaluate_item(item, level=level, roles=roles) for item in items]
+    report = EvaluationReport(level=level, items=results)
+    report.seconds = time.perf_counter() - started
+    report.chars = sum(len(_conversation_text(item["messages"])) for item in items)
+    kinds = sorted({result.kind for result in results})
+    for kind in kinds:
+        report.groups[kind] = _summarise(kind, [r for r in results if r.kind == kind])
+    if results:
+        report.groups[OVERALL] = _summarise(OVERALL, results)
+    return report
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def format_report(report: EvaluationReport, *, show_losses: bool = True) -> str:
+    """Plain-text table of a report, one row per kind and an overall row."""
+    header = (
+        f"{'kind':<24} {'prompts':>7} {'median cl100k':>14} {'median o200k':>13} "
+        f"{'must_keep kept':>15} {'grew':>5} {'saved o200k (total)':>20}"
+    )
+    lines = [f"SynthLang compression, level={report.level}", header, "-" * len(header)]
+    for kind, group in report.groups.items():
+        if kind == OVERALL:
+            lines.append("-" * len(header))
+        kept = f"{group.must_keep_kept}/{group.must_keep_total}"
+        lines.append(
+            f"{kind:<24} {group.prompts:>7} {group.median_reduction[CL100K]:>13.1%} "
+            f"{group.median_reduction[O200K]:>13.1%} {kept:>15} {group.grew:>5} "
+            f"{group.tokens_saved[O200K]:>7}/{group.tokens_before[O200K]:<6} "
+            f"{_share(group.tokens_saved[O200K], group.tokens_before[O200K]):>5.1%}"
+        )
+    if show_losses:
+        for result in report.items:
+            for text in result.lost:
+                lines.append(f"lost in {result.item_id}: {text!r}")
+    missing = sum(result.missing_in_source for result in report.items)
+    if missing:
+        lines.append(f"({missing} must_keep strings are absent from their source prompt)")
+    return "\n".join(lines)
