@@ -143,7 +143,7 @@ def _normalise_whitespace(text: str) -> str:
     return rules.collapse_inner_spaces(text)
 
 
-def _rewrite_prose(text: str, rank: int, encoding: str) -> str:
+def _rewrite_prose(text: str, rank: int, encoding: str, telegraphic: bool) -> str:
     text = _minify_json(text)
     hard = _Masker(_HARD_BASE, _HARD_PLACEHOLDER_RE)
     masked = hard.mask(text, protect.hard_spans(text))
@@ -154,6 +154,8 @@ def _rewrite_prose(text: str, rank: int, encoding: str) -> str:
     if rank >= _LEVEL_RANK["medium"]:
         level = "high" if rank >= _LEVEL_RANK["high"] else "medium"
         masked = rules.word_rules(encoding, level).apply(masked)
+        if telegraphic:
+            masked = rules.apply_telegraphic(masked)
         masked = rules.tidy_after_removals(masked)
     masked = _normalise_whitespace(masked)
     return hard.unmask(conditions.unmask(masked))
@@ -186,15 +188,19 @@ def rewrite_text(text: str, *, level: str, encoding: str) -> str:
     rank = _LEVEL_RANK[normalize_level(level)]
     if rank == 0 or not text:
         return text
+    telegraphic = rank >= _LEVEL_RANK["medium"] and rules.telegraphic_applies(text)
     parts = []
     position = 0
     for start, end in protect.code_fence_spans(text):
         parts.extend(
-            _rewrite_prose(chunk, rank, encoding) for chunk in _chunks(text[position:start])
+            _rewrite_prose(chunk, rank, encoding, telegraphic)
+            for chunk in _chunks(text[position:start])
         )
         parts.append(text[start:end])
         position = end
-    tail = [_rewrite_prose(chunk, rank, encoding) for chunk in _chunks(text[position:])]
+    tail = [
+        _rewrite_prose(chunk, rank, encoding, telegraphic) for chunk in _chunks(text[position:])
+    ]
     if tail and tail[-1]:
         # Spaces ending the whole text (outside code) carry nothing.
         tail[-1] = tail[-1].rstrip(" \t")

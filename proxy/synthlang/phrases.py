@@ -29,6 +29,16 @@ FILLER_WORDS = (
     "needless to say",
     "of course",
     "in advance",
+    "just",
+    "personally",
+    "pretty much",
+    "more or less",
+    "for what it's worth",
+    "as you can imagine",
+    "it goes without saying that",
+    "from what i can see on my end,",
+    "from what i can see,",
+    "along those lines",
 )
 
 # Verbose phrasing -> concise phrasing with the same meaning.

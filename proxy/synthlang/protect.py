@@ -23,6 +23,7 @@ from proxy.synthlang.patterns import phrase_alternation, word_phrases_regex
 # Negations, conditions and bounds. A sentence containing one is kept verbatim. Contracted
 # negations ("don't", "can't", "isn’t") are matched generically by the `n't` ending.
 CONDITION_WORDS = (
+    # Negations and prohibitions ("omit X" is "do not include X").
     "not",
     "no",
     "never",
@@ -34,20 +35,23 @@ CONDITION_WORDS = (
     "nowhere",
     "cannot",
     "without",
-    "unless",
-    "except",
+    "avoid",
+    "omit",
+    "exclude",
     "excluding",
+    "leave out",
+    "refrain",
+    "forbidden",
+    "prohibited",
+    # Restrictions, obligations and alternatives.
     "only",
     "must",
-    "if",
     "otherwise",
-    "until",
     "instead",
-    "rather",
-    "whether",
-    "avoid",
-    "least",
-    "most",
+    "rather than",
+    # Bounds, precision and order.
+    "at least",
+    "at most",
     "more than",
     "less than",
     "fewer than",
@@ -56,7 +60,24 @@ CONDITION_WORDS = (
     "exactly",
     "maximum",
     "minimum",
+    "round",
+    "rounded",
+    "rounding",
+    "before",
+    "after",
+    # Subordinate conditions: see SUBORDINATORS.
+    "if",
+    "unless",
+    "until",
+    "whether",
+    "except",
+    "when",
+    "whenever",
 )
+# A condition introduced by one of these is a clause of its own ("If asked, say ..."): it is
+# kept up to the clause end, and the instruction it conditions is an ordinary clause, guarded
+# by its own negations if it has any.
+SUBORDINATORS = frozenset(("if", "unless", "until", "whether", "except", "when", "whenever"))
 _CONDITION_ALTERNATION = phrase_alternation(CONDITION_WORDS)
 # Case-sensitive over explicit case variants: three times faster than re.IGNORECASE here.
 _CONDITION_VARIANTS = {
@@ -151,6 +172,10 @@ _NAME_RUN_RE = re.compile(
 _KEY_VALUE_RE = re.compile(
     r"[ \t]*(?:[-*][ \t]+)?(?P<key>\w[\w .()/-]{0,40}):[ \t]+(?P<value>.{1,120})"
 )
+_EXAMPLE_LINE_RE = re.compile(
+    r"(?:Q|A|Question|Answer|Input|Output|Example(?: \d+)?|Expected(?: output)?|User|Assistant|"
+    r"Human|AI|Problem|Solution|Response)[ \t]*:"
+)
 _PROSE_SENTENCE_RE = re.compile(r"[^\n]*?[.!?](?:\s|$)")
 _SENTENCE_START_RE = re.compile(r"(?:[.!?:;]\s+|\n[ \t]*(?:[-*+•>]|\d+[.)])?[ \t]*|[\"'(“]+)$")
 _CLAUSE_OPENER_RE = re.compile(r"[.!?](?=\s)|[\n,;:(]| [—–](?= )")
@@ -158,6 +183,8 @@ _CLAUSE_END_RE = re.compile(
     r"[.!?;](?=\s|$)|\n"
     r"|,(?=[ \t]+(?:so|but|because|since|while|whereas|although|though|which|then|yet)\b)"
 )
+_SUBCLAUSE_END_RE = re.compile(r"[.!?;](?=\s|$)|\n|,")
+_LIST_END_RE = re.compile(r"[.!?](?=\s|$)|\n")
 _JSON_OPENER_PRECEDERS = " \t\n\r:=("
 _JSON_START_RE = re.compile(r"[\[{]")
 _JSON_DECODER = json.JSONDecoder()
@@ -255,6 +282,9 @@ def _is_payload_line(line: str) -> bool:
     stripped = line.strip()
     if not stripped:
         return False
+    if _EXAMPLE_LINE_RE.match(stripped):
+        # Worked examples and transcripts show the model what to produce: they are data.
+        return True
     if line.startswith(("    ", "\t")):
         # Indented lines: code, YAML, nested data; indentation is meaningful there.
         return True
@@ -338,9 +368,15 @@ def _clause_starts(text: str) -> list[int]:
 
 
 def condition_spans(text: str) -> list[tuple[int, int]]:
-    """The clause holding each negation, condition or bound, through to the end of its
-    sentence (a negation's scope runs right, across lists: "do not use emojis, slang or all
-    caps"), stopping early where a comma opens an unrelated clause (", so ...", ", because")."""
+    """The clause holding each negation, condition or bound.
+
+    A negation, restriction or bound is kept from its clause start to the end of its sentence
+    (a negation's scope runs right, across lists: "do not use emojis, slang or all caps"),
+    stopping early where a comma opens an unrelated clause (", so ...", ", because").
+    A subordinate condition opening its clause ("If asked, ...", "When comparing products,
+    ...") is kept up to its own comma; a condition that introduces a list ("If the user
+    describes any of the following: ...; ...") keeps the whole list it governs.
+    """
     spans = []
     covered_until = -1
     length = len(text)
@@ -356,10 +392,18 @@ def condition_spans(text: str) -> list[tuple[int, int]]:
             clause_starts = _clause_starts(text)
         index = bisect.bisect_right(clause_starts, match.start()) - 1
         start = clause_starts[index] if index >= 0 else 0
-        end_match = _CLAUSE_END_RE.search(text, match.end())
+        word = match.group().lower()
+        opens_clause = word in SUBORDINATORS and not text[start : match.start()].strip()
+        end_match = (_SUBCLAUSE_END_RE if opens_clause else _CLAUSE_END_RE).search(
+            text, match.end()
+        )
         end = end_match.end() if end_match else length
         if end_match and end_match.group().startswith(","):
             end = end_match.start()
+        elif end_match and end_match.group() == ";" and ":" in text[match.end() : end]:
+            # A list the condition introduces belongs to it, up to the sentence end.
+            list_end = _LIST_END_RE.search(text, end)
+            end = list_end.end() if list_end else length
         spans.append((start, end))
         covered_until = end
     return merge_spans(spans)

@@ -22,8 +22,10 @@ pytestmark = pytest.mark.skipif(
 
 VERBOSE_KINDS = ("verbose_request", "system_prompt", "multi_turn")
 UNMET = (
-    "rules that keep every must_keep string and leave assistant turns alone do not reach this "
-    "median on the dev set yet; see docs/decisions/0003-compression-rules.md"
+    "not met: verbose_request reaches 24.2%; system_prompt, multi_turn and the overall median are "
+    "near their ceiling while every negation/condition clause and assistant turn is kept (deleting "
+    "all unprotected text would leave multi_turn at 19%); see "
+    "docs/decisions/0003-compression-rules.md"
 )
 
 
@@ -59,10 +61,10 @@ def test_short_prompts_are_almost_untouched_at_medium(reports):
 
 
 def test_medium_removes_tokens_from_verbose_requests(reports):
-    # The floor actually achieved; the 25% bar is tracked by the xfail test below.
+    # The floor actually achieved (24.2%); the 25% bar is tracked by the xfail below.
     group = reports["medium"].groups["verbose_request"]
-    assert group.median_reduction[CL100K] >= 0.18
-    assert group.median_reduction[O200K] >= 0.18
+    assert group.median_reduction[CL100K] >= 0.23
+    assert group.median_reduction[O200K] >= 0.23
 
 
 @pytest.mark.parametrize(
