@@ -14,13 +14,31 @@ from accounts import services
 from accounts.selectors import principal_cache_forget
 
 
+def _forget_process_state() -> None:
+    from proxy import models_catalog, ratelimit, routing
+
+    principal_cache_forget()
+    ratelimit.reset_local_counters()
+    routing.route_cache_forget()
+    routing.reset_deployment_health()
+    models_catalog.catalog_cache_forget()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The cast's users get real passwords; the default hasher costs about a second per
+    # user on a small machine, for nothing the tests check. Autouse, so it applies first.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches():
-    # Tests share one cache server in CI; none may see another's keys or counters.
-    principal_cache_forget()
+    # Tests share one cache server in CI and one process's in-memory caches; none may
+    # see another test's keys, routes or counters.
+    _forget_process_state()
     cache.clear()
     yield
-    principal_cache_forget()
+    _forget_process_state()
 
 
 @pytest.fixture

@@ -12,9 +12,18 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts import keys
-from accounts.models import ApiKey, Membership, Organization, ProviderCredential, RoleLimit
+from accounts.models import (
+    ApiKey,
+    Membership,
+    Organization,
+    ProviderCredential,
+    Role,
+    RoleLimit,
+    User,
+)
 from common.db import run_in_db_thread
-from common.errors import DomainError, NotFound
+from common.errors import DomainError, InvalidRequest, NotFound
+from common.ttlcache import TTLCache
 
 
 class ApiKeyInvalid(DomainError):
@@ -116,6 +125,67 @@ def api_key_get_for_org(*, organization: Organization, key_id) -> ApiKey:
     return key
 
 
+@dataclass(frozen=True)
+class OrganizationCaller:
+    """Who is calling the management API, in which organization, with which role."""
+
+    organization: Organization
+    user: User
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
+def organization_caller_get(
+    *, user: User, principal: Principal | None, organization_slug: str = ""
+) -> OrganizationCaller:
+    """The caller's organization: the API key's, or the one a signed-in user names.
+
+    The role is read from the database rather than the cached Principal, so a
+    demotion applies to management calls at once.
+    """
+    if principal is not None:
+        if organization_slug and organization_slug != principal.organization_slug:
+            raise NotFound("No such organization.", param="organization")
+        organization = Organization.objects.get(pk=principal.organization_id)
+    elif organization_slug:
+        organization = organizations_for_user(user=user).filter(slug=organization_slug).first()
+        if organization is None:
+            raise NotFound("No such organization.", param="organization")
+    else:
+        candidates = list(organizations_for_user(user=user)[:2])
+        if len(candidates) != 1:
+            raise InvalidRequest(
+                "Name the organization with the 'organization' query parameter (its slug).",
+                param="organization",
+            )
+        organization = candidates[0]
+    membership = membership_for(organization=organization, user=user)
+    if membership is not None:
+        role = membership.role
+    elif user.is_superuser:
+        role = Role.ADMIN  # platform staff act as an admin of any organization
+    else:
+        raise NotFound("No such organization.", param="organization")
+    return OrganizationCaller(organization=organization, user=user, role=role)
+
+
+def api_keys_manageable_by(*, caller: OrganizationCaller) -> QuerySet[ApiKey]:
+    """Admins manage every key of their organization; members their own only."""
+    api_keys = api_keys_for_org(organization=caller.organization)
+    return api_keys if caller.is_admin else api_keys.filter(user=caller.user)
+
+
+def api_key_get_manageable(*, caller: OrganizationCaller, key_id) -> ApiKey:
+    """A key the caller may manage; any other key, here or elsewhere, does not exist."""
+    api_key = api_keys_manageable_by(caller=caller).filter(pk=key_id).first()
+    if api_key is None:
+        raise NotFound("No such API key.")
+    return api_key
+
+
 def members_for_org(*, organization: Organization) -> QuerySet[Membership]:
     return Membership.objects.filter(organization=organization).select_related("user")
 
@@ -139,8 +209,8 @@ def provider_credential_for(
 
 # --- The hot path: API key -> Principal, cached per process ---------------------------
 
-# hash of the key -> (monotonic expiry, Principal or the error to raise)
-_principal_cache: dict[str, tuple[float, Principal | DomainError]] = {}
+# hash of the key -> Principal, or the error to raise for that key
+_principal_cache: TTLCache[Principal | DomainError] = TTLCache(max_entries=100_000)
 
 
 def principal_cache_forget() -> None:
@@ -218,24 +288,21 @@ def _check_fresh(entry: Principal | DomainError) -> Principal:
 def principal_for_key(raw_key: str) -> Principal:
     """Resolve a raw key, from this process's cache when it is fresh enough."""
     key_hash = keys.hash_key(raw_key)
-    cached = _principal_cache.get(key_hash)
-    now = time.monotonic()
-    if cached is not None and cached[0] > now:
-        return _check_fresh(cached[1])
-    entry = _principal_from_db(raw_key, key_hash)
-    _principal_cache[key_hash] = (now + settings.API_KEY_CACHE_SECONDS, entry)
+    fresh, entry = _principal_cache.get_fresh(key_hash)
+    if not fresh:
+        entry = _principal_from_db(raw_key, key_hash)
+        _principal_cache.put(key_hash, entry, ttl=settings.API_KEY_CACHE_SECONDS)
     return _check_fresh(entry)
 
 
 async def aprincipal_for_key(raw_key: str) -> Principal:
     """The async form: no thread hop at all while the cached entry is fresh."""
     key_hash = keys.hash_key(raw_key)
-    cached = _principal_cache.get(key_hash)
-    now = time.monotonic()
-    if cached is not None and cached[0] > now:
-        return _check_fresh(cached[1])
-    entry = await run_in_db_thread(_principal_from_db, raw_key, key_hash)
-    _principal_cache[key_hash] = (now + settings.API_KEY_CACHE_SECONDS, entry)
+    entry = await _principal_cache.get_or_load(
+        key_hash,
+        lambda: run_in_db_thread(_principal_from_db, raw_key, key_hash),
+        ttl=settings.API_KEY_CACHE_SECONDS,
+    )
     return _check_fresh(entry)
 
 

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -22,6 +23,7 @@ from accounts.models import (
     RoleLimit,
     User,
 )
+from accounts.permissions import ORGANIZATION_ADMINS_GROUP
 from accounts.selectors import principal_cache_forget
 from common.errors import InvalidRequest
 
@@ -97,6 +99,25 @@ def organization_update_settings(
     return organization
 
 
+@transaction.atomic
+def organization_delete(*, organization: Organization, actor: User | None) -> None:
+    """Delete an organization with its members, keys and credentials (platform staff only)."""
+    admins = list(
+        User.objects.filter(memberships__organization=organization, memberships__role=Role.ADMIN)
+    )
+    audit_record(
+        organization=None,
+        actor=actor,
+        event="organization.deleted",
+        target=organization,
+        details={"slug": organization.slug},
+    )
+    organization.delete()
+    for user in admins:
+        _staff_access_sync(user=user, actor=actor)
+    principal_cache_forget()
+
+
 def user_get_or_create(*, username: str, email: str = "") -> tuple[User, bool]:
     user, created = User.objects.get_or_create(username=username, defaults={"email": email})
     if created:
@@ -124,6 +145,7 @@ def membership_set(
             target=membership,
             details={"role": role},
         )
+        _staff_access_sync(user=user, actor=actor)
     elif membership.role != role:
         previous = membership.role
         membership.role = role
@@ -135,8 +157,34 @@ def membership_set(
             target=membership,
             details={"before": previous, "after": role},
         )
+        _staff_access_sync(user=user, actor=actor)
         principal_cache_forget()
     return membership
+
+
+def _staff_access_sync(*, user: User, actor: User | None) -> None:
+    """Admin of at least one organization <=> may sign in to the admin site.
+
+    ``is_staff`` only opens the door; the group's model permissions say which pages
+    exist and ``accounts.admin_scoping`` which rows show. Superusers keep their access
+    whatever their memberships.
+    """
+    group, _ = Group.objects.get_or_create(name=ORGANIZATION_ADMINS_GROUP)
+    administers = Membership.objects.filter(user=user, role=Role.ADMIN).exists()
+    if administers:
+        user.groups.add(group)
+    else:
+        user.groups.remove(group)
+    is_staff = administers or user.is_superuser
+    if user.is_staff != is_staff:
+        user.is_staff = is_staff
+        user.save(update_fields=["is_staff"])
+        audit_record(
+            organization=None,
+            actor=actor,
+            event="user.staff_granted" if is_staff else "user.staff_revoked",
+            target=user,
+        )
 
 
 @transaction.atomic
@@ -152,7 +200,24 @@ def membership_remove(*, membership: Membership, actor: User | None) -> None:
         organization=membership.organization, user=membership.user, revoked_at__isnull=True
     ).update(revoked_at=timezone.now())
     membership.delete()
+    _staff_access_sync(user=membership.user, actor=actor)
     principal_cache_forget()
+
+
+@transaction.atomic
+def member_add(
+    *,
+    organization: Organization,
+    username: str,
+    email: str = "",
+    role: str | None = None,
+    actor: User | None,
+) -> Membership:
+    """Add a user (created without a password if new) to an organization."""
+    user, created = user_get_or_create(username=username, email=email)
+    if created:
+        audit_record(organization=organization, actor=actor, event="user.created", target=user)
+    return membership_set(organization=organization, user=user, role=role, actor=actor)
 
 
 @transaction.atomic
@@ -188,6 +253,20 @@ def role_limit_set(
     )
     principal_cache_forget()
     return limit
+
+
+@transaction.atomic
+def role_limit_delete(*, role_limit: RoleLimit, actor: User | None) -> None:
+    """Drop an override: the role's defaults from the environment apply again."""
+    audit_record(
+        organization=role_limit.organization,
+        actor=actor,
+        event="limits.role_reset",
+        target=role_limit,
+        details={"role": role_limit.role},
+    )
+    role_limit.delete()
+    principal_cache_forget()
 
 
 @transaction.atomic
@@ -352,6 +431,29 @@ def provider_credential_set(
 
 
 @transaction.atomic
+def provider_credential_update(
+    *,
+    credential: ProviderCredential,
+    base_url: str,
+    options: dict | None = None,
+    actor: User | None,
+) -> ProviderCredential:
+    """Change where and how a stored key is used, keeping the key itself."""
+    before = {"base_url": credential.base_url, "options": credential.options}
+    credential.base_url = base_url
+    credential.options = options or {}
+    credential.save(update_fields=["base_url", "options", "updated_at"])
+    audit_record(
+        organization=credential.organization,
+        actor=actor,
+        event="provider_key.settings_changed",
+        target=credential,
+        details={"before": before, "after": {"base_url": base_url, "options": options or {}}},
+    )
+    return credential
+
+
+@transaction.atomic
 def provider_credential_delete(*, credential: ProviderCredential, actor: User | None) -> None:
     audit_record(
         organization=credential.organization,
@@ -381,7 +483,7 @@ def secrets_reencrypt(*, actor: User | None = None, dry_run: bool = False) -> in
 def roles_apply_from_settings() -> int:
     """Give the users named in ADMIN_USERS / PREMIUM_USERS their role in every membership.
 
-    Admin users also become staff, so they can sign in to the admin site.
+    Admin users become staff through ``membership_set``, so they can sign in to the admin.
     """
     changed = 0
     for role, usernames in (
@@ -393,9 +495,6 @@ def roles_apply_from_settings() -> int:
             if user is None:
                 logger.info("role bootstrap: no user named %s yet", username)
                 continue
-            if role == Role.ADMIN and not user.is_staff:
-                user.is_staff = True
-                user.save(update_fields=["is_staff"])
             for membership in user.memberships.select_related("organization"):
                 if membership.role == role or (
                     role == Role.PREMIUM and username in settings.ADMIN_USERS

@@ -28,7 +28,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "server_error": (500, "server_error"),
     "upstream_error": (502, "upstream_error"),
     "upstream_auth_failed": (502, "upstream_error"),
-    "upstream_timeout": (504, "upstream_error"),
+    "upstream_timeout": (502, "upstream_error"),
     "service_unavailable": (503, "server_error"),
 }
 
@@ -151,4 +151,6 @@ def drf_exception_handler(exc: Exception, context: dict) -> Response | None:
     )
     for name, value in error.headers.items():
         response[name] = value
+    if getattr(exc, "auth_header", None):
+        response["WWW-Authenticate"] = exc.auth_header
     return response

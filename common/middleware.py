@@ -90,3 +90,22 @@ class HealthCheckMiddleware:
 
             return await sync_to_async(health, thread_sensitive=False)(request)
         return await self.get_response(request)
+
+
+class AllowedHostMiddleware:
+    """ALLOWED_HOSTS for the API path, which skips Django's CommonMiddleware.
+
+    ``get_host()`` raises ``DisallowedHost`` for an unknown Host header; Django turns
+    that into a 400 like on every other path.
+    """
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        request.get_host()
+        return await self.get_response(request)

@@ -72,6 +72,8 @@ def live_server(*, env: dict[str, str] | None = None, log_path: Path | None = No
         "ENCRYPTION_KEY": ",".join(settings.ENCRYPTION_KEYS),
         "API_KEY_PEPPER": settings.API_KEY_PEPPER,
         "PYTHONUNBUFFERED": "1",
+        # A server process writes its own usage events, as in production.
+        "USAGE_FLUSH_IN_BACKGROUND": "true",
         **test_database_env(),
         **(env or {}),
     }

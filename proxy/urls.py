@@ -1,1 +1,12 @@
-urlpatterns: list = []
+from django.urls import path
+
+from proxy import views
+
+urlpatterns = [
+    path("chat/completions", views.ChatCompletionsView.as_view(), name="chat-completions"),
+    path("completions", views.CompletionsView.as_view(), name="completions"),
+    path("embeddings", views.EmbeddingsView.as_view(), name="embeddings"),
+    path("models", views.ModelsView.as_view(), name="models"),
+    # Model ids may contain slashes (OpenRouter's "openai/gpt-4o").
+    path("models/<path:model_id>", views.ModelDetailView.as_view(), name="model-detail"),
+]

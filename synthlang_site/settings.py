@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from billing.beat import BEAT_SCHEDULE as BILLING_BEAT_SCHEDULE
 from synthlang_site.envconfig import (
     database_from_url,
     env_bool,
@@ -90,6 +91,13 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+# The OpenAI-compatible API (/v1/) runs through these only: each must be async-native,
+# so a proxied request never waits for a thread (see synthlang_site/api_handler.py).
+API_MIDDLEWARE = [
+    "common.middleware.RequestIdMiddleware",
+    "common.middleware.AllowedHostMiddleware",
 ]
 
 ROOT_URLCONF = "synthlang_site.urls"
@@ -181,6 +189,8 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# The schedule lives in code, next to the tasks it runs.
+CELERY_BEAT_SCHEDULE = {**BILLING_BEAT_SCHEDULE}
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -200,6 +210,12 @@ USE_SYNTHLANG = env_bool("USE_SYNTHLANG", True)
 ENABLE_CACHE = env_bool("ENABLE_CACHE", True)
 CACHE_SIMILARITY_THRESHOLD = env_float("CACHE_SIMILARITY_THRESHOLD", 0.95, minimum=0.0, maximum=1.0)
 CACHE_MAX_ITEMS = env_int("CACHE_MAX_ITEMS", 1000, minimum=1)
+CACHE_TTL_SECONDS = env_int("CACHE_TTL_SECONDS", 86_400, minimum=1)
+# Above this temperature only exact repeats are served from the cache: a request for
+# varied answers should not get a neighbour's answer.
+CACHE_SEMANTIC_MAX_TEMPERATURE = env_float(
+    "CACHE_SEMANTIC_MAX_TEMPERATURE", 1.0, minimum=0.0, maximum=2.0
+)
 
 # Compression level used when USE_SYNTHLANG is on and neither the organization nor the
 # request's x-synthlang-compression header says otherwise.
@@ -227,6 +243,23 @@ MODELS_CACHE_SECONDS = env_float("MODELS_CACHE_SECONDS", 300.0, minimum=0, maxim
 DEFAULT_COMPLETION_ESTIMATE = env_int("DEFAULT_COMPLETION_ESTIMATE", 256, minimum=0)
 # The offline fake provider's simulated latency.
 FAKE_LATENCY_MS = env_float("FAKE_LATENCY_MS", 0.0, minimum=0, maximum=60000)
+
+# --- Billing ---------------------------------------------------------------------------
+USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90, minimum=1)
+# Price of models missing from the price table: "IN" or "IN,OUT" dollars per million
+# tokens; "0" prices them at nothing (and flags them).
+UNKNOWN_MODEL_PRICE_PER_MTOK_USD = env_str("UNKNOWN_MODEL_PRICE_PER_MTOK_USD", "0") or "0"
+USAGE_FLUSH_BATCH = env_int("USAGE_FLUSH_BATCH", 500, minimum=1)
+USAGE_FLUSH_MAX_BATCHES = env_int("USAGE_FLUSH_MAX_BATCHES", 50, minimum=1)
+USAGE_FLUSH_VISIBILITY_SECONDS = env_int("USAGE_FLUSH_VISIBILITY_SECONDS", 300, minimum=10)
+USAGE_FLUSH_INTERVAL = env_float("USAGE_FLUSH_INTERVAL", 1.0, minimum=0.05, maximum=60)
+# The embedded default (no broker) writes usage from a thread of the web process.
+USAGE_FLUSH_IN_BACKGROUND = env_bool("USAGE_FLUSH_IN_BACKGROUND", True)
+PRICE_CACHE_SECONDS = env_float("PRICE_CACHE_SECONDS", 60.0, minimum=0, maximum=3600)
+BUDGET_CACHE_SECONDS = env_float("BUDGET_CACHE_SECONDS", 5.0, minimum=0, maximum=3600)
+BUDGET_WEBHOOK_TIMEOUT_SECONDS = env_float(
+    "BUDGET_WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60
+)
 
 ROLES = ("admin", "premium", "basic")
 ADMIN_USERS = env_list("ADMIN_USERS")

@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("accounts.api_urls")),
+    path("api/", include("billing.api_urls")),
     path("v1/", include("proxy.urls")),
     # Unknown API URLs answer in OpenAI's error format, even with DEBUG on.
     re_path(r"^(?:v1|api)/", not_found),

@@ -1,0 +1,169 @@
+"""The management API: thin views that parse, call one service or selector, and answer.
+
+The organization is the API key's (``request.auth`` is its ``Principal``); a user
+signed in to the admin names one of theirs with ``?organization=<slug>``. Any object
+outside what the caller may manage answers 404 in OpenAI's error format.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.templatetags.static import static
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularSwaggerView
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import (
+    schema,  # noqa: F401 - registers the API key scheme with the schema
+    selectors,
+    services,
+)
+from accounts.selectors import OrganizationCaller, Principal
+from accounts.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeyListSerializer,
+    ApiKeySerializer,
+    MemberListSerializer,
+    MemberSerializer,
+)
+from common.errors import InvalidRequest, PermissionDenied
+
+logger = logging.getLogger(__name__)
+
+ORGANIZATION_PARAMETER = OpenApiParameter(
+    "organization",
+    str,
+    description="Slug of the organization, for a user signed in to the admin site. "
+    "Callers with an API key act in the key's organization.",
+    required=False,
+)
+ERRORS = {
+    401: OpenApiResponse(description="Missing, unknown, revoked or expired API key."),
+    404: OpenApiResponse(description="No such object in your organization."),
+}
+
+
+def _caller(request) -> OrganizationCaller:
+    principal = request.auth if isinstance(request.auth, Principal) else None
+    return selectors.organization_caller_get(
+        user=request.user,
+        principal=principal,
+        organization_slug=request.query_params.get("organization", ""),
+    )
+
+
+class ApiKeyListCreateView(APIView):
+    """``GET``: the keys you may manage (an admin: all of the organization's; a member:
+    their own). ``POST``: create a key; its plaintext is in that response only."""
+
+    @extend_schema(
+        operation_id="api_keys_list",
+        parameters=[ORGANIZATION_PARAMETER],
+        responses={200: ApiKeyListSerializer, **ERRORS},
+    )
+    def get(self, request):
+        api_keys = selectors.api_keys_manageable_by(caller=_caller(request))
+        return Response({"object": "list", "data": ApiKeySerializer(api_keys, many=True).data})
+
+    @extend_schema(
+        operation_id="api_keys_create",
+        parameters=[ORGANIZATION_PARAMETER],
+        request=ApiKeyCreateSerializer,
+        responses={
+            201: ApiKeyCreatedSerializer,
+            403: OpenApiResponse(description="Only admins may create keys for other members."),
+            **ERRORS,
+        },
+    )
+    def post(self, request):
+        caller = _caller(request)
+        payload = ApiKeyCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        owner = caller.user
+        username = data.get("user")
+        if username and username != caller.user.username:
+            if not caller.is_admin:
+                raise PermissionDenied("Only organization admins can create keys for others.")
+            membership = (
+                selectors.members_for_org(organization=caller.organization)
+                .filter(user__username=username)
+                .first()
+            )
+            if membership is None:
+                raise InvalidRequest(
+                    f"No member named {username!r} in this organization.", param="user"
+                )
+            owner = membership.user
+        api_key, plaintext = services.api_key_create(
+            organization=caller.organization,
+            user=owner,
+            name=data["name"],
+            expires_at=data["expires_at"],
+            allowed_models=data["allowed_models"],
+            rpm_limit=data.get("rpm_limit"),
+            tpm_limit=data.get("tpm_limit"),
+            actor=caller.user,
+        )
+        logger.info("api key %s created for %s by %s", api_key.masked, owner.username, caller.user)
+        body = ApiKeySerializer(api_key).data
+        body["key"] = plaintext
+        response = Response(body, status=status.HTTP_201_CREATED)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class ApiKeyDetailView(APIView):
+    @extend_schema(
+        operation_id="api_keys_retrieve",
+        parameters=[ORGANIZATION_PARAMETER],
+        responses={200: ApiKeySerializer, **ERRORS},
+    )
+    def get(self, request, key_id: int):
+        api_key = selectors.api_key_get_manageable(caller=_caller(request), key_id=key_id)
+        return Response(ApiKeySerializer(api_key).data)
+
+
+class ApiKeyRevokeView(APIView):
+    @extend_schema(
+        operation_id="api_keys_revoke",
+        parameters=[ORGANIZATION_PARAMETER],
+        request=None,
+        responses={200: ApiKeySerializer, **ERRORS},
+    )
+    def post(self, request, key_id: int):
+        caller = _caller(request)
+        api_key = selectors.api_key_get_manageable(caller=caller, key_id=key_id)
+        api_key = services.api_key_revoke(api_key=api_key, actor=caller.user)
+        logger.info("api key %s revoked by %s", api_key.prefix, caller.user)
+        return Response(ApiKeySerializer(api_key).data)
+
+
+class MemberListView(APIView):
+    @extend_schema(
+        operation_id="members_list",
+        parameters=[ORGANIZATION_PARAMETER],
+        responses={200: MemberListSerializer, **ERRORS},
+    )
+    def get(self, request):
+        caller = _caller(request)
+        members = selectors.members_for_org(organization=caller.organization)
+        return Response({"object": "list", "data": MemberSerializer(members, many=True).data})
+
+
+class ApiDocsView(SpectacularSwaggerView):
+    """Swagger UI from drf-spectacular-sidecar's bundled assets: no CDN, works offline."""
+
+    url_name = "api-schema"
+
+    @staticmethod
+    def _swagger_ui_resource(filename):
+        return static(f"drf_spectacular_sidecar/swagger-ui-dist/{filename}")
+
+    @staticmethod
+    def _swagger_ui_favicon():
+        return static("drf_spectacular_sidecar/swagger-ui-dist/favicon-32x32.png")

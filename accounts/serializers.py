@@ -1,0 +1,75 @@
+"""Wire shapes of the management API. Keys are shown masked; the plaintext only once."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework import serializers
+
+
+class ApiKeySerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    object = serializers.SerializerMethodField()
+    name = serializers.CharField(read_only=True)
+    masked_key = serializers.CharField(source="masked", read_only=True)
+    user = serializers.CharField(source="user.username", read_only=True)
+    status = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    revoked_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    allowed_models = serializers.ListField(child=serializers.CharField(), read_only=True)
+    rpm_limit = serializers.IntegerField(read_only=True, allow_null=True)
+    tpm_limit = serializers.IntegerField(read_only=True, allow_null=True)
+
+    def get_object(self, api_key) -> str:
+        return "api_key"
+
+    def get_status(self, api_key) -> str:
+        if api_key.revoked_at is not None:
+            return "revoked"
+        if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(
+        read_only=True, help_text="The full key. Shown in this response only; store it now."
+    )
+
+
+class ApiKeyListSerializer(serializers.Serializer):
+    object = serializers.CharField(default="list")
+    data = ApiKeySerializer(many=True)
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    user = serializers.CharField(
+        max_length=150,
+        required=False,
+        help_text="Username of the key's owner; only organization admins may name another "
+        "member. Defaults to the caller.",
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    allowed_models = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, default=list
+    )
+    rpm_limit = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    tpm_limit = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("The expiry must be in the future.")
+        return value
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField(source="user.username")
+    role = serializers.CharField()
+    joined_at = serializers.DateTimeField(source="created_at")
+
+
+class MemberListSerializer(serializers.Serializer):
+    object = serializers.CharField(default="list")
+    data = MemberSerializer(many=True)

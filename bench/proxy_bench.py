@@ -1,0 +1,350 @@
+"""Proxy benchmark: added latency, throughput, concurrent streams and memory.
+
+    python bench/proxy_bench.py [--litellm PATH_TO_LITELLM_BINARY] [--duration 10]
+
+Starts a local fake upstream (proxy.fake_upstream), one SynthLang Proxy process
+(Daphne) with authentication, rate limits and usage accounting on, and optionally
+LiteLLM's proxy pointed at the same upstream, then drives each with an aiohttp load
+generator from this process. Set REDIS_URL to account usage and count rate limits in
+Redis as production does; DATABASE_URL to use PostgreSQL. Everything runs on this
+machine, so compare the ratios of one run rather than absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_MODEL = "gpt-4o-mini"
+PROMPT = [
+    {"role": "system", "content": "You are a concise assistant for a logistics company."},
+    {"role": "user", "content": "Summarise in two sentences why shipment 4471 to Oslo was late."},
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    total = 0
+    for child in [pid, *children_of(pid)]:
+        try:
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            continue
+    return total / 1024
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    kids = [int(p) for p in text.split()]
+    return kids + [g for k in kids for g in children_of(k)]
+
+
+async def wait_http(url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url) as response:
+                    await response.read()
+                    return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def sequential_latency(url: str, headers: dict, count: int) -> list[float]:
+    body = {"model": BENCH_MODEL, "messages": PROMPT}
+    timings = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count):
+            started = time.perf_counter()
+            async with session.post(url, json=body, headers=headers) as response:
+                await response.read()
+                assert response.status == 200, await response.text()
+            timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+async def throughput(url: str, headers: dict, connections: int, seconds: float) -> dict:
+    body = {"model": BENCH_MODEL, "messages": PROMPT}
+    done = errors = 0
+    stop_at = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker():
+            nonlocal done, errors
+            while time.monotonic() < stop_at:
+                async with session.post(url, json=body, headers=headers) as response:
+                    await response.read()
+                    if response.status == 200:
+                        done += 1
+                    else:
+                        errors += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.monotonic() - started
+    return {"rps": done / elapsed, "errors": errors}
+
+
+async def concurrent_streams(url: str, headers: dict, streams: int) -> dict:
+    body = {"model": BENCH_MODEL, "messages": PROMPT, "stream": True}
+    ok = failed = 0
+    connector = aiohttp.TCPConnector(limit=streams)
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one():
+            nonlocal ok, failed
+            try:
+                async with session.post(url, json=body, headers=headers) as response:
+                    payload = await response.read()
+                    if response.status == 200 and payload.rstrip().endswith(b"[DONE]"):
+                        ok += 1
+                    else:
+                        failed += 1
+            except aiohttp.ClientError:
+                failed += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(one() for _ in range(streams)))
+        elapsed = time.monotonic() - started
+    return {"ok": ok, "failed": failed, "seconds": elapsed}
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    handle = open(log, "wb")  # noqa: SIM115 - closed when the process is reaped
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def prepare_synthlang(env: dict) -> str:
+    """Migrate the bench database and create a premium key with generous limits."""
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    script = (
+        "from accounts import services; from accounts.models import Organization;"
+        "org = Organization.objects.filter(slug='bench').first() or "
+        "services.organization_create(name='Bench', slug='bench');"
+        "user, _ = services.user_get_or_create(username='bench');"
+        "services.membership_set(organization=org, user=user, role='premium', actor=None);"
+        "services.role_limit_set(organization=org, role='premium', rpm_limit=10_000_000,"
+        " tpm_limit=1_000_000_000, actor=None);"
+        "print(services.api_key_create(organization=org, user=user, actor=None)[1])"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip().splitlines()[-1]
+
+
+async def measure(name: str, url: str, headers: dict, pid: int, args) -> dict:
+    await sequential_latency(url, headers, 50)  # warm-up
+    latencies = await sequential_latency(url, headers, args.requests)
+    result = {
+        "name": name,
+        "p50_ms": percentile(latencies, 0.5),
+        "p99_ms": percentile(latencies, 0.99),
+    }
+    result.update(await throughput(url, headers, 64, args.duration))
+    streams = await concurrent_streams(url, headers, args.streams)
+    result["streams_ok"], result["streams_failed"] = streams["ok"], streams["failed"]
+    result["streams_seconds"] = streams["seconds"]
+    result["rss_mb"] = rss_mb(pid)
+    return result
+
+
+async def main_async(args) -> list[dict]:
+    workdir = Path(tempfile.mkdtemp(prefix="synthlang-bench-"))
+    upstream_port, proxy_port = free_port(), free_port()
+    upstream_url = f"http://127.0.0.1:{upstream_port}"
+    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    processes: list[subprocess.Popen] = []
+    results = []
+    try:
+        upstream = start(
+            [sys.executable, "-m", "proxy.fake_upstream", "--port", str(upstream_port)],
+            base_env,
+            workdir / "upstream.log",
+        )
+        processes.append(upstream)
+        await wait_http(f"{upstream_url}/_stats")
+
+        direct = await sequential_latency(f"{upstream_url}/v1/chat/completions", {}, args.requests)
+        results.append(
+            {
+                "name": "upstream direct",
+                "p50_ms": percentile(direct, 0.5),
+                "p99_ms": percentile(direct, 0.99),
+                **await throughput(f"{upstream_url}/v1/chat/completions", {}, 64, args.duration),
+            }
+        )
+
+        env = {
+            **base_env,
+            "DEBUG": "false",
+            "SECRET_KEY": "bench-" + "s" * 50,
+            "ENCRYPTION_KEY": "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmU=",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "false",
+            "LOG_LEVEL": "WARNING",
+            "LOG_FILE": "",
+            "HOST": "127.0.0.1",
+            "PORT": str(proxy_port),
+            "AUTO_MIGRATE": "0",
+            "OPENAI_API_KEY": "sk-bench-upstream",
+            "OPENAI_BASE_URL": f"{upstream_url}/v1",
+            "ENABLE_CACHE": "0",
+        }
+        if not os.environ.get("DATABASE_URL"):
+            env["SQLITE_PATH"] = str(workdir / "bench.db")
+        key = prepare_synthlang(env)
+        proxy = start([sys.executable, "-m", "synthlang_site"], env, workdir / "proxy.log")
+        processes.append(proxy)
+        await wait_http(f"http://127.0.0.1:{proxy_port}/health")
+        headers = {"Authorization": f"Bearer {key}"}
+        for level in args.levels:
+            results.append(
+                await measure(
+                    f"synthlang (compression {level})",
+                    f"http://127.0.0.1:{proxy_port}/v1/chat/completions",
+                    {**headers, "x-synthlang-compression": level},
+                    proxy.pid,
+                    args,
+                )
+            )
+
+        if args.litellm:
+            litellm_port = free_port()
+            config = workdir / "litellm.yaml"
+            config.write_text(
+                json.dumps(
+                    {
+                        "model_list": [
+                            {
+                                "model_name": BENCH_MODEL,
+                                "litellm_params": {
+                                    "model": f"openai/{BENCH_MODEL}",
+                                    "api_base": f"{upstream_url}/v1",
+                                    "api_key": "sk-bench-upstream",
+                                },
+                            }
+                        ],
+                        "general_settings": {"master_key": "sk-litellm-bench"},
+                        "litellm_settings": {"telemetry": False},
+                    }
+                )
+            )
+            litellm = start(
+                [
+                    args.litellm,
+                    "--config",
+                    str(config),
+                    "--port",
+                    str(litellm_port),
+                    "--num_workers",
+                    "1",
+                ],
+                {**base_env, "LITELLM_TELEMETRY": "False"},
+                workdir / "litellm.log",
+            )
+            processes.append(litellm)
+            await wait_http(f"http://127.0.0.1:{litellm_port}/health/liveliness", timeout=180)
+            results.append(
+                await measure(
+                    "litellm proxy",
+                    f"http://127.0.0.1:{litellm_port}/v1/chat/completions",
+                    {"Authorization": "Bearer sk-litellm-bench"},
+                    litellm.pid,
+                    args,
+                )
+            )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    direct_p50 = results[0]["p50_ms"]
+    direct_p99 = results[0]["p99_ms"]
+    for result in results[1:]:
+        result["added_p50_ms"] = result["p50_ms"] - direct_p50
+        result["added_p99_ms"] = result["p99_ms"] - direct_p99
+    return results
+
+
+def render(results: list[dict], args) -> str:
+    lines = [
+        f"One process each; {args.requests} sequential requests for latency, 64 connections "
+        f"for {args.duration:.0f} s, {args.streams} concurrent streams.",
+        "",
+        "| server | added p50 ms | added p99 ms | req/s at 64 conn | 500 streams ok/failed "
+        "| streams s | RSS MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['name']} | {r.get('added_p50_ms', 0):.2f} | {r.get('added_p99_ms', 0):.2f} "
+            f"| {r['rps']:.0f} | {r.get('streams_ok', '-')}/{r.get('streams_failed', '-')} "
+            f"| {r.get('streams_seconds', 0):.1f} | {r.get('rss_mb', 0):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--litellm", help="path to the litellm executable of another venv")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--levels", nargs="+", default=["off", "medium"])
+    args = parser.parse_args()
+    results = asyncio.run(main_async(args))
+    table = render(results, args)
+    print(table)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "proxy.md").write_text(table + "\n")
+    print("median of direct upstream p50 ms:", statistics.median([results[0]["p50_ms"]]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,470 @@
+"""Monthly budgets enforced by reservation: reserve an estimate, settle to the real cost.
+
+Each budget has one counter per UTC month holding spent + reserved micro-dollars.
+``budget_reserve`` checks every applicable budget (organization, member, key) and adds
+the estimate to all of them in one atomic step, or rejects with ``insufficient_quota``;
+``budget_settle`` replaces the estimate with the actual cost; ``budget_release``
+returns it when the upstream call failed.
+
+With Redis the check-and-add is one Lua script, so the limit holds across every proxy
+instance. The embedded default keeps the counters in this process behind a lock: it
+holds across threads but not across processes, which is why the embedded mode is
+single-process. A counter missing from Redis (new month, Redis flushed) is seeded
+from the month's settled cost in the database before anything is added to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from django.conf import settings
+
+from billing import selectors
+from billing.models import AlertKind, BudgetScope
+from billing.selectors import BudgetLimit
+from common.db import run_in_db_thread
+from common.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+COUNTER_PREFIX = "synthlang:billing:budget:"
+# Counters outlive their month long enough for late settlements, then expire.
+COUNTER_TTL_SECONDS = 40 * 24 * 3600
+
+_SCOPE_WORDS = {
+    BudgetScope.ORGANIZATION: "your organization's monthly budget",
+    BudgetScope.MEMBER: "your monthly budget in this organization",
+    BudgetScope.KEY: "this API key's monthly budget",
+}
+
+
+class BudgetExceeded(DomainError):
+    code = "insufficient_quota"
+    message = "You exceeded your current quota, please check your plan and billing details."
+
+
+@dataclass(frozen=True)
+class _Hold:
+    budget_id: int
+    counter_key: str
+    soft_micros: int | None
+    hard_micros: int | None
+
+
+@dataclass
+class Reservation:
+    """An estimate held against every applicable budget until settled or released."""
+
+    organization_id: int
+    user_id: int | None
+    api_key_id: int | None
+    estimate_micros: int
+    month: date
+    holds: tuple[_Hold, ...] = ()
+    # Settling or releasing twice must not move the counters twice.
+    open: bool = field(default=True)
+
+
+def _month_of(moment: datetime) -> date:
+    return moment.astimezone(UTC).date().replace(day=1)
+
+
+def _counter_key(budget_id: int, month: date) -> str:
+    return f"{COUNTER_PREFIX}{budget_id}:{month:%Y-%m}"
+
+
+def _uses_redis() -> bool:
+    return getattr(settings, "CACHE_TYPE", "memory") == "redis" and bool(
+        getattr(settings, "REDIS_URL", "")
+    )
+
+
+# --- The atomic step, in Lua -----------------------------------------------------------------
+
+# KEYS: one counter per budget. ARGV[1] estimate, ARGV[2] TTL, then for each key a pair
+# (hard limit or -1 for none, seed or -1 for "not known yet").
+# Returns {1, value...} reserved; {0, index, value} rejected by KEYS[index];
+# {-1, index...} counters missing and no seed given: seed them from the database.
+_RESERVE_LUA = """
+local estimate = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local values = {}
+local missing = {-1}
+for i = 1, #KEYS do
+  local value = redis.call('GET', KEYS[i])
+  if not value then
+    local seed = tonumber(ARGV[2 + 2 * i])
+    if seed < 0 then
+      table.insert(missing, i)
+    else
+      redis.call('SET', KEYS[i], seed, 'EX', ttl)
+      value = seed
+    end
+  end
+  values[i] = tonumber(value)
+end
+if #missing > 1 then return missing end
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[1 + 2 * i])
+  if limit >= 0 and values[i] + estimate > limit then return {0, i, values[i]} end
+end
+local result = {1}
+for i = 1, #KEYS do
+  result[i + 1] = redis.call('INCRBY', KEYS[i], estimate)
+  redis.call('EXPIRE', KEYS[i], ttl)
+end
+return result
+"""
+
+# Add ARGV[1] (may be negative) to each existing counter. A counter that vanished is
+# left alone: its next seed from the database will include the settled cost.
+_ADJUST_LUA = """
+local result = {}
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    result[i] = redis.call('INCRBY', KEYS[i], tonumber(ARGV[1]))
+  else
+    result[i] = -1
+  end
+end
+return result
+"""
+
+
+class _MemoryCounters:
+    """The embedded mode's counters: the same protocol as the Lua scripts, under a lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values: dict[str, int] = {}
+        self.flags: set[str] = set()
+
+    def reserve(self, keys, estimate, limits, seeds):
+        with self.lock:
+            missing = [
+                index + 1
+                for index, key in enumerate(keys)
+                if key not in self.values and seeds[index] < 0
+            ]
+            if missing:
+                return [-1, *missing]
+            for index, key in enumerate(keys):
+                self.values.setdefault(key, seeds[index])
+            for index, key in enumerate(keys):
+                if limits[index] >= 0 and self.values[key] + estimate > limits[index]:
+                    return [0, index + 1, self.values[key]]
+            for key in keys:
+                self.values[key] += estimate
+            return [1, *(self.values[key] for key in keys)]
+
+    def adjust(self, keys, delta):
+        with self.lock:
+            result = []
+            for key in keys:
+                if key in self.values:
+                    self.values[key] += delta
+                    result.append(self.values[key])
+                else:
+                    result.append(-1)
+            return result
+
+    def flag_once(self, name: str) -> bool:
+        with self.lock:
+            if name in self.flags:
+                return False
+            self.flags.add(name)
+            return True
+
+    def clear(self) -> None:
+        with self.lock:
+            self.values.clear()
+            self.flags.clear()
+
+
+memory_counters = _MemoryCounters()
+
+
+def budget_counters_forget() -> None:
+    """Drop this process's in-memory counters (tests; they reseed from the database)."""
+    memory_counters.clear()
+
+
+def _reserve_args(holds, estimate, seeds):
+    args = [estimate, COUNTER_TTL_SECONDS]
+    for hold, seed in zip(holds, seeds, strict=True):
+        args += [-1 if hold.hard_micros is None else hold.hard_micros, seed]
+    return args
+
+
+def _redis_scripts(client):
+    return client.register_script(_RESERVE_LUA), client.register_script(_ADJUST_LUA)
+
+
+def _holds(limits: list[BudgetLimit], month: date) -> tuple[_Hold, ...]:
+    return tuple(
+        _Hold(
+            budget_id=limit.budget_id,
+            counter_key=_counter_key(limit.budget_id, month),
+            soft_micros=limit.soft_micros,
+            hard_micros=limit.hard_micros,
+        )
+        for limit in limits
+    )
+
+
+def _seeds(limits: list[BudgetLimit], month: date, missing: list[int]) -> list[int]:
+    seeds = [-1] * len(limits)
+    for index in missing:
+        seeds[index - 1] = selectors.budget_month_spent_micros(limit=limits[index - 1], month=month)
+    return seeds
+
+
+def _flag_key(budget_id: int, month: date, kind: str) -> str:
+    return f"{_counter_key(budget_id, month)}:alerted:{kind}"
+
+
+def _first_time(budget_id: int, month: date, kind: str) -> bool:
+    """Whether this process is the first, cluster-wide, to see this limit reached."""
+    name = _flag_key(budget_id, month, kind)
+    if _uses_redis():
+        from billing.usage import redis_client
+
+        return bool(redis_client().set(name, 1, nx=True, ex=COUNTER_TTL_SECONDS))
+    return memory_counters.flag_once(name)
+
+
+async def _afirst_time(budget_id: int, month: date, kind: str) -> bool:
+    name = _flag_key(budget_id, month, kind)
+    if _uses_redis():
+        from billing.usage import aredis_client
+
+        return bool(await aredis_client().set(name, 1, nx=True, ex=COUNTER_TTL_SECONDS))
+    return memory_counters.flag_once(name)
+
+
+def _alert(budget_id: int, month: date, kind: str, spent_micros: int) -> None:
+    from billing.tasks import budget_alert_raise
+
+    try:
+        budget_alert_raise.delay(budget_id, month.isoformat(), kind, int(spent_micros))
+    except Exception:
+        # The database's unique constraint still allows exactly one alert: let the
+        # next process that reaches the limit try again.
+        logger.exception("could not raise the %s alert of budget %s", kind, budget_id)
+        _forget_flag(budget_id, month, kind)
+
+
+def _forget_flag(budget_id: int, month: date, kind: str) -> None:
+    name = _flag_key(budget_id, month, kind)
+    try:
+        if _uses_redis():
+            from billing.usage import redis_client
+
+            redis_client().delete(name)
+        else:
+            with memory_counters.lock:
+                memory_counters.flags.discard(name)
+    except Exception:
+        logger.warning("could not clear alert flag %s", name, exc_info=True)
+
+
+def _rejection(limit: BudgetLimit) -> BudgetExceeded:
+    scope = _SCOPE_WORDS.get(limit.scope, "a monthly budget")
+    return BudgetExceeded(
+        "You exceeded your current quota, please check your plan and billing details. "
+        f"This request would exceed {scope}."
+    )
+
+
+def _soft_crossings(reservation: Reservation, values) -> list[tuple[_Hold, int]]:
+    return [
+        (hold, value)
+        for hold, value in zip(reservation.holds, values, strict=True)
+        if hold.soft_micros is not None and value >= 0 and value >= hold.soft_micros
+    ]
+
+
+# --- The API the proxy calls -------------------------------------------------------------------
+
+
+def budget_reserve(
+    *,
+    organization_id: int,
+    user_id: int | None,
+    api_key_id: int | None,
+    estimate_micros: int,
+    at: datetime | None = None,
+) -> Reservation:
+    """Hold ``estimate_micros`` against every applicable budget or raise ``BudgetExceeded``."""
+    month = _month_of(at or datetime.now(UTC))
+    estimate = max(int(estimate_micros), 0)
+    limits = selectors.budgets_applicable(
+        organization_id=organization_id, user_id=user_id, api_key_id=api_key_id
+    )
+    reservation = Reservation(organization_id, user_id, api_key_id, estimate, month)
+    if not limits:
+        return reservation
+    holds = _holds(limits, month)
+    keys = [hold.counter_key for hold in holds]
+    seeds = [-1] * len(holds)
+    for _attempt in range(2):
+        if _uses_redis():
+            from billing.usage import redis_client
+
+            reserve_script, _ = _redis_scripts(redis_client())
+            result = list(reserve_script(keys=keys, args=_reserve_args(holds, estimate, seeds)))
+        else:
+            limits_micros = [-1 if h.hard_micros is None else h.hard_micros for h in holds]
+            result = memory_counters.reserve(keys, estimate, limits_micros, seeds)
+        if result[0] != -1:
+            break
+        seeds = _seeds(limits, month, result[1:])
+    return _conclude(reservation, limits, holds, result, sync=True)
+
+
+async def abudget_reserve(
+    *,
+    organization_id: int,
+    user_id: int | None,
+    api_key_id: int | None,
+    estimate_micros: int,
+    at: datetime | None = None,
+) -> Reservation:
+    """``budget_reserve`` for the event loop: one Redis round trip when nothing is missing."""
+    month = _month_of(at or datetime.now(UTC))
+    estimate = max(int(estimate_micros), 0)
+    limits = await selectors.abudgets_applicable(
+        organization_id=organization_id, user_id=user_id, api_key_id=api_key_id
+    )
+    reservation = Reservation(organization_id, user_id, api_key_id, estimate, month)
+    if not limits:
+        return reservation
+    holds = _holds(limits, month)
+    keys = [hold.counter_key for hold in holds]
+    seeds = [-1] * len(holds)
+    for _attempt in range(2):
+        if _uses_redis():
+            from billing.usage import aredis_client
+
+            reserve_script, _ = _redis_scripts(aredis_client())
+            result = list(
+                await reserve_script(keys=keys, args=_reserve_args(holds, estimate, seeds))
+            )
+        else:
+            limits_micros = [-1 if h.hard_micros is None else h.hard_micros for h in holds]
+            result = memory_counters.reserve(keys, estimate, limits_micros, seeds)
+        if result[0] != -1:
+            break
+        seeds = await run_in_db_thread(_seeds, limits, month, result[1:])
+    if result[0] == 0:
+        limit = limits[int(result[1]) - 1]
+        if await _afirst_time(limit.budget_id, month, AlertKind.HARD):
+            await run_in_db_thread(_alert, limit.budget_id, month, AlertKind.HARD, int(result[2]))
+        raise _rejection(limit)
+    return _conclude(reservation, limits, holds, result, sync=False)
+
+
+def _conclude(reservation, limits, holds, result, *, sync: bool) -> Reservation:
+    if result[0] == -1:
+        # Seeded and still missing: the counter expired between the two calls. Refusing
+        # would punish the client for our cache; admit it without a hold instead.
+        logger.warning("budget counters missing after seeding; admitting without a hold")
+        return reservation
+    if result[0] == 0:
+        limit = limits[int(result[1]) - 1]
+        if sync and _first_time(limit.budget_id, reservation.month, AlertKind.HARD):
+            _alert(limit.budget_id, reservation.month, AlertKind.HARD, int(result[2]))
+        raise _rejection(limit)
+    reservation.holds = holds
+    return reservation
+
+
+def _adjust_sync(reservation: Reservation, delta: int) -> list[int]:
+    keys = [hold.counter_key for hold in reservation.holds]
+    if _uses_redis():
+        from billing.usage import redis_client
+
+        _, adjust_script = _redis_scripts(redis_client())
+        return [int(value) for value in adjust_script(keys=keys, args=[delta])]
+    return memory_counters.adjust(keys, delta)
+
+
+async def _adjust_async(reservation: Reservation, delta: int) -> list[int]:
+    keys = [hold.counter_key for hold in reservation.holds]
+    if _uses_redis():
+        from billing.usage import aredis_client
+
+        _, adjust_script = _redis_scripts(aredis_client())
+        return [int(value) for value in await adjust_script(keys=keys, args=[delta])]
+    return memory_counters.adjust(keys, delta)
+
+
+def budget_settle(reservation: Reservation, *, actual_micros: int) -> None:
+    """Replace the held estimate by the real cost; raise the soft-limit alert once."""
+    if not reservation.open or not reservation.holds:
+        reservation.open = False
+        return
+    reservation.open = False
+    values = _adjust_sync(reservation, max(int(actual_micros), 0) - reservation.estimate_micros)
+    for hold, value in _soft_crossings(reservation, values):
+        if _first_time(hold.budget_id, reservation.month, AlertKind.SOFT):
+            _alert(hold.budget_id, reservation.month, AlertKind.SOFT, value)
+
+
+async def abudget_settle(reservation: Reservation, *, actual_micros: int) -> None:
+    if not reservation.open or not reservation.holds:
+        reservation.open = False
+        return
+    reservation.open = False
+    delta = max(int(actual_micros), 0) - reservation.estimate_micros
+    values = await _adjust_async(reservation, delta)
+    for hold, value in _soft_crossings(reservation, values):
+        if await _afirst_time(hold.budget_id, reservation.month, AlertKind.SOFT):
+            await run_in_db_thread(_alert, hold.budget_id, reservation.month, AlertKind.SOFT, value)
+
+
+def budget_release(reservation: Reservation) -> None:
+    """Give the estimate back: the upstream call failed and costs nothing."""
+    if not reservation.open or not reservation.holds:
+        reservation.open = False
+        return
+    reservation.open = False
+    _adjust_sync(reservation, -reservation.estimate_micros)
+
+
+async def abudget_release(reservation: Reservation) -> None:
+    if not reservation.open or not reservation.holds:
+        reservation.open = False
+        return
+    reservation.open = False
+    await _adjust_async(reservation, -reservation.estimate_micros)
+
+
+def budget_counter_value(*, budget_id: int, at: datetime | None = None) -> int | None:
+    """The month's spent + reserved micro-dollars as the counters see it (admin, tests)."""
+    key = _counter_key(budget_id, _month_of(at or datetime.now(UTC)))
+    if _uses_redis():
+        from billing.usage import redis_client
+
+        value = redis_client().get(key)
+        return None if value is None else int(value)
+    with memory_counters.lock:
+        return memory_counters.values.get(key)
+
+
+def budget_counter_reset(*, budget_id: int, at: datetime | None = None) -> None:
+    """Forget a month's counter so the next request reseeds it from the database.
+
+    Outstanding reservations are forgotten with it; use after fixing data, not routinely.
+    """
+    key = _counter_key(budget_id, _month_of(at or datetime.now(UTC)))
+    if _uses_redis():
+        from billing.usage import redis_client
+
+        redis_client().delete(key)
+    else:
+        with memory_counters.lock:
+            memory_counters.values.pop(key, None)

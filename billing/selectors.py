@@ -1,0 +1,277 @@
+"""Reads of billing data: effective prices and budgets (cached per process), scoped usage."""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.conf import settings
+from django.db.models import QuerySet, Sum
+
+from billing import pricing
+from billing.models import Budget, BudgetScope, DailyUsageRollup, Price, UsageEvent
+from common.db import run_in_db_thread
+
+# --- Prices ----------------------------------------------------------------------------
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class _PriceRow:
+    pattern: str
+    effective_from: datetime
+    price: pricing.Price
+    specificity: tuple[int, int]
+
+
+class _PriceTable:
+    """Every price row in memory, reloaded after a short TTL.
+
+    The table is small (hundreds of rows) and read on every request and every flushed
+    event, so one query per TTL per process replaces one query per lookup.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: list[_PriceRow] = []
+        self._by_model: dict[str, list[_PriceRow]] = {}
+        self._expires_at = 0.0
+
+    def fresh(self) -> bool:
+        return time.monotonic() < self._expires_at
+
+    def forget(self) -> None:
+        with self._lock:
+            self._expires_at = 0.0
+
+    def load(self) -> None:
+        rows = []
+        for record in Price.objects.only(
+            "model_pattern",
+            "effective_from",
+            "input_per_mtok_micros",
+            "output_per_mtok_micros",
+            "cached_input_per_mtok_micros",
+        ):
+            pattern = record.model_pattern.strip().lower()
+            is_glob = bool(_GLOB_CHARS & set(pattern))
+            literal = sum(1 for char in pattern if char not in _GLOB_CHARS)
+            rows.append(
+                _PriceRow(
+                    pattern=pattern,
+                    effective_from=record.effective_from,
+                    price=pricing.Price(
+                        int(record.input_per_mtok_micros),
+                        int(record.output_per_mtok_micros),
+                        None
+                        if record.cached_input_per_mtok_micros is None
+                        else int(record.cached_input_per_mtok_micros),
+                    ),
+                    # An exact name beats any glob; among globs the one that spells out
+                    # more of the name is the more specific.
+                    specificity=(0 if is_glob else 1, literal),
+                )
+            )
+        ttl = float(getattr(settings, "PRICE_CACHE_SECONDS", 60))
+        with self._lock:
+            self._rows = rows
+            self._by_model = {}
+            self._expires_at = time.monotonic() + ttl
+
+    def candidates(self, model: str) -> list[_PriceRow]:
+        found = self._by_model.get(model)
+        if found is None:
+            found = sorted(
+                (row for row in self._rows if fnmatch.fnmatchcase(model, row.pattern)),
+                key=lambda row: (row.specificity, row.effective_from),
+                reverse=True,
+            )
+            self._by_model[model] = found
+        return found
+
+
+_prices = _PriceTable()
+
+
+def price_cache_forget() -> None:
+    """Make this process reload prices on the next lookup (others follow within the TTL)."""
+    _prices.forget()
+
+
+def unknown_model_price() -> pricing.Price:
+    """The unknown-model rule: ``UNKNOWN_MODEL_PRICE_PER_MTOK_USD``, "IN" or "IN,OUT" dollars."""
+    configured = getattr(settings, "UNKNOWN_MODEL_PRICE_PER_MTOK_USD", "0")
+    if isinstance(configured, (list, tuple)):
+        parts = [str(part) for part in configured]
+    else:
+        parts = [part.strip() for part in str(configured).split(",") if part.strip()]
+    parts = parts or ["0"]
+    input_micros = pricing.usd_to_micros(parts[0])
+    output_micros = pricing.usd_to_micros(parts[1] if len(parts) > 1 else parts[0])
+    return pricing.Price(input_micros, output_micros, None, unknown=True)
+
+
+def _lookup(model: str, at: datetime) -> pricing.Price | None:
+    name = (model or "").strip().lower()
+    names = [name]
+    # "openai/gpt-4o" and "anthropic/claude-..." as routers spell them.
+    if "/" in name:
+        names.append(name.rsplit("/", 1)[1])
+    for candidate in names:
+        for row in _prices.candidates(candidate):
+            if row.effective_from <= at:
+                return row.price
+    return None
+
+
+def price_for(model: str, at: datetime) -> pricing.Price:
+    """The price in force for ``model`` at ``at``, else the unknown-model rule.
+
+    The result's ``unknown`` flag tells the caller (and the usage event) which it was.
+    """
+    if not _prices.fresh():
+        _prices.load()
+    return _lookup(model, at) or unknown_model_price()
+
+
+async def aprice_for(model: str, at: datetime) -> pricing.Price:
+    """``price_for`` for the event loop: it touches the database only when the TTL ran out."""
+    if not _prices.fresh():
+        await run_in_db_thread(_prices.load)
+    return _lookup(model, at) or unknown_model_price()
+
+
+# --- Budgets ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetLimit:
+    """What a reservation needs to know about one budget, without an ORM object."""
+
+    budget_id: int
+    organization_id: int
+    scope: str
+    user_id: int | None
+    api_key_id: int | None
+    hard_micros: int | None
+    soft_micros: int | None
+    has_webhook: bool
+
+
+class _BudgetTable:
+    """Each organization's budgets, cached per process for a few seconds.
+
+    A budget changed in the admin takes effect here at once and in other processes
+    within ``BUDGET_CACHE_SECONDS``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_org: dict[int, tuple[float, tuple[BudgetLimit, ...]]] = {}
+
+    def get(self, organization_id: int) -> tuple[BudgetLimit, ...] | None:
+        entry = self._by_org.get(organization_id)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def load(self, organization_id: int) -> tuple[BudgetLimit, ...]:
+        limits = tuple(
+            BudgetLimit(
+                budget_id=budget.pk,
+                organization_id=budget.organization_id,
+                scope=budget.scope,
+                user_id=budget.user_id,
+                api_key_id=budget.api_key_id,
+                hard_micros=budget.monthly_limit_micros,
+                soft_micros=budget.soft_limit_micros,
+                has_webhook=bool(budget.webhook_url),
+            )
+            for budget in Budget.objects.filter(organization_id=organization_id)
+        )
+        ttl = float(getattr(settings, "BUDGET_CACHE_SECONDS", 5))
+        with self._lock:
+            self._by_org[organization_id] = (time.monotonic() + ttl, limits)
+        return limits
+
+    def forget(self, organization_id: int | None = None) -> None:
+        with self._lock:
+            if organization_id is None:
+                self._by_org.clear()
+            else:
+                self._by_org.pop(organization_id, None)
+
+
+_budgets = _BudgetTable()
+
+
+def budget_cache_forget(*, organization_id: int | None = None) -> None:
+    _budgets.forget(organization_id)
+
+
+def _applicable(
+    limits: tuple[BudgetLimit, ...], user_id: int | None, api_key_id: int | None
+) -> list[BudgetLimit]:
+    found = []
+    for limit in limits:
+        if limit.hard_micros is None and limit.soft_micros is None:
+            continue
+        if (
+            limit.scope == BudgetScope.ORGANIZATION
+            or (limit.scope == BudgetScope.MEMBER and user_id and limit.user_id == user_id)
+            or (limit.scope == BudgetScope.KEY and api_key_id and limit.api_key_id == api_key_id)
+        ):
+            found.append(limit)
+    return found
+
+
+def budgets_applicable(
+    *, organization_id: int, user_id: int | None, api_key_id: int | None
+) -> list[BudgetLimit]:
+    limits = _budgets.get(organization_id)
+    if limits is None:
+        limits = _budgets.load(organization_id)
+    return _applicable(limits, user_id, api_key_id)
+
+
+async def abudgets_applicable(
+    *, organization_id: int, user_id: int | None, api_key_id: int | None
+) -> list[BudgetLimit]:
+    limits = _budgets.get(organization_id)
+    if limits is None:
+        limits = await run_in_db_thread(_budgets.load, organization_id)
+    return _applicable(limits, user_id, api_key_id)
+
+
+def budget_month_spent_micros(*, limit: BudgetLimit, month: date) -> int:
+    """The month's settled cost in a budget's scope, from the rollups (seeds the counters)."""
+    if month.month == 12:
+        next_month = date(month.year + 1, 1, 1)
+    else:
+        next_month = date(month.year, month.month + 1, 1)
+    rows = DailyUsageRollup.objects.filter(
+        organization_id=limit.organization_id, day__gte=month, day__lt=next_month
+    )
+    if limit.scope == BudgetScope.MEMBER:
+        rows = rows.filter(user_id=limit.user_id)
+    elif limit.scope == BudgetScope.KEY:
+        rows = rows.filter(api_key_id=limit.api_key_id)
+    return int(rows.aggregate(total=Sum("cost_micros"))["total"] or 0)
+
+
+# --- Tenant-scoped usage reads ----------------------------------------------------------
+
+
+def usage_events_for_org(*, organization_id: int) -> QuerySet[UsageEvent]:
+    return UsageEvent.objects.filter(organization_id=organization_id)
+
+
+def rollups_for_org(*, organization_id: int | None) -> QuerySet[DailyUsageRollup]:
+    """An organization's rollups; ``None`` only for platform staff (every organization)."""
+    if organization_id is None:
+        return DailyUsageRollup.objects.all()
+    return DailyUsageRollup.objects.filter(organization_id=organization_id)

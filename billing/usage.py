@@ -1,0 +1,407 @@
+"""The usage write path: hand an event off in microseconds, store it later, exactly once.
+
+``usage_record``/``ausage_record`` only append the event to a buffer: a Redis list in
+production (shared by every proxy instance, drained by the Celery task ``usage_flush``)
+or an in-process buffer in the embedded default (drained by a background thread of
+the same process, since a Celery worker cannot see another process's memory).
+
+Draining follows the reliable-queue pattern: a flush atomically moves a batch from
+the buffer to its own processing list, writes it (idempotently, keyed by
+``request_id``), and only then deletes the processing list. A flush that fails puts
+its batch back; a flush that dies leaves its processing list behind, and a later
+flush returns it to the buffer once it is older than the visibility timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import logging
+import threading
+import time
+import uuid
+import weakref
+from collections import deque
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from billing import services
+
+logger = logging.getLogger(__name__)
+
+BUFFER_KEY = "synthlang:billing:usage:buffer"
+PROCESSING_INDEX_KEY = "synthlang:billing:usage:processing"
+PROCESSING_KEY_PREFIX = "synthlang:billing:usage:processing:"
+DEAD_LETTER_KEY = "synthlang:billing:usage:dead"
+
+
+def _batch_size() -> int:
+    return max(int(getattr(settings, "USAGE_FLUSH_BATCH", 500)), 1)
+
+
+def _uses_redis() -> bool:
+    return getattr(settings, "CACHE_TYPE", "memory") == "redis" and bool(
+        getattr(settings, "REDIS_URL", "")
+    )
+
+
+def _encode(event: dict) -> str:
+    return json.dumps(event, separators=(",", ":"), default=str)
+
+
+# --- Redis buffer --------------------------------------------------------------------------
+
+# Move up to ARGV[1] events from the buffer to this flush's processing list, and note
+# when it claimed them, in one atomic step: no event is ever in neither list.
+_CLAIM_LUA = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #items == 0 then return items end
+redis.call('LTRIM', KEYS[1], #items, -1)
+for i = 1, #items, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, #items)))
+end
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+return items
+"""
+
+# Return a processing list to the buffer (a failed flush, or a stale one of a dead
+# flush) and forget it. ARGV[2] > 0 only requeues when the claim is still that old, so
+# a flush that finished in the meantime is not undone.
+_REQUEUE_LUA = """
+local claimed = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if tonumber(ARGV[2]) > 0 and (not claimed or tonumber(claimed) > tonumber(ARGV[2])) then
+  return 0
+end
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = 1, #items, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, #items)))
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return #items
+"""
+
+_sync_client = None
+_sync_client_lock = threading.Lock()
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def redis_client():
+    """One pooled client per process for the billing keys (shared with ``budgets``)."""
+    global _sync_client
+    if _sync_client is None:
+        import redis
+
+        with _sync_client_lock:
+            if _sync_client is None:
+                _sync_client = redis.Redis.from_url(
+                    settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+                )
+    return _sync_client
+
+
+def aredis_client():
+    """A ``redis.asyncio`` client for the running loop (connections belong to one loop)."""
+    import redis.asyncio as aredis
+
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = aredis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+        )
+        _async_clients[loop] = client
+    return client
+
+
+class RedisBuffer:
+    def __init__(self, client) -> None:
+        self.client = client
+        self._claim = client.register_script(_CLAIM_LUA)
+        self._requeue = client.register_script(_REQUEUE_LUA)
+
+    def claim(self, limit: int) -> tuple[str, list]:
+        flush_id = uuid.uuid4().hex
+        items = self._claim(
+            keys=[BUFFER_KEY, PROCESSING_KEY_PREFIX + flush_id, PROCESSING_INDEX_KEY],
+            args=[limit, flush_id, time.time()],
+        )
+        return flush_id, list(items)
+
+    def ack(self, flush_id: str) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(PROCESSING_KEY_PREFIX + flush_id)
+        pipe.zrem(PROCESSING_INDEX_KEY, flush_id)
+        pipe.execute()
+
+    def nack(self, flush_id: str) -> None:
+        self._requeue(
+            keys=[PROCESSING_KEY_PREFIX + flush_id, BUFFER_KEY, PROCESSING_INDEX_KEY],
+            args=[flush_id, 0],
+        )
+
+    def recover_stale(self, older_than_seconds: float) -> int:
+        cutoff = time.time() - older_than_seconds
+        recovered = 0
+        for raw in self.client.zrangebyscore(PROCESSING_INDEX_KEY, "-inf", cutoff):
+            flush_id = raw.decode() if isinstance(raw, bytes) else raw
+            recovered += int(
+                self._requeue(
+                    keys=[PROCESSING_KEY_PREFIX + flush_id, BUFFER_KEY, PROCESSING_INDEX_KEY],
+                    args=[flush_id, cutoff],
+                )
+            )
+        return recovered
+
+    def dead_letter(self, items: list) -> None:
+        self.client.rpush(DEAD_LETTER_KEY, *items)
+
+    def __len__(self) -> int:
+        return int(self.client.llen(BUFFER_KEY))
+
+
+# --- In-process buffer ---------------------------------------------------------------------
+
+
+class MemoryBuffer:
+    """The embedded mode's buffer. Single process by design (see docs/decisions/0006)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: deque = deque()
+        self._processing: dict[str, list] = {}
+        self.dead: list = []
+
+    def push(self, item) -> int:
+        with self._lock:
+            self._items.append(item)
+            return len(self._items)
+
+    def claim(self, limit: int) -> tuple[str, list]:
+        flush_id = uuid.uuid4().hex
+        with self._lock:
+            batch = [self._items.popleft() for _ in range(min(limit, len(self._items)))]
+            if batch:
+                self._processing[flush_id] = batch
+        return flush_id, batch
+
+    def ack(self, flush_id: str) -> None:
+        with self._lock:
+            self._processing.pop(flush_id, None)
+
+    def nack(self, flush_id: str) -> None:
+        with self._lock:
+            # Back to the front: these are the oldest events.
+            self._items.extendleft(reversed(self._processing.pop(flush_id, [])))
+
+    def recover_stale(self, older_than_seconds: float) -> int:
+        return 0  # a failing flush in this process always nacks; nothing can be orphaned
+
+    def dead_letter(self, items: list) -> None:
+        with self._lock:
+            self.dead.extend(items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._processing.clear()
+            self.dead.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+memory_buffer = MemoryBuffer()
+
+
+# --- The background flusher of the in-process buffer ---------------------------------------
+
+
+class _Flusher:
+    """One daemon thread per process that drains the in-process buffer.
+
+    Woken when the buffer reaches a batch, otherwise every ``USAGE_FLUSH_INTERVAL``
+    seconds, so the embedded server shows usage within a second without a Celery beat.
+    """
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def ensure_started(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        if not getattr(settings, "USAGE_FLUSH_IN_BACKGROUND", True):
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="billing-usage-flusher", daemon=True
+                )
+                self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        interval = float(getattr(settings, "USAGE_FLUSH_INTERVAL", 1.0))
+        while True:
+            self._wake.wait(timeout=interval)
+            self._wake.clear()
+            if not len(memory_buffer):
+                continue
+            close_old_connections()
+            try:
+                usage_flush_run(redis=False)
+            except Exception:
+                # The batch went back to the buffer; try again on the next tick.
+                logger.exception("usage flush of the in-process buffer failed; will retry")
+                time.sleep(interval)
+            finally:
+                close_old_connections()
+
+
+_flusher = _Flusher()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    # A clean shutdown of the embedded server writes what is still buffered.
+    if len(memory_buffer):
+        try:
+            usage_flush_run(redis=False)
+        except Exception:
+            logger.exception("could not flush %s buffered usage events at exit", len(memory_buffer))
+
+
+def _buffer_locally(event: dict) -> None:
+    length = memory_buffer.push(dict(event))
+    _flusher.ensure_started()
+    if length >= _batch_size():
+        _flusher.wake()
+
+
+# --- The public hand-off --------------------------------------------------------------------
+
+
+def _request_flush_if_due(length: int) -> None:
+    # One nudge per batch that fills up; beat drains the rest every few seconds.
+    if length % _batch_size() == 0 and not getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+        from billing.tasks import usage_flush
+
+        try:
+            usage_flush.delay()
+        except Exception:
+            logger.warning("could not queue usage_flush; beat will pick the batch up")
+
+
+def usage_record(event: dict) -> None:
+    """Hand one usage event over for accounting. Never raises, never waits for the DB."""
+    if _uses_redis():
+        try:
+            length = redis_client().rpush(BUFFER_KEY, _encode(event))
+        except Exception:
+            # Redis is down: keep the event in this process and write it from here
+            # rather than lose it.
+            logger.warning("usage buffer unavailable; buffering event in process", exc_info=True)
+            _buffer_locally(event)
+            return
+        _request_flush_if_due(int(length))
+        return
+    _buffer_locally(event)
+
+
+async def ausage_record(event: dict) -> None:
+    """``usage_record`` for the event loop: an async RPUSH, or an in-memory append."""
+    if _uses_redis():
+        try:
+            length = await aredis_client().rpush(BUFFER_KEY, _encode(event))
+        except Exception:
+            logger.warning("usage buffer unavailable; buffering event in process", exc_info=True)
+            _buffer_locally(event)
+            return
+        if int(length) % _batch_size() == 0:
+            # Queuing a Celery message is blocking I/O: do it off the loop.
+            asyncio.get_running_loop().run_in_executor(None, _request_flush_if_due, int(length))
+        return
+    _buffer_locally(event)
+
+
+# --- Draining -------------------------------------------------------------------------------
+
+
+@dataclass
+class FlushStats:
+    batches: int = 0
+    events: int = 0
+    written: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    recovered: int = 0
+
+
+def _drain(buffer, *, decode: bool, max_batches: int, stats: FlushStats) -> None:
+    visibility = float(getattr(settings, "USAGE_FLUSH_VISIBILITY_SECONDS", 300))
+    stats.recovered += buffer.recover_stale(visibility)
+    for _ in range(max_batches):
+        flush_id, items = buffer.claim(_batch_size())
+        if not items:
+            return
+        events, undecodable = [], []
+        for item in items:
+            if not decode:
+                events.append(item)
+                continue
+            try:
+                events.append(json.loads(item))
+            except (ValueError, UnicodeDecodeError):
+                undecodable.append(item)
+        try:
+            result = services.usage_events_write(events=events)
+        except Exception:
+            buffer.nack(flush_id)
+            raise
+        invalid = undecodable + [
+            _encode(event) if decode else event for event, _reason in result.invalid
+        ]
+        if invalid:
+            # Retrying cannot fix a malformed event; keep it for a human, out of the way.
+            logger.error("%s usage events could not be stored; dead-lettered", len(invalid))
+            buffer.dead_letter(invalid)
+        buffer.ack(flush_id)
+        stats.batches += 1
+        stats.events += len(items)
+        stats.written += result.written
+        stats.duplicates += result.duplicates
+        stats.invalid += len(invalid)
+
+
+def usage_flush_run(*, redis: bool | None = None, max_batches: int | None = None) -> FlushStats:
+    """Drain the buffers into the database; what the Celery task and the flusher call.
+
+    ``redis=None`` drains whatever this process can see: the Redis buffer when it is
+    configured, and always this process's own buffer.
+    """
+    limit = max_batches or int(getattr(settings, "USAGE_FLUSH_MAX_BATCHES", 50))
+    stats = FlushStats()
+    if redis is not False and _uses_redis():
+        _drain(RedisBuffer(redis_client()), decode=True, max_batches=limit, stats=stats)
+    if redis is not True:
+        _drain(memory_buffer, decode=False, max_batches=limit, stats=stats)
+    return stats
+
+
+def usage_buffer_length() -> int:
+    """Events waiting to be written (for health checks and metrics)."""
+    length = len(memory_buffer)
+    if _uses_redis():
+        try:
+            length += len(RedisBuffer(redis_client()))
+        except Exception:
+            logger.warning("could not read the usage buffer length", exc_info=True)
+    return length

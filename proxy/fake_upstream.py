@@ -1,0 +1,176 @@
+"""A local OpenAI-compatible upstream over real HTTP, for tests and benchmarks.
+
+``python -m proxy.fake_upstream --port 9100 [--require-key KEY] [--chunk-delay-ms 5]``
+
+It answers like the in-process ``fake`` provider (same bodies, same staged
+failures by model name) and adds what only a real server can show: which provider
+key reached it, how many requests it saw, and whether a stream was abandoned by
+its client (the proxy must close the upstream request when its own client leaves).
+Model ``fake-flaky-<n>`` fails with 503 on its first n requests, then succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+from collections import Counter
+
+from aiohttp import web
+
+_FLAKY = re.compile(r"fake-flaky-(\d+)")
+
+
+def _fake():
+    # Imported late: the module needs Django settings, set up by main().
+    from proxy.providers import fake
+
+    return fake
+
+
+class FakeUpstream:
+    def __init__(self, *, require_key: str = "", chunk_delay_ms: float = 0.0):
+        self.require_key = require_key
+        self.chunk_delay = chunk_delay_ms / 1000
+        self.requests: Counter[str] = Counter()
+        self.keys_seen: Counter[str] = Counter()
+        self.streams_started = 0
+        self.streams_completed = 0
+        self.streams_abandoned = 0
+        self.flaky_seen: Counter[str] = Counter()
+        self.last_bodies: dict[str, dict] = {}
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_post("/v1/embeddings", self.embeddings)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/_stats", self.stats)
+        app.router.add_post("/_reset", self.reset)
+        return app
+
+    def _error(self, status: int, message: str) -> web.Response:
+        return web.json_response(
+            {"error": {"message": message, "type": "fake_error", "param": None, "code": None}},
+            status=status,
+        )
+
+    async def _check(
+        self, request: web.Request, model: str, body: dict | None = None
+    ) -> web.Response | None:
+        self.requests[f"{request.path} {model}"] += 1
+        if body is not None:
+            self.last_bodies[model] = body
+        authorization = request.headers.get("Authorization", "")
+        key = authorization.removeprefix("Bearer ").strip()
+        self.keys_seen[key[-4:] if key else ""] += 1
+        if self.require_key and key != self.require_key:
+            return self._error(401, "Incorrect API key provided.")
+        fake = _fake()
+        status = fake.staged_failure(model)
+        latency = fake.staged_latency_ms(model)
+        if latency:
+            await asyncio.sleep(latency / 1000)
+        flaky = _FLAKY.fullmatch(model)
+        if flaky:
+            self.flaky_seen[model] += 1
+            if self.flaky_seen[model] <= int(flaky.group(1)):
+                return web.json_response(
+                    {"error": {"message": "flaky"}}, status=503, headers={"retry-after-ms": "10"}
+                )
+        if status is not None:
+            return self._error(status, f"staged failure {status}")
+        return None
+
+    async def _stream(self, request: web.Request, chunks, model: str) -> web.StreamResponse:
+        # A slow model is slow between chunks too (a tenth of its first-byte latency).
+        delay = self.chunk_delay or _fake().staged_latency_ms(model) / 10000
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        self.streams_started += 1
+        try:
+            for chunk in chunks:
+                if delay:
+                    await asyncio.sleep(delay)
+                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            await response.write(b"data: [DONE]\n\n")
+            self.streams_completed += 1
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.streams_abandoned += 1
+            raise
+        return response
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        model = str(body.get("model", ""))
+        refused = await self._check(request, model, body)
+        if refused is not None:
+            return refused
+        fake = _fake()
+        if body.get("stream"):
+            return await self._stream(request, fake.chat_chunks(body, model=model), model)
+        return web.json_response(fake.chat_body(body, model=model))
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        model = str(body.get("model", ""))
+        refused = await self._check(request, model)
+        if refused is not None:
+            return refused
+        fake = _fake()
+        if body.get("stream"):
+            return await self._stream(request, fake.completion_chunks(body, model=model), model)
+        return web.json_response(fake.completion_body(body, model=model))
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        model = str(body.get("model", ""))
+        refused = await self._check(request, model)
+        if refused is not None:
+            return refused
+        return web.json_response(_fake().embedding_body(body, model=model))
+
+    async def models(self, request: web.Request) -> web.Response:
+        refused = await self._check(request, "-")
+        if refused is not None:
+            return refused
+        return web.json_response({"object": "list", "data": _fake().model_list()})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "requests": dict(self.requests),
+                "keys_seen": dict(self.keys_seen),
+                "streams_started": self.streams_started,
+                "streams_completed": self.streams_completed,
+                "streams_abandoned": self.streams_abandoned,
+                "last_bodies": self.last_bodies,
+            }
+        )
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.__init__(require_key=self.require_key, chunk_delay_ms=self.chunk_delay * 1000)
+        return web.json_response({"ok": True})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--require-key", default="")
+    parser.add_argument("--chunk-delay-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthlang_site.settings")
+    os.environ.setdefault("DEBUG", "true")
+    import django
+
+    django.setup()
+    upstream = FakeUpstream(require_key=args.require_key, chunk_delay_ms=args.chunk_delay_ms)
+    web.run_app(upstream.app(), host=args.host, port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,501 @@
+"""The request pipeline every proxy endpoint runs.
+
+admission (model access, rate limits, budget) -> compression -> cache -> upstream
+with retries and fallback -> accounting. Nothing on this path waits for work that
+can happen later: usage events are handed to billing's buffer, not written here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.conf import settings
+
+from accounts.selectors import Principal
+from billing import budgets, pricing
+from billing.selectors import aprice_for
+from billing.usage import ausage_record
+from common.errors import DomainError, InvalidRequest
+from proxy import metrics, ratelimit, response_cache, routing
+from proxy.providers import provider_for
+from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
+from proxy.streaming import StreamAssembler, replay_chat_completion
+from proxy.synthlang.engine import compress_messages, compress_text
+from proxy.tokens import count_message_tokens, count_tokens
+
+logger = logging.getLogger(__name__)
+
+COMPRESSION_LEVELS = ("off", "low", "medium", "high")
+CACHE_CONTROLS = ("off", "refresh")
+
+# Accounting of abandoned streams runs after the response task is gone; keep a
+# reference so the event loop does not drop the task before it finishes.
+_background: set[asyncio.Task] = set()
+
+
+def run_in_background(coroutine: Awaitable) -> None:
+    task = asyncio.ensure_future(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+@dataclass
+class ProxyCall:
+    """One client request on its way through the proxy, and what it cost."""
+
+    principal: Principal
+    request_id: str
+    endpoint: str  # "chat.completions" | "completions" | "embeddings"
+    model: str
+    body: dict
+    stream: bool = False
+    client_wants_usage: bool = False
+    compression_header: str = ""
+    cache_header: str = ""
+    started: float = field(default_factory=time.perf_counter)
+    upstream_seconds: float = 0.0
+    provider: str = ""
+    deployment: str = ""
+    upstream_model: str = ""
+    compression_level: str = "off"
+    tokens_saved: int = 0
+    cache: str = "off"
+    cache_tier: str = ""
+    status_code: int = 200
+    error_code: str = ""
+    client_disconnected: bool = False
+    prompt_tokens_estimate: int = 0
+    price: pricing.Price | None = None
+    admission: ratelimit.Admission | None = None
+    reservation: budgets.Reservation | None = None
+    cache_lookup: response_cache.CacheLookup = response_cache.OFF
+    finished: bool = False
+
+    def overhead_ms(self) -> float:
+        return max((time.perf_counter() - self.started - self.upstream_seconds) * 1000, 0.0)
+
+    def response_headers(self) -> dict[str, str]:
+        headers = {
+            "x-synthlang-cache": self.cache,
+            "x-synthlang-tokens-saved": str(self.tokens_saved),
+            "x-synthlang-overhead-ms": f"{self.overhead_ms():.2f}",
+            "x-synthlang-compression": self.compression_level,
+        }
+        if self.admission is not None:
+            headers.update(self.admission.headers)
+        return headers
+
+
+# --- Request controls ----------------------------------------------------------------
+
+
+def compression_level_for(principal: Principal, header: str) -> str:
+    """Header, then the organization's setting, then the platform default."""
+    if header:
+        level = header.strip().lower()
+        if level not in COMPRESSION_LEVELS:
+            raise InvalidRequest(
+                f"x-synthlang-compression must be one of {', '.join(COMPRESSION_LEVELS)}.",
+                param="x-synthlang-compression",
+            )
+        return level
+    if principal.compression_level:
+        return principal.compression_level
+    return settings.SYNTHLANG_DEFAULT_LEVEL if settings.USE_SYNTHLANG else "off"
+
+
+def cache_control_for(header: str) -> str:
+    control = header.strip().lower()
+    if control and control not in CACHE_CONTROLS:
+        raise InvalidRequest(
+            "x-synthlang-cache must be 'off' or 'refresh'.", param="x-synthlang-cache"
+        )
+    return control
+
+
+def _max_tokens(body: dict) -> int:
+    value = body.get("max_completion_tokens") or body.get("max_tokens")
+    return value if isinstance(value, int) else settings.DEFAULT_COMPLETION_ESTIMATE
+
+
+# --- Admission ------------------------------------------------------------------------
+
+
+def _compress(call: ProxyCall) -> None:
+    level = compression_level_for(call.principal, call.compression_header)
+    call.compression_level = level
+    if level == "off":
+        return
+    if call.endpoint == "chat.completions":
+        messages, stats = compress_messages(
+            call.body["messages"],
+            level=level,
+            model=call.model,
+            roles=call.principal.compression_roles or ("system", "user"),
+        )
+        if stats.tokens_saved > 0:
+            call.body = {**call.body, "messages": messages}
+            call.tokens_saved = stats.tokens_saved
+    elif call.endpoint == "completions" and isinstance(call.body.get("prompt"), str):
+        result = compress_text(call.body["prompt"], level=level, model=call.model)
+        if result.tokens_saved > 0:
+            call.body = {**call.body, "prompt": result.text}
+            call.tokens_saved = result.tokens_saved
+    if call.tokens_saved:
+        metrics.COMPRESSION_TOKENS_SAVED.labels(level=level).inc(call.tokens_saved)
+
+
+def _prompt_tokens(call: ProxyCall) -> int:
+    if call.endpoint == "chat.completions":
+        return count_message_tokens(call.body["messages"], model=call.model)
+    field_name = "prompt" if call.endpoint == "completions" else "input"
+    value = call.body.get(field_name)
+    if isinstance(value, str):
+        return count_tokens(value, model=call.model)
+    total = 0
+    for item in value or []:
+        total += (
+            count_tokens(item, model=call.model)
+            if isinstance(item, str)
+            else (len(item) if isinstance(item, list) else 1)
+        )
+    return total
+
+
+async def admit(call: ProxyCall) -> routing.RoutePlan:
+    """Everything that may refuse the request happens before any upstream call.
+
+    A cache hit is decided on the request as the client sent it (before compression)
+    and costs one request against the rate limits, no tokens and no budget.
+    """
+    call.principal.check_model(call.model)
+    plan = await routing.resolve_route(call.principal.organization_id, call.model)
+    if call.endpoint == "chat.completions":
+        call.cache_lookup = await response_cache.cache_lookup(
+            principal=call.principal, body=call.body, control=call.cache_header
+        )
+        call.cache = call.cache_lookup.status
+        call.cache_tier = call.cache_lookup.tier
+        metrics.CACHE_LOOKUPS.labels(result=call.cache, tier=call.cache_tier or "-").inc()
+        if call.cache == "hit":
+            call.admission = await ratelimit.admit(call.principal, tokens=0)
+            return plan
+    if call.endpoint != "embeddings":
+        _compress(call)
+    call.prompt_tokens_estimate = _prompt_tokens(call)
+    completion_allowance = 0 if call.endpoint == "embeddings" else _max_tokens(call.body)
+    call.admission = await ratelimit.admit(
+        call.principal, tokens=call.prompt_tokens_estimate + completion_allowance
+    )
+    call.price = await aprice_for(call.model, datetime.now(tz=UTC))
+    estimate = pricing.estimate_cost_micros(
+        price=call.price,
+        prompt_tokens=call.prompt_tokens_estimate,
+        max_tokens=completion_allowance,
+    )
+    call.reservation = await budgets.abudget_reserve(
+        organization_id=call.principal.organization_id,
+        user_id=call.principal.user_id,
+        api_key_id=call.principal.key_id,
+        estimate_micros=estimate,
+    )
+    return plan
+
+
+# --- Upstream with retries and fallback ----------------------------------------------
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    ceiling = min(settings.UPSTREAM_BACKOFF_MAX, settings.UPSTREAM_BACKOFF_BASE * 2**attempt)
+    delay = random.uniform(ceiling / 2, ceiling)  # jitter keeps retries from synchronising
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+async def call_upstream(
+    call: ProxyCall,
+    plan: routing.RoutePlan,
+    operation: Callable[[Provider, Target], Awaitable],
+):
+    """Run ``operation`` on the route's deployments in order, retrying retryable failures.
+
+    Client errors (400, 404, ...) are final; a refused provider key or a deployment
+    that keeps failing moves on to the next deployment.
+    """
+    last_error: UpstreamError | None = None
+    for position, deployment in enumerate(routing.attempt_order(plan)):
+        provider = provider_for(deployment.provider)
+        target = deployment.target()
+        for attempt in range(settings.UPSTREAM_MAX_RETRIES + 1):
+            started = time.perf_counter()
+            try:
+                result = await operation(provider, target)
+            except UpstreamError as error:
+                call.upstream_seconds += time.perf_counter() - started
+                metrics.UPSTREAM_ERRORS.labels(
+                    provider=deployment.provider, status=str(error.upstream_status or 0)
+                ).inc()
+                last_error = error
+                if error.code in ("invalid_request_error", "model_not_found") and (
+                    error.upstream_status not in (401, 403)
+                ):
+                    raise
+                if not error.retryable or attempt == settings.UPSTREAM_MAX_RETRIES:
+                    break
+                delay = _backoff(attempt, error.retry_after)
+                if delay > settings.UPSTREAM_BACKOFF_MAX:
+                    break  # the upstream asks for a longer pause: try the next deployment
+                await asyncio.sleep(delay)
+                continue
+            call.upstream_seconds += time.perf_counter() - started
+            routing.deployment_succeeded(deployment.label)
+            call.provider = deployment.provider
+            call.deployment = deployment.label
+            call.upstream_model = deployment.upstream_model
+            if position:
+                metrics.FALLBACKS.labels(model=call.model).inc()
+            return result
+        routing.deployment_failed(deployment.label)
+    assert last_error is not None
+    raise last_error
+
+
+async def open_stream(call: ProxyCall, plan: routing.RoutePlan, kind: str):
+    """Start a stream and wait for its first chunk, so failures before any byte reach
+    the client can still be retried or fall back."""
+
+    async def operation(provider: Provider, target: Target):
+        iterator = (
+            provider.chat_stream(target, call.body)
+            if kind == "chat"
+            else provider.completions_stream(target, call.body)
+        )
+        try:
+            first = await anext(iterator)
+        except StopAsyncIteration:
+            raise UpstreamError(
+                "The upstream provider sent an empty stream.", retryable=True
+            ) from None
+        except BaseException:
+            await iterator.aclose()
+            raise
+        return first, iterator
+
+    return await call_upstream(call, plan, operation)
+
+
+# --- Accounting ------------------------------------------------------------------------
+
+
+def usage_numbers(usage: dict | None) -> tuple[int, int, int]:
+    if not isinstance(usage, dict):
+        return 0, 0, 0
+    details = usage.get("prompt_tokens_details") or {}
+    return (
+        int(usage.get("prompt_tokens") or 0),
+        int(usage.get("completion_tokens") or 0),
+        int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+    )
+
+
+async def finish(call: ProxyCall, usage: dict | None) -> None:
+    """Settle limits and budget with the real numbers and hand the usage event over."""
+    if call.finished:
+        return
+    call.finished = True
+    prompt_tokens, completion_tokens, cached_tokens = usage_numbers(usage)
+    try:
+        if call.admission is not None and call.cache != "hit":
+            await ratelimit.settle_tokens(
+                call.admission, actual_tokens=prompt_tokens + completion_tokens
+            )
+        if call.reservation is not None:
+            if call.status_code >= 400 and not (prompt_tokens or completion_tokens):
+                await budgets.abudget_release(call.reservation)
+            else:
+                actual = 0
+                if call.cache != "hit" and call.price is not None:
+                    actual = pricing.cost_micros(
+                        price=call.price,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                        cached_tokens=cached_tokens,
+                    )
+                await budgets.abudget_settle(call.reservation, actual_micros=actual)
+    except Exception:
+        # Settling must never lose the usage event below.
+        logger.exception("settling limits failed for %s", call.request_id)
+    overhead_ms = call.overhead_ms()
+    status = str(call.status_code)
+    metrics.REQUESTS.labels(endpoint=call.endpoint, model=call.model, status=status).inc()
+    if prompt_tokens:
+        metrics.TOKENS.labels(direction="prompt", model=call.model).inc(prompt_tokens)
+    if completion_tokens:
+        metrics.TOKENS.labels(direction="completion", model=call.model).inc(completion_tokens)
+    if call.provider and call.upstream_seconds:
+        metrics.UPSTREAM_LATENCY.labels(provider=call.provider).observe(call.upstream_seconds)
+    metrics.PROXY_OVERHEAD.labels(endpoint=call.endpoint).observe(overhead_ms / 1000)
+    event = {
+        "request_id": call.request_id,
+        "created_at": datetime.now(tz=UTC).isoformat(),
+        "organization_id": call.principal.organization_id,
+        "user_id": call.principal.user_id,
+        "api_key_id": call.principal.key_id,
+        "endpoint": call.endpoint,
+        "model": call.model,
+        "upstream_model": call.upstream_model,
+        "provider": call.provider,
+        "deployment": call.deployment,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "cached_tokens": cached_tokens,
+        "status_code": call.status_code,
+        "error_code": call.error_code,
+        "stream": call.stream,
+        "client_disconnected": call.client_disconnected,
+        "cache": call.cache,
+        "cache_tier": call.cache_tier,
+        "tokens_saved": call.tokens_saved,
+        "compression_level": call.compression_level,
+        "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
+        "upstream_ms": round(call.upstream_seconds * 1000, 3),
+        "overhead_ms": round(overhead_ms, 3),
+    }
+    try:
+        await ausage_record(event)
+    except Exception:
+        logger.exception("could not hand over the usage event %s", call.request_id)
+
+
+async def fail(call: ProxyCall, error: DomainError) -> None:
+    call.status_code = error.status
+    call.error_code = error.code
+    await finish(call, None)
+
+
+# --- Streams ---------------------------------------------------------------------------
+
+
+def _sse(payload: bytes) -> bytes:
+    return b"data: " + payload + b"\n\n"
+
+
+async def relay_stream(
+    call: ProxyCall, first: dict, iterator: AsyncIterator[dict], encode: Callable[[dict], bytes]
+) -> AsyncIterator[bytes]:
+    """Pass the upstream's chunks to the client one by one, without buffering.
+
+    The proxy always asked the upstream for usage; the usage chunk reaches the client
+    only if the client asked for it. If the client hangs up, the upstream request is
+    closed and what was produced so far is still accounted. A stream that finished
+    cleanly is stored in the cache; an incomplete one never is.
+    """
+    assembler = StreamAssembler()
+    chunk: dict | None = first
+    completed = False
+    try:
+        while chunk is not None:
+            assembler.add(chunk)
+            if chunk.get("usage"):
+                if not chunk.get("choices") and not call.client_wants_usage:
+                    chunk = await anext(iterator, None)
+                    continue
+                if not call.client_wants_usage:
+                    chunk = {k: v for k, v in chunk.items() if k != "usage"}
+            elif call.client_wants_usage and "usage" not in chunk:
+                chunk = {**chunk, "usage": None}
+            yield _sse(encode(chunk))
+            started = time.perf_counter()
+            chunk = await anext(iterator, None)
+            call.upstream_seconds += time.perf_counter() - started
+        yield b"data: [DONE]\n\n"
+        completed = True
+    except asyncio.CancelledError:
+        call.client_disconnected = True
+        metrics.STREAMS_DISCONNECTED.inc()
+        raise
+    except UpstreamError as error:
+        # Headers are sent already: the error travels as a stream event, as OpenAI does.
+        call.status_code, call.error_code = error.status, error.code
+        yield _sse(
+            encode(
+                {
+                    "error": {
+                        "message": error.message,
+                        "type": error.error_type,
+                        "param": None,
+                        "code": error.code,
+                    }
+                }
+            )
+        )
+    finally:
+        run_in_background(_close_and_finish(call, iterator, assembler, completed))
+
+
+async def _close_and_finish(
+    call: ProxyCall, iterator, assembler: StreamAssembler, completed: bool
+) -> None:
+    try:
+        await iterator.aclose()  # closes the upstream connection: generation stops
+    except Exception:
+        logger.warning("closing the upstream stream of %s failed", call.request_id)
+    usage = assembler.usage
+    if usage is None:
+        # The stream ended before the upstream's usage chunk: count what was produced.
+        text = assembler.text()
+        usage = {
+            "prompt_tokens": call.prompt_tokens_estimate,
+            "completion_tokens": count_tokens(text, model=call.model) if text else 0,
+        }
+    if completed and call.endpoint == "chat.completions":
+        body = assembler.chat_completion()
+        if body is not None:
+            await store_in_cache(call, body)
+    await finish(call, usage)
+
+
+async def store_in_cache(call: ProxyCall, body: dict) -> None:
+    try:
+        await response_cache.cache_store(call.cache_lookup, response=body)
+    except Exception:
+        logger.exception("storing %s in the cache failed", call.request_id)
+
+
+def replay_hit(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterator[bytes]:
+    """A cache hit for a streaming client: the stored answer as a proper SSE stream."""
+
+    async def events():
+        try:
+            for chunk in replay_chat_completion(
+                call.cache_lookup.response, include_usage=call.client_wants_usage
+            ):
+                yield _sse(encode(chunk))
+            yield b"data: [DONE]\n\n"
+        finally:
+            run_in_background(finish(call, call.cache_lookup.response.get("usage")))
+
+    return events()
+
+
+async def run_json(
+    call: ProxyCall,
+    plan: routing.RoutePlan,
+    operation: Callable[[Provider, Target], Awaitable[UpstreamResult]],
+) -> UpstreamResult:
+    result = await call_upstream(call, plan, operation)
+
+    async def after():
+        if call.endpoint == "chat.completions":
+            await store_in_cache(call, result.body)
+        await finish(call, result.body.get("usage"))
+
+    run_in_background(after())
+    return result

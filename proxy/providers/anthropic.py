@@ -1,0 +1,314 @@
+"""Anthropic's Messages API behind OpenAI's chat completions format, streaming included."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from proxy.providers import http
+from proxy.providers.base import Target, UpstreamError, UpstreamResult
+
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
+# The Messages API requires max_tokens; OpenAI's does not.
+DEFAULT_MAX_TOKENS = 4096
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def _text_of(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "")
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def _content_blocks(content) -> list[dict]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    blocks = []
+    for part in content or []:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text":
+            blocks.append({"type": "text", "text": part.get("text", "")})
+        elif part.get("type") == "image_url":
+            url = (part.get("image_url") or {}).get("url", "")
+            if url.startswith("data:") and ";base64," in url:
+                media_type, data = url[5:].split(";base64,", 1)
+                blocks.append(
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": media_type, "data": data},
+                    }
+                )
+            else:
+                blocks.append({"type": "image", "source": {"type": "url", "url": url}})
+    return blocks
+
+
+def to_messages_request(body: dict, upstream_model: str) -> dict:
+    """OpenAI chat request -> Anthropic Messages request."""
+    system_parts: list[str] = []
+    messages: list[dict] = []
+
+    def append(role: str, blocks: list[dict]) -> None:
+        # The Messages API wants alternating roles: merge consecutive turns of one role.
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": role, "content": blocks})
+
+    for message in body.get("messages") or []:
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system_parts.append(_text_of(message.get("content")))
+        elif role == "user":
+            append("user", _content_blocks(message.get("content")))
+        elif role == "assistant":
+            blocks = _content_blocks(message.get("content")) if message.get("content") else []
+            for call in message.get("tool_calls") or []:
+                function = call.get("function") or {}
+                try:
+                    arguments = json.loads(function.get("arguments") or "{}")
+                except ValueError:
+                    arguments = {}
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.get("id"),
+                        "name": function.get("name"),
+                        "input": arguments,
+                    }
+                )
+            append("assistant", blocks)
+        elif role == "tool":
+            append(
+                "user",
+                [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": message.get("tool_call_id"),
+                        "content": _text_of(message.get("content")),
+                    }
+                ],
+            )
+    request: dict = {
+        "model": upstream_model,
+        "messages": messages,
+        "max_tokens": body.get("max_completion_tokens")
+        or body.get("max_tokens")
+        or DEFAULT_MAX_TOKENS,
+    }
+    if system_parts:
+        request["system"] = "\n\n".join(system_parts)
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            request[name] = body[name]
+    stop = body.get("stop")
+    if stop:
+        request["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if body.get("tools"):
+        request["tools"] = [
+            {
+                "name": tool["function"]["name"],
+                "description": tool["function"].get("description", ""),
+                "input_schema": tool["function"].get("parameters") or {"type": "object"},
+            }
+            for tool in body["tools"]
+            if tool.get("type") == "function"
+        ]
+    choice = body.get("tool_choice")
+    if choice == "required":
+        request["tool_choice"] = {"type": "any"}
+    elif choice == "auto":
+        request["tool_choice"] = {"type": "auto"}
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        request["tool_choice"] = {"type": "tool", "name": choice["function"]["name"]}
+    if isinstance(body.get("user"), str):
+        request["metadata"] = {"user_id": body["user"]}
+    return request
+
+
+def _usage(usage: dict) -> dict:
+    cached = int(usage.get("cache_read_input_tokens") or 0)
+    prompt = (
+        int(usage.get("input_tokens") or 0)
+        + cached
+        + int(usage.get("cache_creation_input_tokens") or 0)
+    )
+    completion = int(usage.get("output_tokens") or 0)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+
+
+def from_messages_response(payload: dict, model: str) -> dict:
+    """Anthropic Messages response -> OpenAI chat completion."""
+    text_parts, tool_calls = [], []
+    for block in payload.get("content") or []:
+        if block.get("type") == "text":
+            text_parts.append(block.get("text", ""))
+        elif block.get("type") == "tool_use":
+            tool_calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name"),
+                        "arguments": json.dumps(block.get("input") or {}),
+                    },
+                }
+            )
+    message: dict = {"role": "assistant", "content": "".join(text_parts) or None, "refusal": None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {
+        "id": f"chatcmpl-{payload.get('id', uuid.uuid4().hex)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": FINISH_REASONS.get(payload.get("stop_reason"), "stop"),
+            }
+        ],
+        "usage": _usage(payload.get("usage") or {}),
+    }
+
+
+class AnthropicProvider:
+    name = "anthropic"
+
+    def _url(self, target: Target) -> str:
+        return f"{(target.base_url or DEFAULT_BASE_URL).rstrip('/')}/messages"
+
+    def _headers(self, target: Target) -> dict[str, str]:
+        return {"x-api-key": target.api_key, "anthropic-version": ANTHROPIC_VERSION}
+
+    async def chat(self, target: Target, body: dict) -> UpstreamResult:
+        payload, headers = await http.post_json(
+            self._url(target),
+            headers=self._headers(target),
+            body=to_messages_request(body, target.upstream_model),
+        )
+        return UpstreamResult(
+            body=from_messages_response(payload, target.upstream_model), headers=headers
+        )
+
+    async def chat_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
+        request = {**to_messages_request(body, target.upstream_model), "stream": True}
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": target.upstream_model,
+        }
+        usage: dict = {}
+        tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool call index
+
+        def chunk(delta: dict, finish_reason=None) -> dict:
+            return {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+                ],
+            }
+
+        async for event, data in http.post_sse(
+            self._url(target), headers=self._headers(target), body=request
+        ):
+            kind = data.get("type") or event
+            if kind == "message_start":
+                usage.update((data.get("message") or {}).get("usage") or {})
+                yield chunk({"role": "assistant", "content": ""})
+            elif kind == "content_block_start":
+                block = data.get("content_block") or {}
+                if block.get("type") == "tool_use":
+                    tool_index[data.get("index", 0)] = len(tool_index)
+                    yield chunk(
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": tool_index[data.get("index", 0)],
+                                    "id": block.get("id"),
+                                    "type": "function",
+                                    "function": {"name": block.get("name"), "arguments": ""},
+                                }
+                            ]
+                        }
+                    )
+            elif kind == "content_block_delta":
+                delta = data.get("delta") or {}
+                if delta.get("type") == "text_delta":
+                    yield chunk({"content": delta.get("text", "")})
+                elif delta.get("type") == "input_json_delta":
+                    yield chunk(
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": tool_index.get(data.get("index", 0), 0),
+                                    "function": {"arguments": delta.get("partial_json", "")},
+                                }
+                            ]
+                        }
+                    )
+            elif kind == "message_delta":
+                usage.update(data.get("usage") or {})
+                reason = (data.get("delta") or {}).get("stop_reason")
+                if reason:
+                    yield chunk({}, FINISH_REASONS.get(reason, "stop"))
+            elif kind == "error":
+                error = data.get("error") or {}
+                raise UpstreamError(
+                    f"Anthropic stream error: {error.get('message', '')}",
+                    retryable=error.get("type") == "overloaded_error",
+                )
+        yield {**base, "choices": [], "usage": _usage(usage)}
+
+    async def completions(self, target: Target, body: dict) -> UpstreamResult:
+        raise UpstreamError(
+            "Anthropic models do not offer the legacy completions endpoint; use chat completions.",
+            code="invalid_request_error",
+        )
+
+    async def completions_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
+        raise UpstreamError(
+            "Anthropic models do not offer the legacy completions endpoint; use chat completions.",
+            code="invalid_request_error",
+        )
+        yield {}  # pragma: no cover - makes this an async generator
+
+    async def embeddings(self, target: Target, body: dict) -> UpstreamResult:
+        raise UpstreamError(
+            "Anthropic does not offer an embeddings endpoint.", code="invalid_request_error"
+        )
+
+    async def list_models(self, target: Target) -> list[dict]:
+        payload = await http.get_json(
+            f"{(target.base_url or DEFAULT_BASE_URL).rstrip('/')}/models",
+            headers=self._headers(target),
+        )
+        return [
+            {"id": item.get("id"), "object": "model", "created": 0, "owned_by": "anthropic"}
+            for item in payload.get("data", [])
+            if isinstance(item, dict)
+        ]

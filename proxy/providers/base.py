@@ -1,0 +1,138 @@
+"""The one small interface every upstream provider implements.
+
+Bodies in and out are OpenAI's wire format (dicts); a provider that speaks another
+dialect (Anthropic) translates at its edge, so the rest of the proxy knows one format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from common.errors import DomainError
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved deployment: which provider, with which key, under which model name."""
+
+    provider: str
+    upstream_model: str
+    base_url: str = ""
+    api_key: str = ""  # decrypted just before the call; never logged or cached
+    options: dict = field(default_factory=dict, hash=False)
+    label: str = ""  # "<provider>/<upstream model>[#deployment id]" for usage and metrics
+
+    def __repr__(self) -> str:  # keep the key out of every traceback and log line
+        return f"Target({self.label or self.provider + '/' + self.upstream_model})"
+
+
+@dataclass
+class UpstreamResult:
+    body: dict
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class UpstreamError(DomainError):
+    """An upstream call failed. ``retryable`` decides retries and fallback."""
+
+    code = "upstream_error"
+    message = "The upstream provider returned an error."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        upstream_status: int = 0,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        upstream_body: dict | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ):
+        super().__init__(message, param=param)
+        self.upstream_status = upstream_status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.upstream_body = upstream_body
+        if code:
+            self.code = code
+
+
+class Provider(Protocol):
+    name: str
+
+    async def chat(self, target: Target, body: dict) -> UpstreamResult: ...
+
+    def chat_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
+        """Yields OpenAI ``chat.completion.chunk`` dicts; the last carries usage."""
+        ...
+
+    async def completions(self, target: Target, body: dict) -> UpstreamResult: ...
+
+    def completions_stream(self, target: Target, body: dict) -> AsyncIterator[dict]: ...
+
+    async def embeddings(self, target: Target, body: dict) -> UpstreamResult: ...
+
+    async def list_models(self, target: Target) -> list[dict]: ...
+
+
+def classify_status(status: int, body: dict | None, retry_after: float | None) -> UpstreamError:
+    """Turn an upstream HTTP error into the error our client should see.
+
+    The client's key is not the upstream's key: an upstream 401/403 means *our*
+    provider key was refused, which is a gateway failure (502), never a 401 that
+    would tell the client its own key is wrong.
+    """
+    upstream_message = ""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            upstream_message = str(error.get("message") or "")
+        elif isinstance(error, str):
+            upstream_message = error
+    if status in (401, 403):
+        return UpstreamError(
+            "The upstream provider rejected the provider key configured for this model.",
+            upstream_status=status,
+            code="upstream_auth_failed",
+            upstream_body=body,
+        )
+    if status == 429:
+        return UpstreamError(
+            "The upstream provider is rate limiting requests; try again later.",
+            upstream_status=status,
+            retryable=True,
+            retry_after=retry_after,
+            code="rate_limit_exceeded",
+            upstream_body=body,
+        )
+    if status >= 500 or status in (408, 409):
+        return UpstreamError(
+            f"The upstream provider failed ({status}). {upstream_message}".strip(),
+            upstream_status=status,
+            retryable=True,
+            retry_after=retry_after,
+            upstream_body=body,
+        )
+    if status == 404:
+        return UpstreamError(
+            upstream_message or "The upstream provider does not know this model.",
+            upstream_status=status,
+            code="model_not_found",
+            param="model",
+            upstream_body=body,
+        )
+    # Other 4xx: the request itself is wrong; the client sees the upstream's reason.
+    param = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        param = body["error"].get("param")
+    return UpstreamError(
+        upstream_message or f"The upstream provider rejected the request ({status}).",
+        upstream_status=status,
+        code="invalid_request_error",
+        param=param,
+        upstream_body=body,
+    )

@@ -1,0 +1,146 @@
+"""Shared upstream HTTP: one aiohttp connection pool per upstream origin and event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import aiohttp
+from django.conf import settings
+
+from proxy.providers.base import UpstreamError, classify_status
+
+_sessions: dict[tuple[int, str], aiohttp.ClientSession] = {}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def session_for(url: str) -> aiohttp.ClientSession:
+    """The pool for this upstream. Keyed by loop too: a session is bound to its loop."""
+    loop = asyncio.get_running_loop()
+    key = (id(loop), _origin(url))
+    session = _sessions.get(key)
+    if session is None or session.closed:
+        connector = aiohttp.TCPConnector(
+            limit=settings.UPSTREAM_POOL_SIZE, ttl_dns_cache=300, keepalive_timeout=30
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            json_serialize=json.dumps,
+            raise_for_status=False,
+            auto_decompress=True,
+        )
+        _sessions[key] = session
+    return session
+
+
+def request_timeout() -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(
+        total=settings.UPSTREAM_TOTAL_TIMEOUT,
+        connect=settings.UPSTREAM_CONNECT_TIMEOUT,
+        # Waiting for the first byte and for each later chunk of a stream.
+        sock_read=settings.UPSTREAM_READ_TIMEOUT,
+    )
+
+
+def _retry_after(headers) -> float | None:
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return float(value) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+async def _error_from_response(response: aiohttp.ClientResponse) -> UpstreamError:
+    try:
+        body = await response.json(content_type=None)
+    except (ValueError, aiohttp.ClientError):
+        body = None
+    return classify_status(response.status, body, _retry_after(response.headers))
+
+
+def _connection_error(exc: Exception) -> UpstreamError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return UpstreamError(
+            "The upstream provider did not answer in time.", retryable=True, code="upstream_timeout"
+        )
+    return UpstreamError(
+        f"Could not reach the upstream provider ({type(exc).__name__}).", retryable=True
+    )
+
+
+async def post_json(url: str, *, headers: dict, body: dict) -> tuple[dict, dict]:
+    session = session_for(url)
+    try:
+        async with session.post(
+            url, json=body, headers=headers, timeout=request_timeout()
+        ) as response:
+            if response.status >= 400:
+                raise await _error_from_response(response)
+            return await response.json(content_type=None), dict(response.headers)
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise _connection_error(exc) from exc
+
+
+async def get_json(url: str, *, headers: dict) -> dict:
+    session = session_for(url)
+    try:
+        async with session.get(url, headers=headers, timeout=request_timeout()) as response:
+            if response.status >= 400:
+                raise await _error_from_response(response)
+            return await response.json(content_type=None)
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise _connection_error(exc) from exc
+
+
+async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tuple[str, dict]]:
+    """POST and yield ``(event name, parsed data)`` for each server-sent event.
+
+    Leaving the generator early (the client hung up) closes the response, which
+    closes the upstream connection: the upstream stops generating.
+    """
+    session = session_for(url)
+    try:
+        async with session.post(
+            url, json=body, headers=headers, timeout=request_timeout()
+        ) as response:
+            if response.status >= 400:
+                raise await _error_from_response(response)
+            event = ""
+            async for raw_line in response.content:
+                line = raw_line.decode("utf-8").rstrip("\r\n")
+                if not line:
+                    event = ""
+                    continue
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                    continue
+                if not line.startswith("data:"):
+                    continue  # comments (": keep-alive") and unknown fields
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                try:
+                    parsed = json.loads(data)
+                except ValueError:
+                    raise UpstreamError(
+                        "The upstream provider sent a malformed stream event.", retryable=False
+                    ) from None
+                if isinstance(parsed, dict) and "error" in parsed and not event:
+                    raise classify_status(500, parsed, None)
+                yield event, parsed
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise _connection_error(exc) from exc

@@ -1,0 +1,94 @@
+"""Any OpenAI-compatible upstream: OpenAI, Azure OpenAI, vLLM, Ollama, OpenRouter, Groq."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from proxy.providers import http
+from proxy.providers.base import Target, UpstreamResult
+
+AZURE_DEFAULT_API_VERSION = "2024-10-21"
+
+
+class OpenAICompatibleProvider:
+    name = "openai"
+
+    def _url(self, target: Target, path: str) -> str:
+        return f"{target.base_url.rstrip('/')}{path}"
+
+    def _headers(self, target: Target) -> dict[str, str]:
+        return {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+
+    def _body(self, target: Target, body: dict) -> dict:
+        return {**body, "model": target.upstream_model}
+
+    async def chat(self, target: Target, body: dict) -> UpstreamResult:
+        payload, headers = await http.post_json(
+            self._url(target, "/chat/completions"),
+            headers=self._headers(target),
+            body=self._body(target, body),
+        )
+        return UpstreamResult(body=payload, headers=headers)
+
+    async def chat_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
+        async for _event, chunk in http.post_sse(
+            self._url(target, "/chat/completions"),
+            headers=self._headers(target),
+            body=self._body(target, body),
+        ):
+            yield chunk
+
+    async def completions(self, target: Target, body: dict) -> UpstreamResult:
+        payload, headers = await http.post_json(
+            self._url(target, "/completions"),
+            headers=self._headers(target),
+            body=self._body(target, body),
+        )
+        return UpstreamResult(body=payload, headers=headers)
+
+    async def completions_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
+        async for _event, chunk in http.post_sse(
+            self._url(target, "/completions"),
+            headers=self._headers(target),
+            body=self._body(target, body),
+        ):
+            yield chunk
+
+    async def embeddings(self, target: Target, body: dict) -> UpstreamResult:
+        payload, headers = await http.post_json(
+            self._url(target, "/embeddings"),
+            headers=self._headers(target),
+            body=self._body(target, body),
+        )
+        return UpstreamResult(body=payload, headers=headers)
+
+    async def list_models(self, target: Target) -> list[dict]:
+        payload = await http.get_json(self._url(target, "/models"), headers=self._headers(target))
+        return [item for item in payload.get("data", []) if isinstance(item, dict)]
+
+
+class AzureOpenAIProvider(OpenAICompatibleProvider):
+    """Azure puts the deployment in the path and the version in the query string.
+
+    ``base_url`` is ``https://<resource>.openai.azure.com``; the deployment name is the
+    target's upstream model, and ``options["api_version"]`` picks the API version.
+    """
+
+    name = "azure"
+
+    def _url(self, target: Target, path: str) -> str:
+        version = target.options.get("api_version") or AZURE_DEFAULT_API_VERSION
+        base = target.base_url.rstrip("/")
+        if "/openai/deployments/" not in base:
+            base = f"{base}/openai/deployments/{target.upstream_model}"
+        return f"{base}{path}?api-version={version}"
+
+    def _headers(self, target: Target) -> dict[str, str]:
+        return {"api-key": target.api_key} if target.api_key else {}
+
+    def _body(self, target: Target, body: dict) -> dict:
+        # Azure routes by deployment; a "model" field is ignored, so drop it.
+        return {key: value for key, value in body.items() if key != "model"}
+
+    async def list_models(self, target: Target) -> list[dict]:
+        return [{"id": target.upstream_model, "object": "model", "owned_by": "azure"}]

@@ -1,0 +1,254 @@
+"""The OpenAI-compatible endpoints. Async end to end: parse, run the gateway, respond."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import time
+
+from django.conf import settings
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import ValidationError
+
+from accounts.selectors import Principal, aprincipal_for_key, raw_key_from_headers
+from common.errors import DomainError, InvalidJson, domain_error_from_drf, error_response
+from proxy import gateway, models_catalog
+from proxy.serializers import (
+    ChatCompletionRequestSerializer,
+    CompletionRequestSerializer,
+    EmbeddingRequestSerializer,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _dumps(payload) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_response(payload, *, status: int = 200, headers: dict | None = None) -> HttpResponse:
+    response = HttpResponse(_dumps(payload), status=status, content_type="application/json")
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def openai_errors(handler):
+    """Every failure leaves as OpenAI's error body with OpenAI's status code."""
+
+    @functools.wraps(handler)
+    async def wrapper(self, request, *args, **kwargs):
+        try:
+            return await handler(self, request, *args, **kwargs)
+        except DomainError as error:
+            return error_response(error)
+        except Exception:
+            logger.exception("unexpected error in %s", request.path)
+            return error_response(DomainError())
+
+    return wrapper
+
+
+# Built once: a DRF serializer deep-copies its declared fields on every instantiation,
+# which would cost more than the rest of a request. ``run_validation`` keeps no state
+# on the instance, so one instance can validate every request.
+VALIDATORS = {
+    serializer_class: serializer_class()
+    for serializer_class in (
+        ChatCompletionRequestSerializer,
+        CompletionRequestSerializer,
+        EmbeddingRequestSerializer,
+    )
+}
+
+
+def parse_body(request, serializer_class) -> dict:
+    """The request's JSON object, checked on the fields the proxy acts on."""
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJson(f"We could not parse the JSON body of your request. ({exc})") from None
+    if not isinstance(body, dict):
+        raise InvalidJson("The request body must be a JSON object.")
+    try:
+        VALIDATORS[serializer_class].run_validation(body)
+    except ValidationError as error:
+        raise domain_error_from_drf(error) from None
+    return body
+
+
+async def authenticate(request) -> Principal:
+    return await aprincipal_for_key(raw_key_from_headers(request.headers))
+
+
+def new_call(request, principal: Principal, endpoint: str, body: dict) -> gateway.ProxyCall:
+    model = body.get("model") or settings.DEFAULT_MODEL
+    stream = bool(body.get("stream"))
+    stream_options = body.get("stream_options") or {}
+    return gateway.ProxyCall(
+        principal=principal,
+        request_id=request.request_id,
+        endpoint=endpoint,
+        model=model,
+        body={**body, "model": model},
+        stream=stream,
+        client_wants_usage=stream and bool(stream_options.get("include_usage")),
+        compression_header=request.headers.get("x-synthlang-compression", ""),
+        cache_header=gateway.cache_control_for(request.headers.get("x-synthlang-cache", "")),
+    )
+
+
+def sse_response(call: gateway.ProxyCall, first: dict, iterator) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(
+        gateway.relay_stream(call, first, iterator, _dumps), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    # Reverse proxies such as nginx must pass each event on at once.
+    response["X-Accel-Buffering"] = "no"
+    for name, value in call.response_headers().items():
+        response[name] = value
+    return response
+
+
+def serve_cache_hit(call: gateway.ProxyCall) -> HttpResponse:
+    if call.stream:
+        response = StreamingHttpResponse(
+            gateway.replay_hit(call, _dumps), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        for name, value in call.response_headers().items():
+            response[name] = value
+        return response
+    body = {**call.cache_lookup.response, "created": int(time.time())}
+    gateway.run_in_background(gateway.finish(call, body.get("usage")))
+    return json_response(body, headers=call.response_headers())
+
+
+async def run_generation(call: gateway.ProxyCall, kind: str):
+    """Chat and legacy completions share everything but the provider method."""
+    try:
+        plan = await gateway.admit(call)
+        if call.cache == "hit":
+            return serve_cache_hit(call)
+        if call.stream:
+            # Always ask for usage, so streamed requests are accounted exactly.
+            call.body = {
+                **call.body,
+                "stream_options": {
+                    **(call.body.get("stream_options") or {}),
+                    "include_usage": True,
+                },
+            }
+            first, iterator = await gateway.open_stream(call, plan, kind)
+            return sse_response(call, first, iterator)
+
+        async def operation(provider, target):
+            method = provider.chat if kind == "chat" else provider.completions
+            return await method(target, call.body)
+
+        result = await gateway.run_json(call, plan, operation)
+        return json_response(result.body, headers=call.response_headers())
+    except DomainError as error:
+        gateway.run_in_background(gateway.fail(call, error))
+        _add_call_headers(error, call)
+        raise
+    except asyncio.CancelledError:
+        call.client_disconnected = True
+        call.status_code, call.error_code = 499, "client_closed_request"
+        gateway.run_in_background(gateway.finish(call, None))
+        raise
+
+
+def _add_call_headers(error: DomainError, call: gateway.ProxyCall) -> None:
+    headers = {k: v for k, v in call.response_headers().items() if k.startswith("x-synthlang")}
+    error.headers = {**headers, **error.headers}
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class ProxyEndpoint(View):
+    """Base of the API views: no CSRF (key-authenticated), errors in OpenAI's format."""
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        error = DomainError(f"{request.method} is not allowed on {request.path}.")
+        error.code = "method_not_allowed"
+        response = error_response(error)
+        response["Allow"] = ", ".join(m.upper() for m in self._allowed_methods())
+
+        async def respond():
+            return response
+
+        return respond()
+
+
+class ChatCompletionsView(ProxyEndpoint):
+    http_method_names = ["post"]
+
+    @openai_errors
+    async def post(self, request):
+        principal = await authenticate(request)
+        body = parse_body(request, ChatCompletionRequestSerializer)
+        call = new_call(request, principal, "chat.completions", body)
+        return await run_generation(call, "chat")
+
+
+class CompletionsView(ProxyEndpoint):
+    http_method_names = ["post"]
+
+    @openai_errors
+    async def post(self, request):
+        principal = await authenticate(request)
+        body = parse_body(request, CompletionRequestSerializer)
+        call = new_call(request, principal, "completions", body)
+        return await run_generation(call, "completions")
+
+
+class EmbeddingsView(ProxyEndpoint):
+    http_method_names = ["post"]
+
+    @openai_errors
+    async def post(self, request):
+        principal = await authenticate(request)
+        body = parse_body(request, EmbeddingRequestSerializer)
+        call = new_call(request, principal, "embeddings", body)
+        call.stream = False
+        try:
+            plan = await gateway.admit(call)
+            result = await gateway.run_json(
+                call, plan, lambda provider, target: provider.embeddings(target, call.body)
+            )
+        except DomainError as error:
+            gateway.run_in_background(gateway.fail(call, error))
+            _add_call_headers(error, call)
+            raise
+        return json_response(result.body, headers=call.response_headers())
+
+
+class ModelsView(ProxyEndpoint):
+    http_method_names = ["get"]
+
+    @openai_errors
+    async def get(self, request):
+        principal = await authenticate(request)
+        models = await models_catalog.models_for(principal)
+        return json_response({"object": "list", "data": models})
+
+
+class ModelDetailView(ProxyEndpoint):
+    http_method_names = ["get"]
+
+    @openai_errors
+    async def get(self, request, model_id: str):
+        principal = await authenticate(request)
+        for model in await models_catalog.models_for(principal):
+            if model["id"] == model_id:
+                return json_response(model)
+        error = DomainError(
+            f"The model '{model_id}' does not exist or you do not have access to it.", param="model"
+        )
+        error.code = "model_not_found"
+        raise error
