@@ -22,7 +22,7 @@ from billing import budgets, pricing
 from billing.selectors import aprice_for
 from billing.usage import ausage_record
 from common.errors import DomainError, InvalidRequest
-from proxy import metrics, ratelimit, response_cache, routing
+from proxy import metrics, ratelimit, response_cache, routing, translation
 from proxy.providers import provider_for
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
 from proxy.streaming import StreamAssembler, replay_chat_completion
@@ -141,12 +141,12 @@ def _compress(call: ProxyCall) -> None:
         )
         if stats.tokens_saved > 0:
             call.body = {**call.body, "messages": messages}
-            call.tokens_saved = stats.tokens_saved
+            call.tokens_saved += stats.tokens_saved
     elif call.endpoint == "completions" and isinstance(call.body.get("prompt"), str):
         result = compress_text(call.body["prompt"], level=level, model=call.model)
         if result.tokens_saved > 0:
             call.body = {**call.body, "prompt": result.text}
-            call.tokens_saved = result.tokens_saved
+            call.tokens_saved += result.tokens_saved
     if call.tokens_saved:
         metrics.COMPRESSION_TOKENS_SAVED.labels(level=level).inc(call.tokens_saved)
 
@@ -186,6 +186,15 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
         if call.cache == "hit":
             call.admission = await ratelimit.admit(call.principal, tokens=0)
             return plan
+    if call.endpoint == "chat.completions" and settings.SYNTHLANG_TRANSLATE:
+        messages, saved = await translation.apply_translation(
+            organization_id=call.principal.organization_id,
+            messages=call.body["messages"],
+            model=call.model,
+        )
+        if saved > 0:
+            call.body = {**call.body, "messages": messages}
+            call.tokens_saved += saved
     if call.endpoint != "embeddings":
         _compress(call)
     call.prompt_tokens_estimate = _prompt_tokens(call)

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from proxy import views
+from proxy.synthlang_views import synthlang_urlpatterns
 
 urlpatterns = [
     path("chat/completions", views.ChatCompletionsView.as_view(), name="chat-completions"),
@@ -10,3 +11,5 @@ urlpatterns = [
     # Model ids may contain slashes (OpenRouter's "openai/gpt-4o").
     path("models/<path:model_id>", views.ModelDetailView.as_view(), name="model-detail"),
 ]
+
+urlpatterns += synthlang_urlpatterns

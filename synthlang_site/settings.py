@@ -79,10 +79,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: platform health probes use whatever Host header they like.
+    "common.middleware.RequestIdMiddleware",
+    # Before host validation: platform health probes use whatever Host header they like.
     "common.middleware.HealthCheckMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "common.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -221,6 +221,21 @@ CACHE_SEMANTIC_MAX_TEMPERATURE = env_float(
 # request's x-synthlang-compression header says otherwise.
 SYNTHLANG_DEFAULT_LEVEL = env_choice(
     "SYNTHLANG_DEFAULT_LEVEL", "medium", ("off", "low", "medium", "high")
+)
+
+# Translate mode: long system prompts compiled once into compact SynthLang by a cheap
+# upstream model, used only when the result keeps every protected span.
+SYNTHLANG_TRANSLATE = env_bool("SYNTHLANG_TRANSLATE", False)
+SYNTHLANG_TRANSLATOR_MODEL = env_str("SYNTHLANG_TRANSLATOR_MODEL", "gpt-4o-mini") or "gpt-4o-mini"
+SYNTHLANG_TRANSLATE_MIN_TOKENS = env_int("SYNTHLANG_TRANSLATE_MIN_TOKENS", 400, minimum=1)
+SYNTHLANG_TRANSLATE_CACHE_SECONDS = env_float(
+    "SYNTHLANG_TRANSLATE_CACHE_SECONDS", 30.0, minimum=0, maximum=3600
+)
+SYNTHLANG_TRANSLATE_RETRY_SECONDS = env_float(
+    "SYNTHLANG_TRANSLATE_RETRY_SECONDS", 3600.0, minimum=1, maximum=7 * 86400
+)
+SYNTHLANG_TRANSLATE_MIN_RATIO = env_float(
+    "SYNTHLANG_TRANSLATE_MIN_RATIO", 0.1, minimum=0.0, maximum=1.0
 )
 
 # Upstream calls: timeouts in seconds, retries with exponential backoff and jitter,

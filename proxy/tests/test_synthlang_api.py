@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 
 import httpx2 as httpx
 import openai
@@ -91,13 +92,23 @@ def test_endpoints_refuse_a_wrong_api_key(route, body, db):
     assert raised.value.status_code == 401
 
 
-def test_endpoints_refuse_a_request_without_any_key(db):
+def raw_post(route: str, body: dict, *, key: str = "") -> httpx.Response:
+    """POST without the SDK: no key at all, or JSON the SDK cannot encode."""
+
     async def run():
         transport = httpx.ASGITransport(app=get_asgi_application())
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            return await http.post("/v1/synthlang/compress", json={"text": "hi"})
+            # ensure_ascii: lone surrogates travel as \uXXXX escapes, which JSON allows.
+            return await http.post(f"/v1{route}", content=json.dumps(body), headers=headers)
 
-    response = async_to_sync(run)()
+    return async_to_sync(run)()
+
+
+def test_endpoints_refuse_a_request_without_any_key(db):
+    response = raw_post("/synthlang/compress", {"text": "hi"})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"
 
@@ -137,7 +148,7 @@ def _truncated_pack() -> str:
         "slz1:" + base64.urlsafe_b64encode(b"plain bytes, not gzip").decode(),
         "slz1:" + base64.urlsafe_b64encode(gzip.compress(b"\xff\xfe\xfa", mtime=0)).decode(),
         _truncated_pack(),
-        pack("hello") + "AAAA",
+        "slz1:" + base64.urlsafe_b64encode(gzip.compress(b"hi", mtime=0) + b"junk").decode(),
         12345,
     ],
 )
@@ -205,6 +216,22 @@ def test_transport_format_packs_text_and_decompress_restores_it(alice_key):
 def test_transport_round_trips_any_unicode_text_exactly_over_http(alice_key, text):
     packed = call(alice_key, "/synthlang/compress", {"text": text, "format": "transport"})
     assert call(alice_key, "/synthlang/decompress", packed)["text"] == text
+
+
+@pytest.mark.parametrize("text", ["", "\x00", "🦜" * 1000, "\r\n\t ", "e\u0301 ﷽ \U0010fffd"])
+def test_transport_round_trips_edge_cases_exactly_over_http(alice_key, text):
+    packed = call(alice_key, "/synthlang/compress", {"text": text, "format": "transport"})
+    assert call(alice_key, "/synthlang/decompress", packed)["text"] == text
+
+
+def test_transport_round_trips_lone_surrogates_over_http(alice_key):
+    # Broken UTF-16 from clients' JSON escapes: not UTF-8 encodable, still carried exactly.
+    text = "a\ud800b\udfff"
+    packed = raw_post("/synthlang/compress", {"text": text, "format": "transport"}, key=alice_key)
+    assert packed.status_code == 200
+    restored = raw_post("/synthlang/decompress", packed.json(), key=alice_key)
+    assert restored.status_code == 200
+    assert restored.json()["text"] == text
 
 
 # --- Translate ---------------------------------------------------------------------------
