@@ -121,3 +121,14 @@ def test_valid_values_are_read():
     assert result.returncode == 0, result.stderr
     assert '"port": 9123' in result.stdout
     assert '"threshold": 0.9' in result.stdout
+
+
+def test_env_sample_lists_every_variable_the_settings_read():
+    import re
+
+    settings_source = (BASE_DIR / "synthlang_site" / "settings.py").read_text()
+    read = set(re.findall(r'env_\w+\(\s*"([A-Z0-9_]+)"', settings_source))
+    read |= {"SECRET_KEY", "ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL"}
+    sample = (BASE_DIR / ".env.sample").read_text()
+    listed = set(re.findall(r"^([A-Z0-9_]+)=", sample, flags=re.MULTILINE))
+    assert read - listed == set()
