@@ -1,0 +1,85 @@
+"""`manage.py cache_eval --dataset PATH`: how well the semantic cache tells same from different."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from proxy.semantic_cache.embedding import EmbeddingError, LocalMiniLMEmbedder
+from proxy.semantic_cache.evaluation import (
+    DEFAULT_CANDIDATE_THRESHOLD,
+    DEFAULT_CANDIDATES,
+    DEFAULT_COSINE_THRESHOLD,
+    format_report,
+    load_pairs,
+    run_evaluation,
+)
+from proxy.semantic_cache.verify import (
+    DEFAULT_ADDED_WORD_THRESHOLD,
+    DEFAULT_PARAPHRASE_THRESHOLD,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Store each pair's `first`, ask with its `second`, and print precision, recall and F1 "
+        "for cosine alone and for the verified semantic cache, per kind, with an ablation."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dataset", required=True, type=Path, help="JSONL file of pairs")
+        parser.add_argument(
+            "--threshold",
+            type=float,
+            default=DEFAULT_COSINE_THRESHOLD,
+            help="cosine threshold of the cosine-alone baselines",
+        )
+        parser.add_argument(
+            "--candidate-threshold",
+            type=float,
+            default=DEFAULT_CANDIDATE_THRESHOLD,
+            help="cosine at which a stored question becomes a candidate for verification",
+        )
+        parser.add_argument(
+            "--paraphrase-threshold",
+            type=float,
+            default=DEFAULT_PARAPHRASE_THRESHOLD,
+            help="cosine a reworded (not merely misspelt or padded) question needs",
+        )
+        parser.add_argument(
+            "--added-word-threshold",
+            type=float,
+            default=DEFAULT_ADDED_WORD_THRESHOLD,
+            help="cosine a question that differs by one added word needs",
+        )
+        parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
+        parser.add_argument(
+            "--isolated",
+            action="store_true",
+            help="compare each second with its own first only (default: one shared scope)",
+        )
+
+    def handle(self, *args, **options):
+        dataset: Path = options["dataset"]
+        if not dataset.is_file():
+            raise CommandError(f"dataset not found: {dataset}")
+        try:
+            pairs = load_pairs(path=dataset)
+        except (ValueError, KeyError) as error:
+            raise CommandError(f"cannot read {dataset}: {error}") from error
+        embedder = LocalMiniLMEmbedder()
+        try:
+            lexicon = embedder.lexicon()
+        except EmbeddingError as error:
+            raise CommandError(str(error)) from error
+        report = run_evaluation(
+            pairs=pairs,
+            embedder=embedder,
+            lexicon=lexicon,
+            threshold=options["threshold"],
+            candidate_threshold=options["candidate_threshold"],
+            paraphrase_threshold=options["paraphrase_threshold"],
+            added_word_threshold=options["added_word_threshold"],
+            scope_mode="isolated" if options["isolated"] else "shared",
+            k=options["candidates"],
+        )
+        self.stdout.write(format_report(report))
