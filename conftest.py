@@ -42,6 +42,19 @@ def _fresh_caches():
 
 
 @pytest.fixture
+def celery_eager(settings):
+    """Run Celery tasks in the calling process, as the embedded default does, even when
+    the environment names a broker (CI does)."""
+    from synthlang_site.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
 def org_a(db):
     return services.organization_create(name="Org A", slug="org-a")
 

@@ -64,6 +64,11 @@ COMPACT_WITHOUT_NEGATION = COMPACT.replace(
 )
 
 
+@pytest.fixture(autouse=True)
+def _tasks_run_in_process(celery_eager):
+    """These tests follow a translation from request to compiled row in one process."""
+
+
 def chat(system: str, user: str = "Where is parcel 7?") -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
