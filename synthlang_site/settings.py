@@ -8,6 +8,7 @@ provider; production points DATABASE_URL and REDIS_URL at shared services.
 import os
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from billing.beat import BEAT_SCHEDULE as BILLING_BEAT_SCHEDULE
@@ -76,6 +77,7 @@ INSTALLED_APPS = [
     "accounts",
     "billing",
     "proxy",
+    "synthlang_site",  # ops: backup commands, TaskRun (docs/decisions/0008-backups.md)
 ]
 
 MIDDLEWARE = [
@@ -190,7 +192,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 # The schedule lives in code, next to the tasks it runs.
-CELERY_BEAT_SCHEDULE = {**BILLING_BEAT_SCHEDULE}
+CELERY_BEAT_SCHEDULE = {
+    **BILLING_BEAT_SCHEDULE,
+    # Daily encrypted backup; retention pruning runs after each successful one.
+    "ops-backup": {
+        "task": "synthlang_site.tasks.backup_run",
+        "schedule": crontab(hour=2, minute=45),
+    },
+}
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -295,6 +304,12 @@ ROLE_RATE_LIMITS = {
         "tpm": env_int("ADMIN_TPM", 0, minimum=0),
     },
 }
+
+# --- Backups ---------------------------------------------------------------------------
+# Encrypted with the first ENCRYPTION_KEY; a relative directory is under the project.
+_backup_dir = Path(env_str("BACKUP_DIR", "./backups") or "./backups")
+BACKUP_DIR = _backup_dir if _backup_dir.is_absolute() else BASE_DIR / _backup_dir
+BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30, minimum=1, maximum=36_500)
 
 # --- HTTP API ------------------------------------------------------------------------
 REST_FRAMEWORK = {
