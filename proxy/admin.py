@@ -3,7 +3,8 @@
 from django.contrib import admin
 
 from accounts.admin_scoping import OrganizationScopedAdmin
-from proxy.models import Deployment, ModelRoute, TranslatedPrompt
+from proxy import response_cache
+from proxy.models import CacheEntry, Deployment, ModelRoute, TranslatedPrompt
 
 
 class DeploymentInline(admin.TabularInline):
@@ -67,3 +68,35 @@ class TranslatedPromptAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
 
     def has_add_permission(self, request, *args):
         return False  # rows come from traffic and the translate endpoint
+
+
+@admin.register(CacheEntry)
+class CacheEntryAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
+    organization_field = "organization"
+    list_display = ("question", "organization", "model", "hits", "last_hit_at", "expires_at")
+    list_filter = ("model",)
+    search_fields = ("question",)
+    ordering = ("-hits",)
+    actions = ["clear_selected"]
+    exclude = ("embedding",)
+
+    def get_actions(self, request):
+        # Django's bulk delete would leave the entries in Redis and in every process's
+        # memory; the clear action goes through the cache's service instead.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Clear selected entries from the cache (every tier)")
+    def clear_selected(self, request, queryset):
+        removed = response_cache.cache_remove_entries(entries=list(queryset))
+        self.message_user(request, f"Cleared {removed} cache entries.")
+
+    def has_add_permission(self, request, *args):
+        return False  # entries come from traffic
+
+    def has_change_permission(self, request, obj=None):
+        return False  # read-only: an edited answer would be served as the upstream's
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -14,3 +14,18 @@ def translate_system_prompt(translated_prompt_id: int) -> str | None:
     """Compile a pending `TranslatedPrompt`; a row that is not pending is left alone, so a
     duplicate or repeated delivery does nothing. Returns the row's status."""
     return translation.translation_compile_blocking(translated_prompt_id=translated_prompt_id)
+
+
+# --- Cache warming ------------------------------------------------------------------------
+
+
+@shared_task(ignore_result=True)
+def cache_refresh_popular(organization_id: int) -> dict:
+    """Re-ask upstream for the organization's most hit entries before they expire, within
+    ``CACHE_WARM_MAX_USD_PER_DAY`` (0, the default, turns it off). Safe to repeat: an entry
+    refreshed once is no longer close to expiring."""
+    from asgiref.sync import async_to_sync
+
+    from proxy.response_cache.services import cache_refresh_popular as refresh
+
+    return async_to_sync(refresh)(organization_id=organization_id)

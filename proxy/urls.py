@@ -1,6 +1,7 @@
 from django.urls import path
 
 from proxy import views
+from proxy.cache_views import cache_urlpatterns
 from proxy.synthlang_views import synthlang_urlpatterns
 
 urlpatterns = [
@@ -13,3 +14,4 @@ urlpatterns = [
 ]
 
 urlpatterns += synthlang_urlpatterns
+urlpatterns += cache_urlpatterns

@@ -32,6 +32,11 @@ def _warm_up() -> None:
 
 _warm_up()
 
+from proxy.response_cache import cache_warm_start  # noqa: E402
+
+# In a background thread: the embedding model and the recent scopes' cache indexes.
+cache_warm_start()
+
 application = ProtocolTypeRouter(
     {
         "http": PathRouter(api=ApiASGIHandler(), site=StaticFilesRouter(django_http)),

@@ -225,6 +225,10 @@ CACHE_TTL_SECONDS = env_int("CACHE_TTL_SECONDS", 86_400, minimum=1)
 CACHE_SEMANTIC_MAX_TEMPERATURE = env_float(
     "CACHE_SEMANTIC_MAX_TEMPERATURE", 1.0, minimum=0.0, maximum=2.0
 )
+# Opt-in refresh of popular entries before they expire; 0 turns it off.
+CACHE_WARM_MAX_USD_PER_DAY = env_float(
+    "CACHE_WARM_MAX_USD_PER_DAY", 0.0, minimum=0.0, maximum=1_000_000
+)
 
 # Compression level used when USE_SYNTHLANG is on and neither the organization nor the
 # request's x-synthlang-compression header says otherwise.

@@ -1,19 +1,37 @@
 """The response cache as the gateway sees it: look up before the upstream, store after.
 
-This module is the seam between the request pipeline and the cache's tiers; the
-gateway calls only ``cache_lookup`` and ``cache_store``.
+This package is the seam between the request pipeline and the cache's tiers; the gateway
+calls only ``cache_lookup`` and ``cache_store``. Tiers: exact (hash of the normalised request
+within its context fingerprint) and semantic (embedding of the final user turn, searched within
+the same scope and fingerprint, then verified). Storage: memory, then Redis, then the database
+(``store``). Operations for the API, the admin and Celery live in ``services``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from accounts.selectors import Principal
+from common import redis as shared_redis
+from common.db import run_in_db_thread
+from proxy.response_cache import store
+from proxy.semantic_cache.normalize import (
+    exact_cache_key,
+    fingerprint,
+    normalize_for_embedding,
+)
+from proxy.semantic_cache.verify import (
+    MAX_VERIFIED_WORDS,
+    VerificationPolicy,
+    first_verified_candidate,
+)
+
+logger = logging.getLogger(__name__)
 
 # Request fields that change the answer: they are part of the cache key.
 ANSWER_SHAPING_FIELDS = (
@@ -41,6 +59,9 @@ ANSWER_SHAPING_FIELDS = (
     "prediction",
     "parallel_tool_calls",
 )
+# Index candidates start here; verification decides (docs/decisions/0004).
+CANDIDATE_FLOOR = 0.75
+CANDIDATES = 5
 
 
 @dataclass(frozen=True)
@@ -88,30 +109,22 @@ def final_user_text(messages: list[dict]) -> tuple[str, list[dict]] | None:
     return content, messages[:-1]
 
 
-def _digest(value) -> str:
-    return hashlib.sha256(
-        json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode()
-    ).hexdigest()
-
-
-def _normalised(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def cache_context(principal: Principal, body: dict) -> CacheContext | None:
     extracted = final_user_text(body.get("messages") or [])
     if extracted is None:
         return None
     question, history = extracted
     shaping = {name: body.get(name) for name in ANSWER_SHAPING_FIELDS if name in body}
-    fingerprint = _digest({"history": history, "shaping": shaping})
+    context_fingerprint = fingerprint(parts={"history": history, "shaping": shaping})
     temperature = body.get("temperature")
-    semantic_allowed = temperature is None or temperature <= settings.CACHE_SEMANTIC_MAX_TEMPERATURE
+    semantic_allowed = (
+        temperature is None or temperature <= settings.CACHE_SEMANTIC_MAX_TEMPERATURE
+    ) and len(question.split()) <= MAX_VERIFIED_WORDS
     return CacheContext(
         scope=cache_scope(principal),
         organization_id=None if principal.cache_scope == "platform" else principal.organization_id,
-        context_fingerprint=fingerprint,
-        exact_key=_digest([fingerprint, _normalised(question)]),
+        context_fingerprint=context_fingerprint,
+        exact_key=exact_cache_key(text=question, context_fingerprint=context_fingerprint),
         question=question,
         model=str(body.get("model", "")),
         semantic_allowed=semantic_allowed,
@@ -122,9 +135,13 @@ def caching_enabled(principal: Principal, control: str) -> bool:
     return settings.ENABLE_CACHE and principal.cache_enabled and control != "off"
 
 
-# --- Tiers ---------------------------------------------------------------------------
-# Exact tier in process memory: (scope, exact key) -> (expires at, response).
-_exact: dict[tuple[str, str], tuple[float, dict]] = {}
+def verification_policy() -> VerificationPolicy:
+    # CACHE_SIMILARITY_THRESHOLD is the bar for a question that adds one word to a stored one;
+    # rewordings keep the engine's own bar (docs/decisions/0004).
+    return VerificationPolicy(added_word_threshold=settings.CACHE_SIMILARITY_THRESHOLD)
+
+
+# --- Lookup -----------------------------------------------------------------------------
 
 
 async def cache_lookup(*, principal: Principal, body: dict, control: str) -> CacheLookup:
@@ -134,19 +151,226 @@ async def cache_lookup(*, principal: Principal, body: dict, control: str) -> Cac
     context = cache_context(principal, body)
     if context is None:
         return OFF
-    if control != "refresh":
-        entry = _exact.get((context.scope, context.exact_key))
-        if entry is not None and entry[0] > time.monotonic():
-            return CacheLookup(status="hit", tier="exact", response=entry[1], context=context)
-    return CacheLookup(status="miss", context=context)
+    if control == "refresh":
+        return CacheLookup(status="miss", context=context, details={"refresh": True})
+    found = await _find(context)
+    hit = found is not None
+    _count(context.scope, hit=hit, key=found[1] if hit else "")
+    if not hit:
+        return CacheLookup(status="miss", context=context)
+    tier, key, response, details = found
+    return CacheLookup(
+        status="hit",
+        tier=tier,
+        response=response,
+        context=context,
+        details={"entry": key, **details},
+    )
+
+
+async def _find(context: CacheContext) -> tuple[str, str, dict, dict] | None:
+    scope, key = context.scope, context.exact_key
+    state = await store.ensure_scope(scope)
+    raw = None
+    if shared_redis.redis_enabled():
+        try:
+            raw = await store.redis_sync(scope, key)
+        except Exception:
+            # Redis down: memory and the database still answer.
+            logger.warning("cache: Redis unavailable, using memory and the database")
+        state = store._scope(scope) or state
+    now = time.time()
+    entry = state.entries.get(key)
+    if entry is not None and entry.live(now):
+        response = entry.response
+        if response is None and raw:
+            response = store.Entry.from_json(raw).response
+            entry.response = response
+        if response is not None:
+            return "exact", key, response, {}
+    elif raw:
+        loaded = store.Entry.from_json(raw)
+        if loaded.live(now):
+            with store._lock:
+                state.put(loaded)
+            return "exact", key, loaded.response, {}
+
+    if context.semantic_allowed and state.indexes.get(context.context_fingerprint):
+        match = await _semantic_match(state, context)
+        if match is not None:
+            response = await _response_of(state, scope, match.entry_id)
+            if response is not None:
+                return "semantic", match.entry_id, response, {"score": round(match.score, 4)}
+
+    row = await run_in_db_thread(store.db_read_blocking, scope, key)
+    if row is not None:
+        restored = store.Entry(**row.__dict__)
+        with store._lock:
+            state.put(restored)
+        if shared_redis.redis_enabled():
+            store._in_background(store._swallow(store.redis_store(row), "restoring to Redis"))
+        return "exact", key, row.response, {"from": "database"}
+    return None
+
+
+async def _semantic_match(state: store.ScopeState, context: CacheContext):
+    index = state.indexes.get(context.context_fingerprint)
+    if index is None:
+        return None
+
+    def search():
+        # Embedding, search and verification are CPU work: all of it off the event loop.
+        embedder = store.embedder()
+        lexicon = embedder.lexicon()
+        text = normalize_for_embedding(text=context.question, lexicon=lexicon)
+        vector = embedder.embed([text])[0]
+        candidates = index.search(vector=vector, k=CANDIDATES, threshold=CANDIDATE_FLOOR)
+        match, _ = first_verified_candidate(
+            candidates=candidates,
+            incoming=context.question,
+            policy=verification_policy(),
+            lexicon=lexicon,
+        )
+        return match
+
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(store._embed_executor, search)
+
+
+async def _response_of(state: store.ScopeState, scope: str, key: str) -> dict | None:
+    entry = state.entries.get(key)
+    if entry is not None and entry.response is not None:
+        return entry.response
+    loaded = None
+    if shared_redis.redis_enabled():
+        try:
+            loaded = await store.redis_read(scope, key)
+        except Exception:
+            logger.warning("cache: Redis unavailable, reading the entry from the database")
+    if loaded is None:
+        loaded = await run_in_db_thread(store.db_read_blocking, scope, key)
+    if loaded is None or not loaded.live(time.time()):
+        return None
+    if entry is not None:
+        entry.response = loaded.response
+    return loaded.response
+
+
+def _count(scope: str, *, hit: bool, key: str) -> None:
+    state = store._scope(scope)
+    if hit and state is not None:
+        with store._lock:
+            state.touch(key)
+    if shared_redis.redis_enabled():
+        store.redis_touch_later(scope, key, hit=hit)
+    elif state is not None:
+        if hit:
+            state.hits += 1
+        else:
+            state.misses += 1
+    if hit:
+        store.db_count_hit_later(scope, key)
+
+
+# --- Store --------------------------------------------------------------------------------
 
 
 async def cache_store(lookup: CacheLookup, *, response: dict) -> None:
-    """Keep a complete, successful answer for the lookup's key."""
-    if lookup.status != "miss" or lookup.context is None:
+    """Keep a complete, successful answer for the lookup's key (called in the background)."""
+    if lookup.status != "miss" or lookup.context is None or not response.get("choices"):
         return
     context = lookup.context
-    _exact[(context.scope, context.exact_key)] = (
-        time.monotonic() + settings.CACHE_TTL_SECONDS,
-        response,
+    entry = _entry_for(context, response)
+    if context.semantic_allowed:
+        # The exact tier serves this process at once; the embedding (milliseconds, or the
+        # model's load on a cold process) must not leave a repeat in that gap uncached.
+        state = await store.ensure_scope(context.scope)
+        with store._lock:
+            state.put(store.Entry(**entry.__dict__))
+        entry.vector = await _embed_question(context.question)
+    await store_entry(entry)
+
+
+def _entry_for(context: CacheContext, response: dict) -> store.Entry:
+    return store.Entry(
+        key=context.exact_key,
+        scope=context.scope,
+        organization_id=context.organization_id,
+        fingerprint=context.context_fingerprint,
+        question=context.question,
+        model=context.model,
+        expires_at=time.time() + settings.CACHE_TTL_SECONDS,
+        response=response,
     )
+
+
+async def _embed_question(question: str):
+    def embed():
+        embedder = store.embedder()
+        text = normalize_for_embedding(text=question, lexicon=embedder.lexicon())
+        return embedder.embed([text])[0]
+
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(store._embed_executor, embed)
+
+
+async def store_entry(entry: store.Entry) -> list[str]:
+    """Put an entry in every tier; returns the keys evicted to make room."""
+    state = await store.ensure_scope(entry.scope)
+    vector = entry.vector
+    with store._lock:
+        state.put(store.Entry(**entry.__dict__))
+    evicted: list[str] = []
+    if shared_redis.redis_enabled():
+        try:
+            evicted = await store.redis_store(entry)
+            store.count_evictions("redis", len(evicted))
+        except Exception:
+            logger.warning("cache: Redis unavailable, entry kept in memory and the database")
+        with store._lock:
+            for key in evicted:
+                state.remove(key)
+    else:
+        with store._lock:
+            expired = state.expired(time.time())
+            for key in expired:
+                state.remove(key)
+            evicted = state.least_recently_used_beyond(settings.CACHE_MAX_ITEMS)
+            for key in evicted:
+                state.remove(key)
+            state.evictions += len(evicted)
+        store.count_evictions("memory", len(evicted))
+        evicted = evicted + expired
+    # The durable copy never holds up the caller: a Redis flush is the only thing it is for.
+    store._in_background(
+        store._swallow(
+            run_in_db_thread(store.db_save_blocking, entry, vector, evicted),
+            "saving a cache entry to the database",
+        )
+    )
+    return evicted
+
+
+from proxy.response_cache.services import (  # noqa: E402 - they build on the names above
+    cache_clear_organization,
+    cache_remove_entries,
+    cache_stats,
+    cache_warm_start,
+)
+
+__all__ = [
+    "ANSWER_SHAPING_FIELDS",
+    "OFF",
+    "CacheContext",
+    "CacheLookup",
+    "cache_clear_organization",
+    "cache_context",
+    "cache_lookup",
+    "cache_remove_entries",
+    "cache_scope",
+    "cache_stats",
+    "cache_store",
+    "cache_warm_start",
+    "caching_enabled",
+    "final_user_text",
+]
