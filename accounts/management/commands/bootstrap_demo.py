@@ -6,6 +6,7 @@ are printed exactly once.
 
 import secrets
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(self.style.SUCCESS("Demo organization created. Shown once:"))
         self.stdout.write(
-            f"  admin site:  http://127.0.0.1:8000/admin/  user 'admin'  password {password}"
+            f"  admin site:  http://127.0.0.1:{settings.PORT}/admin/  user 'admin'  "
+            f"password {password}"
         )
         self.stdout.write(f"  API key:     {plaintext}")
