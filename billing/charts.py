@@ -44,11 +44,17 @@ def columns_chart(
     width: int = 720,
     height: int = 220,
     color: str = PALETTE[0],
+    max_value: float | None = None,
 ) -> SafeString:
-    """One column per point (a day, usually), with a y axis and sparse x labels."""
+    """One column per point (a day, usually), with a y axis and sparse x labels.
+
+    ``max_value`` fixes the top of the axis (1.0 for rates), so a day at 2% errors
+    does not fill the chart as if everything failed.
+    """
     left, right, top, bottom = 64, 8, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = _nice_ceiling(max((value for _, value in points), default=0))
+    highest = max((value for _, value in points), default=0)
+    top_value = max_value if max_value and max_value >= highest else _nice_ceiling(highest)
     body = []
     for tick in range(5):
         value = top_value * tick / 4
@@ -130,3 +136,12 @@ def usd(micros: float) -> str:
     if dollars and abs(dollars) < 0.01:
         return f"${dollars:.4f}"
     return f"${dollars:,.2f}"
+
+
+def percent(rate: float) -> str:
+    """A 0..1 rate as a percentage for an axis or a label."""
+    return f"{rate * 100:.0f}%" if rate >= 0.1 or rate == 0 else f"{rate * 100:.1f}%"
+
+
+def milliseconds(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 10 or value == 0 else f"{value:.1f} ms"

@@ -169,7 +169,11 @@ class DailyUsageRollup(models.Model):
                 name="unique_daily_rollup_dimensions",
             )
         ]
-        indexes = [models.Index(fields=["organization", "day"], name="rollup_org_day")]
+        indexes = [
+            models.Index(fields=["organization", "day"], name="rollup_org_day"),
+            # The platform-wide dashboard filters by day alone.
+            models.Index(fields=["day"], name="rollup_day"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.day} {self.organization_id} {self.model}"

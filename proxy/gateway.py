@@ -23,6 +23,7 @@ from billing.selectors import aprice_for
 from billing.usage import ausage_record
 from common.errors import DomainError, InvalidRequest
 from proxy import metrics, ratelimit, response_cache, routing, translation
+from proxy.feed import feed_publish
 from proxy.providers import provider_for
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
 from proxy.streaming import StreamAssembler, replay_chat_completion
@@ -381,6 +382,7 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
         await ausage_record(event)
     except Exception:
         logger.exception("could not hand over the usage event %s", call.request_id)
+    await feed_publish(event)
 
 
 async def fail(call: ProxyCall, error: DomainError) -> None:

@@ -1,3 +1,9 @@
 """Websocket routes, collected from the apps that serve them."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from proxy.consumers import FeedConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/admin/feed/", FeedConsumer.as_asgi()),
+]

@@ -4,11 +4,13 @@ from drf_spectacular.views import SpectacularAPIView
 
 from common.health import health
 from common.views import not_found, server_error
+from synthlang_site.admin_views import admin_urlpatterns
 
 urlpatterns = [
     path("health", health, name="health"),
     path("health/", health),
     path("", include("django_prometheus.urls")),
+    *admin_urlpatterns(),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("accounts.api_urls")),
