@@ -14,6 +14,38 @@ from accounts import services
 from accounts.selectors import principal_cache_forget
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_retries_on_deadlock():
+    """Let a transactional test's flush retry when it deadlocks with a server process.
+
+    End-to-end tests run real proxy processes on the test database, and those write in
+    the background after answering (usage, cache entries). PostgreSQL's TRUNCATE can
+    deadlock with such a write; the write is aborted or finishes, and the flush succeeds
+    when tried again.
+    """
+    import time as _time
+
+    from django.core.management.base import CommandError
+    from django.db import OperationalError
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown_with_retries(self):
+        for attempt in range(10):
+            try:
+                return original(self)
+            except (CommandError, OperationalError) as error:
+                cause = error if isinstance(error, OperationalError) else error.__cause__
+                if attempt == 9 or "deadlock" not in str(cause):
+                    raise
+                _time.sleep(0.3)
+
+    TransactionTestCase._fixture_teardown = teardown_with_retries
+    yield
+    TransactionTestCase._fixture_teardown = original
+
+
 def _forget_process_state() -> None:
     from proxy import models_catalog, ratelimit, routing
 

@@ -20,7 +20,14 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_bench import free_port, percentile, prepare_synthlang, start, wait_http
+from proxy_bench import (
+    free_port,
+    percentile,
+    prepare_synthlang,
+    proxy_environment,
+    start,
+    wait_http,
+)
 
 TOPICS = ["invoice", "password", "account", "order", "refund", "plan", "address", "card"]
 
@@ -40,25 +47,14 @@ async def main_async(args) -> dict:
             )
         )
         await wait_http(f"{upstream_url}/_stats")
-        env = {
-            **base_env,
-            "DEBUG": "false",
-            "SECRET_KEY": "bench-" + "s" * 50,
-            "ENCRYPTION_KEY": "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmU=",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SECURE_SSL_REDIRECT": "false",
-            "LOG_LEVEL": "WARNING",
-            "LOG_FILE": "",
-            "HOST": "127.0.0.1",
-            "PORT": str(proxy_port),
-            "AUTO_MIGRATE": "0",
-            "OPENAI_API_KEY": "sk-bench-upstream",
-            "OPENAI_BASE_URL": f"{upstream_url}/v1",
-            "ENABLE_CACHE": "1",
-            "CACHE_MAX_ITEMS": str(max(args.entries * 2, 1000)),
-        }
-        if not os.environ.get("DATABASE_URL"):
-            env["SQLITE_PATH"] = str(workdir / "bench.db")
+        env = proxy_environment(
+            base_env,
+            workdir=workdir,
+            proxy_port=proxy_port,
+            upstream_url=upstream_url,
+            ENABLE_CACHE="1",
+            CACHE_MAX_ITEMS=str(max(args.entries * 2, 1000)),
+        )
         key = prepare_synthlang(env)
         proxy = start([sys.executable, "-m", "synthlang_site"], env, workdir / "proxy.log")
         processes.append(proxy)

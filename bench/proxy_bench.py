@@ -145,6 +145,31 @@ def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 
+def proxy_environment(
+    base_env: dict, *, workdir: Path, proxy_port: int, upstream_url: str, **overrides: str
+) -> dict:
+    """A production-mode proxy (DEBUG off) whose default provider is the fake upstream."""
+    env = {
+        **base_env,
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-" + "s" * 50,
+        "ENCRYPTION_KEY": "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmU=",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "WARNING",
+        "LOG_FILE": "",
+        "HOST": "127.0.0.1",
+        "PORT": str(proxy_port),
+        "AUTO_MIGRATE": "0",
+        "OPENAI_API_KEY": "sk-bench-upstream",
+        "OPENAI_BASE_URL": f"{upstream_url}/v1",
+        **overrides,
+    }
+    if not os.environ.get("DATABASE_URL"):
+        env["SQLITE_PATH"] = str(workdir / "bench.db")
+    return env
+
+
 def prepare_synthlang(env: dict) -> str:
     """Migrate the bench database and create a premium key with generous limits."""
     subprocess.run(
@@ -216,24 +241,13 @@ async def main_async(args) -> list[dict]:
             }
         )
 
-        env = {
-            **base_env,
-            "DEBUG": "false",
-            "SECRET_KEY": "bench-" + "s" * 50,
-            "ENCRYPTION_KEY": "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmU=",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SECURE_SSL_REDIRECT": "false",
-            "LOG_LEVEL": "WARNING",
-            "LOG_FILE": "",
-            "HOST": "127.0.0.1",
-            "PORT": str(proxy_port),
-            "AUTO_MIGRATE": "0",
-            "OPENAI_API_KEY": "sk-bench-upstream",
-            "OPENAI_BASE_URL": f"{upstream_url}/v1",
-            "ENABLE_CACHE": "0",
-        }
-        if not os.environ.get("DATABASE_URL"):
-            env["SQLITE_PATH"] = str(workdir / "bench.db")
+        env = proxy_environment(
+            base_env,
+            workdir=workdir,
+            proxy_port=proxy_port,
+            upstream_url=upstream_url,
+            ENABLE_CACHE="0",
+        )
         key = prepare_synthlang(env)
         proxy = start([sys.executable, "-m", "synthlang_site"], env, workdir / "proxy.log")
         processes.append(proxy)

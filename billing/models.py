@@ -131,6 +131,25 @@ class UsageEvent(models.Model):
         return f"{self.request_id} {self.model} {self.status_code}"
 
 
+# The additive counters of a rollup row: summed by the flush, summed again by reports.
+ROLLUP_SUMS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_micros",
+    "cache_hits",
+    "avoided_cost_micros",
+    "tokens_saved",
+    "compression_saved_micros",
+    "price_unknown_requests",
+    "latency_ms_sum",
+    "upstream_ms_sum",
+    "overhead_ms_sum",
+)
+
+
 class DailyUsageRollup(models.Model):
     """Per day, organization, user, key and model: the sums every report reads.
 

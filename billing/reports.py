@@ -13,27 +13,13 @@ from datetime import date, timedelta
 from django.db.models import Sum
 
 from accounts.models import ApiKey, Organization, User
+from billing.models import ROLLUP_SUMS
 from billing.pricing import micros_to_usd
 from billing.selectors import rollups_for_org
 
 GROUPS = ("model", "user", "key", "day")
 
-SUMS = (
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cost_micros",
-    "cache_hits",
-    "avoided_cost_micros",
-    "tokens_saved",
-    "compression_saved_micros",
-    "price_unknown_requests",
-    "latency_ms_sum",
-    "upstream_ms_sum",
-    "overhead_ms_sum",
-)
+SUMS = ROLLUP_SUMS  # reports sum the same counters the flush adds up
 
 CSV_COLUMNS = (
     "requests",

@@ -16,6 +16,7 @@ from accounts.models import ApiKey, Organization, User
 from accounts.services import audit_record
 from billing import pricing, reports
 from billing.models import (
+    ROLLUP_SUMS,
     AlertKind,
     Budget,
     BudgetAlert,
@@ -215,26 +216,8 @@ def usage_events_write(*, events: list[dict]) -> UsageWriteResult:
     return result
 
 
-_ROLLUP_SUMS = (
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cost_micros",
-    "cache_hits",
-    "avoided_cost_micros",
-    "tokens_saved",
-    "compression_saved_micros",
-    "price_unknown_requests",
-    "latency_ms_sum",
-    "upstream_ms_sum",
-    "overhead_ms_sum",
-)
-
-
 def _rollups_add(rows: list[UsageEvent]) -> None:
-    groups: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(_ROLLUP_SUMS, 0))
+    groups: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(ROLLUP_SUMS, 0))
     for row in rows:
         key = (
             row.created_at.astimezone(UTC).date(),

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import httpx2 as httpx
 import pytest
 
 from billing import services as billing_services
-from billing.models import UsageEvent
+from billing.models import Price, UsageEvent
 from billing.usage import usage_flush_run
 from common.testing import live_server
 
@@ -21,8 +22,16 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 def test_budget_holds_across_two_proxy_processes(org_a, alice_key, tmp_path):
     if not os.environ.get("REDIS_URL"):
         pytest.skip("REDIS_URL is not set: budgets are per process in the embedded default")
-    # gpt-4o at list price: with max_tokens=200 a request reserves about 2,000 micro-dollars
-    # and really costs about a tenth of that, so reservations decide who gets through.
+    # Priced here, not by the seeded list prices: a transactional test's database starts
+    # empty after an earlier test's flush. With max_tokens=200 a request reserves about
+    # 2,000 micro-dollars and really costs about a tenth of that, so reservations decide
+    # who gets through.
+    Price.objects.create(
+        model_pattern="gpt-4o",
+        effective_from=datetime(2020, 1, 1, tzinfo=UTC),
+        input_per_mtok_micros=2_500_000,
+        output_per_mtok_micros=10_000_000,
+    )
     limit = 10_000
     billing_services.budget_set(organization=org_a, monthly_limit_micros=limit, actor=None)
     body = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
@@ -60,6 +60,9 @@ async def _connect(headers) -> tuple[WebsocketCommunicator, bool]:
 
 def _run(coroutine):
     async def with_fresh_layer():
+        # A layer object holds connections bound to the event loop that first used it;
+        # each test runs its own loop, so it gets its own layer object too.
+        channel_layers.backends.clear()
         layer = get_channel_layer()
         # The in-memory layer lives as long as the process. A shared Redis layer is left
         # alone (other processes use it): members left by earlier tests are channels
