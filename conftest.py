@@ -47,13 +47,15 @@ def _flush_retries_on_deadlock():
 
 
 def _forget_process_state() -> None:
-    from proxy import models_catalog, ratelimit, routing
+    from proxy import feed, models_catalog, ratelimit, routing
 
     principal_cache_forget()
     ratelimit.reset_local_counters()
     routing.route_cache_forget()
     routing.reset_deployment_health()
     models_catalog.catalog_cache_forget()
+    feed._local_watch.clear()
+    feed._watch_seen.clear()
 
 
 @pytest.fixture(autouse=True)

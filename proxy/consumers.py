@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.models import Membership, Role
-from proxy.feed import PLATFORM_GROUP, organization_group
+from proxy.feed import PLATFORM_GROUP, feed_watch, organization_group
 
 RECHECK_SECONDS = 30.0
 CLOSE_FORBIDDEN = 4403
@@ -69,6 +69,7 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined - groups:
             await self.channel_layer.group_discard(group, self.channel_name)
         self.groups_joined = set(groups)
+        await feed_watch(self.groups_joined)
 
     async def disconnect(self, code):
         for group in self.groups_joined:
@@ -76,8 +77,9 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = set()
 
     async def receive_json(self, content, **kwargs):
-        # The feed is one-way; the client has nothing to say.
-        return
+        # The page's only message is a heartbeat: it keeps its groups marked as watched.
+        if self.groups_joined:
+            await feed_watch(self.groups_joined)
 
     async def feed_request(self, message):
         if time.monotonic() - self.checked_at >= RECHECK_SECONDS:

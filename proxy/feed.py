@@ -17,6 +17,8 @@ import time
 
 from channels.layers import get_channel_layer
 
+from common.redis import KEY_PREFIX, async_redis, redis_enabled
+
 logger = logging.getLogger(__name__)
 
 PLATFORM_GROUP = "feed.platform"
@@ -79,11 +81,65 @@ async def _send(organization_id: int, message: dict) -> None:
         _warn(error)
 
 
+# --- Who is watching ------------------------------------------------------------------
+# Sending to a group costs channel-layer round trips even when nobody is in it, and most
+# of the time nobody is: an open feed page marks its groups as watched (at connect and
+# on each heartbeat), and publishing skips groups that no page has marked recently.
+WATCH_SECONDS = 90
+WATCH_CHECK_SECONDS = 2.0
+_local_watch: dict[str, float] = {}  # the embedded default: group -> watched until
+_watch_seen: dict[str, tuple[float, bool]] = {}  # per-process answer: checked at, watched
+
+
+def _watch_key(group: str) -> str:
+    return f"{KEY_PREFIX}feed:watching:{group}"
+
+
+async def feed_watch(groups: set[str]) -> None:
+    """Mark ``groups`` as watched for the next ``WATCH_SECONDS``."""
+    if redis_enabled():
+        pipe = async_redis().pipeline(transaction=False)
+        for group in groups:
+            pipe.set(_watch_key(group), 1, ex=WATCH_SECONDS)
+        await pipe.execute()
+    else:
+        until = time.monotonic() + WATCH_SECONDS
+        for group in groups:
+            _local_watch[group] = until
+    for group in groups:
+        _watch_seen.pop(group, None)  # this process notices at once
+
+
+async def _watched(groups: tuple[str, ...]) -> bool:
+    now = time.monotonic()
+    stale = [
+        g
+        for g in groups
+        if now - _watch_seen.get(g, (-WATCH_CHECK_SECONDS, False))[0] >= WATCH_CHECK_SECONDS
+    ]
+    if stale:
+        if redis_enabled():
+            values = await async_redis().mget([_watch_key(g) for g in stale])
+            answers = [value is not None for value in values]
+        else:
+            answers = [_local_watch.get(g, 0.0) > now for g in stale]
+        for group, watched in zip(stale, answers, strict=True):
+            _watch_seen[group] = (now, watched)
+    return any(_watch_seen[g][1] for g in groups)
+
+
 async def feed_publish(event: dict) -> None:
     """Schedule the event's delivery to the feed and return immediately."""
     try:
         organization_id = event.get("organization_id")
+        if len(_in_flight) >= MAX_IN_FLIGHT:
+            # Sends whose event loop has closed (a test's, a worker's) will never finish.
+            _in_flight.difference_update(
+                [task for task in _in_flight if task.get_loop().is_closed()]
+            )
         if organization_id is None or len(_in_flight) >= MAX_IN_FLIGHT:
+            return
+        if not await _watched((organization_group(int(organization_id)), PLATFORM_GROUP)):
             return
         task = asyncio.get_running_loop().create_task(
             _send(int(organization_id), feed_message(event))

@@ -11,7 +11,8 @@ django_http = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import OriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from synthlang_site.api_handler import ApiASGIHandler, PathRouter  # noqa: E402
 from synthlang_site.routing import websocket_urlpatterns  # noqa: E402
@@ -36,6 +37,24 @@ from proxy.response_cache import cache_warm_start  # noqa: E402
 
 # In a background thread: the embedding model and the recent scopes' cache indexes.
 cache_warm_start()
+
+
+class AllowedHostsOriginValidator:
+    """Channels' check of a websocket's Origin against ALLOWED_HOSTS, read per connection.
+
+    Channels' own class copies ALLOWED_HOSTS once, when this module is imported; reading
+    it per connection keeps the check in step with the settings in force.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        allowed = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not allowed:
+            allowed = ["localhost", "127.0.0.1", "[::1]"]
+        return await OriginValidator(self.application, allowed)(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {

@@ -190,3 +190,26 @@ def test_publishing_without_listeners_or_with_a_broken_layer_never_raises(org_a,
         await feed_drain()
 
     _run(scenario())
+
+
+def test_publishing_to_a_feed_nobody_watches_sends_nothing(org_b, monkeypatch):
+    from proxy import feed
+
+    sent = []
+
+    async def record(organization_id, message):
+        sent.append(organization_id)
+
+    monkeypatch.setattr(feed, "_send", record)
+    feed._watch_seen.clear()
+    feed._local_watch.clear()
+
+    async def scenario():
+        await feed_publish(_event(org_b))
+        await feed_drain()
+        await feed.feed_watch({feed.organization_group(org_b.pk)})
+        await feed_publish(_event(org_b))
+        await feed_drain()
+
+    _run(scenario())
+    assert sent == [org_b.pk]

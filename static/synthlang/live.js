@@ -45,10 +45,13 @@
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}${statusLine.dataset.url}`);
+    let heartbeat = null;
     socket.addEventListener("open", () => {
       retry = 1000;
       statusLine.textContent = "Connected: waiting for requests.";
       statusLine.dataset.state = "open";
+      // The server only publishes to feeds that a page has marked as watched lately.
+      heartbeat = setInterval(() => socket.send(JSON.stringify({ type: "ping" })), 30000);
     });
     socket.addEventListener("message", (message) => {
       const data = JSON.parse(message.data);
@@ -57,6 +60,7 @@
       }
     });
     socket.addEventListener("close", () => {
+      clearInterval(heartbeat);
       statusLine.dataset.state = "closed";
       statusLine.textContent = `Disconnected; retrying in ${retry / 1000}s.`;
       setTimeout(connect, retry);
