@@ -69,3 +69,27 @@ def organization_admins_grant(apps, *, app_label: str, codenames: list[str]) -> 
     if missing:
         raise LookupError(f"no such permissions in {app_label}: {', '.join(sorted(missing))}")
     group.permissions.add(*permissions)
+
+
+# --- Keeping the group whole ---------------------------------------------------------
+# Each app names what its organization admins may do; the group is brought up to date
+# after every migrate of that app. The data migrations do the same at the moment they
+# run; this also restores the group wherever tables were emptied and refilled (a
+# database flush re-runs post_migrate, not data migrations).
+_GRANTS: dict[str, tuple[str, ...]] = {"accounts": tuple(ACCOUNTS_PERMISSIONS)}
+
+
+def organization_admin_permissions_register(*, app_label: str, codenames: list[str]) -> None:
+    _GRANTS[app_label] = tuple(codenames)
+
+
+def organization_admins_group_ensure(*, app_label: str) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    codenames = _GRANTS.get(app_label)
+    if not codenames:
+        return
+    group, _ = Group.objects.get_or_create(name=ORGANIZATION_ADMINS_GROUP)
+    group.permissions.add(
+        *Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
+    )

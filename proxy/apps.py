@@ -1,6 +1,28 @@
 from django.apps import AppConfig
 
+# What an organization admin may do with the proxy's data (rows scoped by organization).
+ORGANIZATION_ADMIN_PERMISSIONS = [
+    "view_modelroute",
+    "add_modelroute",
+    "change_modelroute",
+    "delete_modelroute",
+    "view_deployment",
+    "add_deployment",
+    "change_deployment",
+    "delete_deployment",
+    "view_translatedprompt",
+    "view_cacheentry",
+    "delete_cacheentry",
+]
+
 
 class ProxyConfig(AppConfig):
     name = "proxy"
     verbose_name = "Proxy"
+
+    def ready(self):
+        from accounts.permissions import organization_admin_permissions_register
+
+        organization_admin_permissions_register(
+            app_label=self.label, codenames=ORGANIZATION_ADMIN_PERMISSIONS
+        )

@@ -725,3 +725,16 @@ def test_platform_staff_create_an_organization_and_a_platform_provider_key(root)
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert ProviderCredential.objects.get(organization=None).last_four == "3456"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_organization_admins_group_is_restored_after_a_flush():
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+
+    from accounts.permissions import ORGANIZATION_ADMINS_GROUP
+
+    call_command("flush", interactive=False, verbosity=0)
+    group = Group.objects.get(name=ORGANIZATION_ADMINS_GROUP)
+    codenames = set(group.permissions.values_list("codename", flat=True))
+    assert {"change_apikey", "change_budget", "change_modelroute"} <= codenames
