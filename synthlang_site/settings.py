@@ -225,6 +225,13 @@ CACHE_TTL_SECONDS = env_int("CACHE_TTL_SECONDS", 86_400, minimum=1)
 CACHE_SEMANTIC_MAX_TEMPERATURE = env_float(
     "CACHE_SEMANTIC_MAX_TEMPERATURE", 1.0, minimum=0.0, maximum=2.0
 )
+# Embeddings for the semantic tier: the offline local model, or the upstream's
+# OpenAI-compatible embeddings API (OPENAI_BASE_URL, OPENAI_API_KEY) with this model.
+CACHE_EMBEDDER = env_choice("CACHE_EMBEDDER", "local", ("local", "upstream"))
+CACHE_EMBEDDING_MODEL = (
+    env_str("CACHE_EMBEDDING_MODEL", "text-embedding-3-small") or "text-embedding-3-small"
+)
+CACHE_EMBEDDING_DIMENSIONS = env_int("CACHE_EMBEDDING_DIMENSIONS", 512, minimum=8, maximum=8192)
 # Opt-in refresh of popular entries before they expire; 0 turns it off.
 CACHE_WARM_MAX_USD_PER_DAY = env_float(
     "CACHE_WARM_MAX_USD_PER_DAY", 0.0, minimum=0.0, maximum=1_000_000

@@ -39,7 +39,7 @@ from common import redis as shared_redis
 from common.db import run_in_db_thread
 from proxy import metrics
 from proxy.models import CacheEntry
-from proxy.semantic_cache.embedding import EMBEDDING_DIM, LocalMiniLMEmbedder
+from proxy.semantic_cache.embedding import LocalMiniLMEmbedder, UpstreamEmbedder
 from proxy.semantic_cache.index import SemanticIndex
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,21 @@ WARM_SCOPES = 50
 # Embedding is CPU work of 5-15 ms: two threads keep the event loop free without letting a
 # burst of lookups take every core of the machine.
 _embed_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cache-embed")
-_embedder = LocalMiniLMEmbedder()
+
+
+def _configured_embedder() -> LocalMiniLMEmbedder | UpstreamEmbedder:
+    """The offline model by default; the upstream's embeddings API when configured."""
+    if settings.CACHE_EMBEDDER == "upstream":
+        return UpstreamEmbedder(
+            base_url=settings.OPENAI_BASE_URL,
+            api_key=settings.OPENAI_API_KEY,
+            model=settings.CACHE_EMBEDDING_MODEL,
+            dimensions=settings.CACHE_EMBEDDING_DIMENSIONS,
+        )
+    return LocalMiniLMEmbedder()
+
+
+_embedder = _configured_embedder()
 _background: set[asyncio.Task] = set()
 
 
@@ -61,7 +75,7 @@ def _in_background(coroutine) -> None:
     task.add_done_callback(_background.discard)
 
 
-def embedder() -> LocalMiniLMEmbedder:
+def embedder() -> LocalMiniLMEmbedder | UpstreamEmbedder:
     return _embedder
 
 
@@ -169,7 +183,7 @@ class ScopeState:
             # The scope's own LRU bounds the entries; the index only mirrors them. Its clock is
             # the wall clock so expiry times read from Redis mean the same in every process.
             index = SemanticIndex(
-                dim=EMBEDDING_DIM, max_items=settings.CACHE_MAX_ITEMS, clock=time.time
+                dim=_embedder.dim, max_items=settings.CACHE_MAX_ITEMS, clock=time.time
             )
             self.indexes[fingerprint] = index
         return index
@@ -181,7 +195,9 @@ class ScopeState:
         if old is not None and old.fingerprint != entry.fingerprint:
             self.indexes.get(old.fingerprint, _EMPTY).remove(old.key)
         self.entries[entry.key] = entry
-        if entry.vector is not None:
+        # A vector of another size was made by another embedder (the setting changed):
+        # the entry still serves exact repeats, just not by meaning.
+        if entry.vector is not None and entry.vector.shape == (_embedder.dim,):
             self.index_for(entry.fingerprint).add(
                 entry_id=entry.key,
                 vector=entry.vector,

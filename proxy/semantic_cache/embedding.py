@@ -236,3 +236,67 @@ def _lexicon_for(tokenizer) -> Lexicon:
 def cosine_similarity(first: np.ndarray, second: np.ndarray) -> float:
     """Cosine of two L2-normalised vectors (a plain dot product)."""
     return float(np.dot(first.astype(np.float32), second.astype(np.float32)))
+
+
+class UpstreamEmbedder:
+    """Embeddings from an OpenAI-compatible ``/embeddings`` endpoint, instead of the
+    local model (``CACHE_EMBEDDER=upstream``).
+
+    Synchronous on purpose: the cache calls ``embed`` on its own worker threads, never on
+    the event loop. The verification step keeps using the local tokenizer's vocabulary
+    (typo repair), which needs no network. The cosine bars were calibrated on the local
+    model; another model may want other values (see docs/decisions/0004).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        model: str,
+        dimensions: int,
+        timeout_seconds: float = 10.0,
+        lexicon_source: LocalMiniLMEmbedder | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.model = model
+        self.dim = dimensions
+        self.model_id = f"upstream:{model}:{dimensions}"
+        self.timeout_seconds = timeout_seconds
+        self._lexicon_source = lexicon_source or LocalMiniLMEmbedder()
+
+    def __repr__(self) -> str:  # the key never reaches a log line
+        return f"UpstreamEmbedder({self.model_id} at {self.base_url})"
+
+    def warm_up(self) -> None:
+        self._lexicon_source.lexicon()
+
+    def lexicon(self) -> Lexicon:
+        return self._lexicon_source.lexicon()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        import json
+        import urllib.error
+        import urllib.request
+
+        body = json.dumps({"model": self.model, "input": texts, "dimensions": self.dim})
+        headers = {"Content-Type": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        request = urllib.request.Request(  # noqa: S310 - the configured upstream URL
+            f"{self.base_url}/embeddings", data=body.encode(), headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:  # noqa: S310
+                payload = json.loads(response.read())
+        except (OSError, ValueError) as exc:
+            raise EmbeddingError(f"the upstream embeddings API failed: {exc}") from None
+        items = sorted(payload.get("data") or [], key=lambda item: item.get("index", 0))
+        vectors = np.array([item["embedding"] for item in items], dtype=np.float32)
+        if vectors.shape != (len(texts), self.dim):
+            raise EmbeddingError(
+                f"the upstream embeddings API returned shape {vectors.shape}, "
+                f"expected {(len(texts), self.dim)}"
+            )
+        return l2_normalise(vectors)

@@ -590,6 +590,19 @@ def test_lambda_handler_answers_models_without_a_key_with_an_openai_error(api_ga
     assert set(error) == {"message", "type", "param", "code"}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_lambda_handler_lists_models_for_a_valid_key(api_gateway_hosts, alice_key):
+    from synthlang_site.serverless import lambda_handler
+
+    event = _http_api_event("GET", "/v1/models", {"authorization": f"Bearer {alice_key}"})
+    response = lambda_handler(event, _LambdaContext())
+
+    assert response["statusCode"] == 200
+    body = json.loads(response["body"])
+    assert body["object"] == "list"
+    assert "gpt-4o" in {model["id"] for model in body["data"]}
+
+
 @pytest.fixture
 def cloud_function_client(settings):
     functions_framework = pytest.importorskip("functions_framework")

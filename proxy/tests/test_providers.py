@@ -1,0 +1,192 @@
+"""Provider translations: Anthropic's Messages API and Azure OpenAI's URL scheme."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from proxy.providers import anthropic, http
+from proxy.providers.base import Target, UpstreamError, classify_status
+from proxy.providers.openai import AzureOpenAIProvider
+
+
+def test_chat_request_becomes_a_messages_request():
+    body = {
+        "model": "claude-sonnet",
+        "max_tokens": 300,
+        "temperature": 0.2,
+        "stop": "END",
+        "user": "u-1",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather in Oslo?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": '{"city": "Oslo"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "4°C, rain"},
+            {"role": "user", "content": [{"type": "text", "text": "And tomorrow?"}]},
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "weather",
+                    "description": "Forecast",
+                    "parameters": {"type": "object"},
+                },
+            }
+        ],
+        "tool_choice": "required",
+    }
+    request = anthropic.to_messages_request(body, "claude-3-5-sonnet-latest")
+    assert request["model"] == "claude-3-5-sonnet-latest"
+    assert request["system"] == "Be brief."
+    assert request["max_tokens"] == 300
+    assert request["stop_sequences"] == ["END"]
+    assert request["metadata"] == {"user_id": "u-1"}
+    assert request["tool_choice"] == {"type": "any"}
+    assert request["tools"][0]["input_schema"] == {"type": "object"}
+    roles = [message["role"] for message in request["messages"]]
+    # The tool result and the next user turn merge into one user message: the Messages
+    # API wants the roles to alternate.
+    assert roles == ["user", "assistant", "user"]
+    assert request["messages"][1]["content"][0] == {
+        "type": "tool_use",
+        "id": "call_1",
+        "name": "weather",
+        "input": {"city": "Oslo"},
+    }
+    assert request["messages"][2]["content"][0]["type"] == "tool_result"
+    assert request["messages"][2]["content"][1] == {"type": "text", "text": "And tomorrow?"}
+
+
+def test_messages_response_becomes_a_chat_completion():
+    payload = {
+        "id": "msg_1",
+        "content": [
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "tu_1", "name": "weather", "input": {"city": "Oslo"}},
+        ],
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 4},
+    }
+    completion = anthropic.from_messages_response(payload, "claude-x")
+    choice = completion["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["content"] == "Checking."
+    assert json.loads(choice["message"]["tool_calls"][0]["function"]["arguments"]) == {
+        "city": "Oslo"
+    }
+    assert completion["usage"] == {
+        "prompt_tokens": 14,
+        "completion_tokens": 5,
+        "total_tokens": 19,
+        "prompt_tokens_details": {"cached_tokens": 4},
+    }
+
+
+def test_anthropic_stream_becomes_chat_chunks(monkeypatch):
+    events = [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {"usage": {"input_tokens": 12, "output_tokens": 1}},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": "Hel"},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": "lo"},
+            },
+        ),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn"},
+                "usage": {"output_tokens": 2},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+
+    async def fake_sse(url, *, headers, body):
+        assert body["stream"] is True and headers["anthropic-version"]
+        for event in events:
+            yield event
+
+    monkeypatch.setattr(http, "post_sse", fake_sse)
+    target = Target(provider="anthropic", upstream_model="claude-x", api_key="k")
+
+    async def collect():
+        return [
+            chunk
+            async for chunk in anthropic.AnthropicProvider().chat_stream(
+                target, {"messages": [{"role": "user", "content": "hi"}]}
+            )
+        ]
+
+    chunks = asyncio.run(collect())
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "Hello"
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "stop"
+    assert chunks[-1]["usage"]["prompt_tokens"] == 12
+    assert chunks[-1]["usage"]["completion_tokens"] == 2
+
+
+def test_azure_puts_the_deployment_in_the_path_and_the_key_in_api_key():
+    provider = AzureOpenAIProvider()
+    target = Target(
+        provider="azure",
+        upstream_model="prod-gpt4o",
+        api_key="azure-secret",
+        base_url="https://acme.openai.azure.com",
+        options={"api_version": "2024-10-21"},
+    )
+    assert provider._url(target, "/chat/completions") == (
+        "https://acme.openai.azure.com/openai/deployments/prod-gpt4o/chat/completions"
+        "?api-version=2024-10-21"
+    )
+    assert provider._headers(target) == {"api-key": "azure-secret"}
+    assert "model" not in provider._body(target, {"model": "gpt-4o", "messages": []})
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "client_status", "retryable"),
+    [
+        (401, "upstream_auth_failed", 502, False),
+        (403, "upstream_auth_failed", 502, False),
+        (429, "rate_limit_exceeded", 429, True),
+        (500, "upstream_error", 502, True),
+        (503, "upstream_error", 502, True),
+        (404, "model_not_found", 404, False),
+        (400, "invalid_request_error", 400, False),
+    ],
+)
+def test_upstream_statuses_map_to_what_the_client_should_see(
+    status, code, client_status, retryable
+):
+    error = classify_status(status, {"error": {"message": "upstream says no"}}, 1.5)
+    assert isinstance(error, UpstreamError)
+    assert (error.code, error.status, error.retryable) == (code, client_status, retryable)
