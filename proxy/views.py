@@ -103,6 +103,16 @@ def new_call(request, principal: Principal, endpoint: str, body: dict) -> gatewa
     )
 
 
+def upstream_response(result, call: gateway.ProxyCall) -> HttpResponse:
+    """The upstream's answer for the client: its own bytes when it sent OpenAI's format."""
+    if result.raw is None:
+        return json_response(result.body, headers=call.response_headers())
+    response = HttpResponse(result.raw, content_type="application/json")
+    for name, value in call.response_headers().items():
+        response[name] = value
+    return response
+
+
 def sse_response(call: gateway.ProxyCall, first: dict, iterator) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
         gateway.relay_stream(call, first, iterator, _dumps), content_type="text/event-stream"
@@ -152,7 +162,7 @@ async def run_generation(call: gateway.ProxyCall, kind: str):
             return await method(target, call.body)
 
         result = await gateway.run_json(call, plan, operation)
-        return json_response(result.body, headers=call.response_headers())
+        return upstream_response(result, call)
     except DomainError as error:
         gateway.run_in_background(gateway.fail(call, error))
         _add_call_headers(error, call)
@@ -225,7 +235,7 @@ class EmbeddingsView(ProxyEndpoint):
             gateway.run_in_background(gateway.fail(call, error))
             _add_call_headers(error, call)
             raise
-        return json_response(result.body, headers=call.response_headers())
+        return upstream_response(result, call)
 
 
 class ModelsView(ProxyEndpoint):

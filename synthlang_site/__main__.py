@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> None:
     from daphne.cli import CommandLineInterface
 
     args = ["-b", settings.HOST, "-p", str(settings.PORT), *(argv or [])]
+    if not settings.ACCESS_LOG:
+        # Daphne's access log is a plain-text line per request on stdout, written from the
+        # event loop; the proxy's usage events and JSON logs already record each request.
+        # Verbosity 0 is how Daphne is told to keep no access log at all.
+        args += ["-v", "0"]
     args += ["--proxy-headers", "synthlang_site.asgi:application"]
     CommandLineInterface().run(args)
 

@@ -367,6 +367,8 @@ LOG_LEVEL = env_choice(
     "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True
 )
 LOG_FILE = env_str("LOG_FILE", "proxy.log")
+# Daphne's plain-text access log on stdout (python -m synthlang_site); off by default.
+ACCESS_LOG = env_bool("ACCESS_LOG", False)
 _log_handlers = {
     "console": {
         "class": "logging.StreamHandler",

@@ -205,7 +205,7 @@ class AnthropicProvider:
         return {"x-api-key": target.api_key, "anthropic-version": ANTHROPIC_VERSION}
 
     async def chat(self, target: Target, body: dict) -> UpstreamResult:
-        payload, headers = await http.post_json(
+        payload, headers, _raw = await http.post_json(
             self._url(target),
             headers=self._headers(target),
             body=to_messages_request(body, target.upstream_model),

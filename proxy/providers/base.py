@@ -33,6 +33,8 @@ class UpstreamResult:
     body: dict
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    # The body exactly as the upstream sent it, when it is already in OpenAI's format.
+    raw: bytes | None = None
 
 
 class UpstreamError(DomainError):

@@ -82,7 +82,9 @@ def _connection_error(exc: Exception) -> UpstreamError:
     )
 
 
-async def post_json(url: str, *, headers: dict, body: dict) -> tuple[dict, dict]:
+async def post_json(url: str, *, headers: dict, body: dict) -> tuple[dict, dict, bytes]:
+    """The upstream's JSON answer, its headers and its raw bytes (passed on unchanged
+    when the proxy has nothing to change in it, which saves serialising it again)."""
     session = session_for(url)
     try:
         async with session.post(
@@ -90,7 +92,14 @@ async def post_json(url: str, *, headers: dict, body: dict) -> tuple[dict, dict]
         ) as response:
             if response.status >= 400:
                 raise await _error_from_response(response)
-            return await response.json(content_type=None), dict(response.headers)
+            raw = await response.read()
+            try:
+                payload = json.loads(raw)
+            except ValueError:
+                raise UpstreamError(
+                    "The upstream provider sent a body that is not JSON.", retryable=True
+                ) from None
+            return payload, dict(response.headers), raw
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise _connection_error(exc) from exc
 

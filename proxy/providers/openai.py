@@ -23,12 +23,12 @@ class OpenAICompatibleProvider:
         return {**body, "model": target.upstream_model}
 
     async def chat(self, target: Target, body: dict) -> UpstreamResult:
-        payload, headers = await http.post_json(
+        payload, headers, raw = await http.post_json(
             self._url(target, "/chat/completions"),
             headers=self._headers(target),
             body=self._body(target, body),
         )
-        return UpstreamResult(body=payload, headers=headers)
+        return UpstreamResult(body=payload, headers=headers, raw=raw)
 
     async def chat_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
         async for _event, chunk in http.post_sse(
@@ -39,12 +39,12 @@ class OpenAICompatibleProvider:
             yield chunk
 
     async def completions(self, target: Target, body: dict) -> UpstreamResult:
-        payload, headers = await http.post_json(
+        payload, headers, raw = await http.post_json(
             self._url(target, "/completions"),
             headers=self._headers(target),
             body=self._body(target, body),
         )
-        return UpstreamResult(body=payload, headers=headers)
+        return UpstreamResult(body=payload, headers=headers, raw=raw)
 
     async def completions_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
         async for _event, chunk in http.post_sse(
@@ -55,12 +55,12 @@ class OpenAICompatibleProvider:
             yield chunk
 
     async def embeddings(self, target: Target, body: dict) -> UpstreamResult:
-        payload, headers = await http.post_json(
+        payload, headers, raw = await http.post_json(
             self._url(target, "/embeddings"),
             headers=self._headers(target),
             body=self._body(target, body),
         )
-        return UpstreamResult(body=payload, headers=headers)
+        return UpstreamResult(body=payload, headers=headers, raw=raw)
 
     async def list_models(self, target: Target) -> list[dict]:
         payload = await http.get_json(self._url(target, "/models"), headers=self._headers(target))
