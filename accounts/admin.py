@@ -27,6 +27,7 @@ from accounts.models import (
     RoleLimit,
     User,
 )
+from accounts.services import ORGANIZATION_SETTINGS
 from common.errors import DomainError
 
 MESSAGE_ROLES = [
@@ -80,20 +81,6 @@ def _is_platform_staff(request) -> bool:
 
 
 # --- Organizations ---------------------------------------------------------------------
-
-
-ORGANIZATION_SETTINGS = frozenset(
-    {
-        "name",
-        "rpm_limit",
-        "tpm_limit",
-        "allowed_models",
-        "compression_level",
-        "compression_roles",
-        "cache_enabled",
-        "cache_scope",
-    }
-)
 
 
 class OrganizationForm(forms.ModelForm):

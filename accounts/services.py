@@ -66,11 +66,10 @@ def organization_create(*, name: str, slug: str = "", actor: User | None = None)
     return organization
 
 
-@transaction.atomic
-def organization_update_settings(
-    *, organization: Organization, actor: User | None, **changes
-) -> Organization:
-    allowed = {
+# What an organization's admins may change about it (the rest is platform staff's).
+ORGANIZATION_SETTINGS = frozenset(
+    {
+        "name",
         "rpm_limit",
         "tpm_limit",
         "allowed_models",
@@ -78,9 +77,15 @@ def organization_update_settings(
         "compression_roles",
         "cache_enabled",
         "cache_scope",
-        "name",
     }
-    unknown = set(changes) - allowed
+)
+
+
+@transaction.atomic
+def organization_update_settings(
+    *, organization: Organization, actor: User | None, **changes
+) -> Organization:
+    unknown = set(changes) - ORGANIZATION_SETTINGS
     if unknown:
         raise InvalidRequest(f"Unknown organization settings: {', '.join(sorted(unknown))}")
     before = {field: getattr(organization, field) for field in changes}
