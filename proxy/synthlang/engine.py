@@ -223,6 +223,9 @@ def compress_text(
     if level == "off" or not text:
         return CompressionResult(text, level, enc, tokens_before, tokens_before)
     rewritten = rewrite_text(text, level=level, encoding=enc)
+    if not text[:1].isspace():
+        # A removed opening ("Please ...") must not leave the text starting with a space.
+        rewritten = rewritten.lstrip()
     if rewritten == text:
         return CompressionResult(text, level, enc, tokens_before, tokens_before)
     tokens_after = count_tokens(rewritten, encoding=enc)

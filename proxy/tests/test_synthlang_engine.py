@@ -354,3 +354,13 @@ def test_worked_examples_are_kept_verbatim():
     result = compress_text(text, level="medium", model="gpt-4o").text
     for line in text.splitlines()[2:]:
         assert line in result
+
+
+def test_removed_opening_politeness_leaves_no_leading_space():
+    result = compress_text(
+        "Please could you explain, in a couple of sentences, what a semantic cache is?",
+        level="medium",
+        model="gpt-4o",
+    )
+    assert result.tokens_saved > 0
+    assert result.text.startswith("Could you explain")
