@@ -212,6 +212,21 @@ def _encoding_for(model: str | None, encoding: str | None) -> str:
     return encoding or encoding_name_for_model(model or "")
 
 
+def _shorter_rewrite(text: str, *, level: str, encoding: str) -> tuple[str, int, int] | None:
+    """The rewrite of ``text`` with its token counts before and after, or None when it
+    changes nothing or does not save a token. Counts tokens only when something changed:
+    most texts of a request come through untouched."""
+    rewritten = rewrite_text(text, level=level, encoding=encoding)
+    if not text[:1].isspace():
+        # A removed opening ("Please ...") must not leave the text starting with a space.
+        rewritten = rewritten.lstrip()
+    if rewritten == text:
+        return None
+    before = count_tokens(text, encoding=encoding)
+    after = count_tokens(rewritten, encoding=encoding)
+    return (rewritten, before, after) if after < before else None
+
+
 def compress_text(
     text: str, *, level: str, model: str | None = None, encoding: str | None = None
 ) -> CompressionResult:
@@ -219,19 +234,13 @@ def compress_text(
     tokens than the input: if the rewrite does not save tokens, the input comes back."""
     level = normalize_level(level)
     enc = _encoding_for(model, encoding)
+    if level != "off" and text:
+        shorter = _shorter_rewrite(text, level=level, encoding=enc)
+        if shorter is not None:
+            rewritten, tokens_before, tokens_after = shorter
+            return CompressionResult(rewritten, level, enc, tokens_before, tokens_after)
     tokens_before = count_tokens(text, encoding=enc)
-    if level == "off" or not text:
-        return CompressionResult(text, level, enc, tokens_before, tokens_before)
-    rewritten = rewrite_text(text, level=level, encoding=enc)
-    if not text[:1].isspace():
-        # A removed opening ("Please ...") must not leave the text starting with a space.
-        rewritten = rewritten.lstrip()
-    if rewritten == text:
-        return CompressionResult(text, level, enc, tokens_before, tokens_before)
-    tokens_after = count_tokens(rewritten, encoding=enc)
-    if tokens_after >= tokens_before:
-        return CompressionResult(text, level, enc, tokens_before, tokens_before)
-    return CompressionResult(rewritten, level, enc, tokens_before, tokens_after)
+    return CompressionResult(text, level, enc, tokens_before, tokens_before)
 
 
 def _units(text: str) -> set[str]:
@@ -340,7 +349,8 @@ def compress_messages(
             deduplicated, removed = _remove_repeats(text, seen) if seen else (text, 0)
             seen |= _units(text)
             repeats += removed
-            compressed = compress_text(deduplicated, level=level, encoding=enc).text
+            shorter = _shorter_rewrite(deduplicated, level=level, encoding=enc)
+            compressed = shorter[0] if shorter is not None else deduplicated
             if compressed != text:
                 new_texts[index] = compressed
         if new_texts:
