@@ -230,18 +230,18 @@ def _first_time(budget_id: int, month: date, kind: str) -> bool:
     """Whether this process is the first, cluster-wide, to see this limit reached."""
     name = _flag_key(budget_id, month, kind)
     if _uses_redis():
-        from billing.usage import redis_client
+        from common.redis import sync_redis
 
-        return bool(redis_client().set(name, 1, nx=True, ex=COUNTER_TTL_SECONDS))
+        return bool(sync_redis().set(name, 1, nx=True, ex=COUNTER_TTL_SECONDS))
     return memory_counters.flag_once(name)
 
 
 async def _afirst_time(budget_id: int, month: date, kind: str) -> bool:
     name = _flag_key(budget_id, month, kind)
     if _uses_redis():
-        from billing.usage import aredis_client
+        from common.redis import async_redis
 
-        return bool(await aredis_client().set(name, 1, nx=True, ex=COUNTER_TTL_SECONDS))
+        return bool(await async_redis().set(name, 1, nx=True, ex=COUNTER_TTL_SECONDS))
     return memory_counters.flag_once(name)
 
 
@@ -261,9 +261,9 @@ def _forget_flag(budget_id: int, month: date, kind: str) -> None:
     name = _flag_key(budget_id, month, kind)
     try:
         if _uses_redis():
-            from billing.usage import redis_client
+            from common.redis import sync_redis
 
-            redis_client().delete(name)
+            sync_redis().delete(name)
         else:
             with memory_counters.lock:
                 memory_counters.flags.discard(name)
@@ -312,9 +312,9 @@ def budget_reserve(
     seeds = [-1] * len(holds)
     for _attempt in range(2):
         if _uses_redis():
-            from billing.usage import redis_client
+            from common.redis import sync_redis
 
-            reserve_script, _ = _redis_scripts(redis_client())
+            reserve_script, _ = _redis_scripts(sync_redis())
             result = list(reserve_script(keys=keys, args=_reserve_args(holds, estimate, seeds)))
         else:
             limits_micros = [-1 if h.hard_micros is None else h.hard_micros for h in holds]
@@ -347,9 +347,9 @@ async def abudget_reserve(
     seeds = [-1] * len(holds)
     for _attempt in range(2):
         if _uses_redis():
-            from billing.usage import aredis_client
+            from common.redis import async_redis
 
-            reserve_script, _ = _redis_scripts(aredis_client())
+            reserve_script, _ = _redis_scripts(async_redis())
             result = list(
                 await reserve_script(keys=keys, args=_reserve_args(holds, estimate, seeds))
             )
@@ -385,9 +385,9 @@ def _conclude(reservation, limits, holds, result, *, sync: bool) -> Reservation:
 def _adjust_sync(reservation: Reservation, delta: int) -> list[int]:
     keys = [hold.counter_key for hold in reservation.holds]
     if _uses_redis():
-        from billing.usage import redis_client
+        from common.redis import sync_redis
 
-        _, adjust_script = _redis_scripts(redis_client())
+        _, adjust_script = _redis_scripts(sync_redis())
         return [int(value) for value in adjust_script(keys=keys, args=[delta])]
     return memory_counters.adjust(keys, delta)
 
@@ -395,9 +395,9 @@ def _adjust_sync(reservation: Reservation, delta: int) -> list[int]:
 async def _adjust_async(reservation: Reservation, delta: int) -> list[int]:
     keys = [hold.counter_key for hold in reservation.holds]
     if _uses_redis():
-        from billing.usage import aredis_client
+        from common.redis import async_redis
 
-        _, adjust_script = _redis_scripts(aredis_client())
+        _, adjust_script = _redis_scripts(async_redis())
         return [int(value) for value in await adjust_script(keys=keys, args=[delta])]
     return memory_counters.adjust(keys, delta)
 
@@ -447,9 +447,9 @@ def budget_counter_value(*, budget_id: int, at: datetime | None = None) -> int |
     """The month's spent + reserved micro-dollars as the counters see it (admin, tests)."""
     key = _counter_key(budget_id, _month_of(at or datetime.now(UTC)))
     if _uses_redis():
-        from billing.usage import redis_client
+        from common.redis import sync_redis
 
-        value = redis_client().get(key)
+        value = sync_redis().get(key)
         return None if value is None else int(value)
     with memory_counters.lock:
         return memory_counters.values.get(key)
@@ -462,9 +462,9 @@ def budget_counter_reset(*, budget_id: int, at: datetime | None = None) -> None:
     """
     key = _counter_key(budget_id, _month_of(at or datetime.now(UTC)))
     if _uses_redis():
-        from billing.usage import redis_client
+        from common.redis import sync_redis
 
-        redis_client().delete(key)
+        sync_redis().delete(key)
     else:
         with memory_counters.lock:
             memory_counters.values.pop(key, None)

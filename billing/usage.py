@@ -21,13 +21,13 @@ import logging
 import threading
 import time
 import uuid
-import weakref
 from collections import deque
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from billing import services
+from common.redis import async_redis, sync_redis
 
 logger = logging.getLogger(__name__)
 
@@ -82,38 +82,6 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return #items
 """
-
-_sync_client = None
-_sync_client_lock = threading.Lock()
-_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def redis_client():
-    """One pooled client per process for the billing keys (shared with ``budgets``)."""
-    global _sync_client
-    if _sync_client is None:
-        import redis
-
-        with _sync_client_lock:
-            if _sync_client is None:
-                _sync_client = redis.Redis.from_url(
-                    settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-                )
-    return _sync_client
-
-
-def aredis_client():
-    """A ``redis.asyncio`` client for the running loop (connections belong to one loop)."""
-    import redis.asyncio as aredis
-
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        client = aredis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-        )
-        _async_clients[loop] = client
-    return client
 
 
 class RedisBuffer:
@@ -304,7 +272,7 @@ def usage_record(event: dict) -> None:
     """Hand one usage event over for accounting. Never raises, never waits for the DB."""
     if _uses_redis():
         try:
-            length = redis_client().rpush(BUFFER_KEY, _encode(event))
+            length = sync_redis().rpush(BUFFER_KEY, _encode(event))
         except Exception:
             # Redis is down: keep the event in this process and write it from here
             # rather than lose it.
@@ -320,7 +288,7 @@ async def ausage_record(event: dict) -> None:
     """``usage_record`` for the event loop: an async RPUSH, or an in-memory append."""
     if _uses_redis():
         try:
-            length = await aredis_client().rpush(BUFFER_KEY, _encode(event))
+            length = await async_redis().rpush(BUFFER_KEY, _encode(event))
         except Exception:
             logger.warning("usage buffer unavailable; buffering event in process", exc_info=True)
             _buffer_locally(event)
@@ -390,7 +358,7 @@ def usage_flush_run(*, redis: bool | None = None, max_batches: int | None = None
     limit = max_batches or int(getattr(settings, "USAGE_FLUSH_MAX_BATCHES", 50))
     stats = FlushStats()
     if redis is not False and _uses_redis():
-        _drain(RedisBuffer(redis_client()), decode=True, max_batches=limit, stats=stats)
+        _drain(RedisBuffer(sync_redis()), decode=True, max_batches=limit, stats=stats)
     if redis is not True:
         _drain(memory_buffer, decode=False, max_batches=limit, stats=stats)
     return stats
@@ -401,7 +369,7 @@ def usage_buffer_length() -> int:
     length = len(memory_buffer)
     if _uses_redis():
         try:
-            length += len(RedisBuffer(redis_client()))
+            length += len(RedisBuffer(sync_redis()))
         except Exception:
             logger.warning("could not read the usage buffer length", exc_info=True)
     return length

@@ -152,7 +152,7 @@ def test_malformed_events_are_set_aside_and_do_not_block_the_batch(backend, org_
     assert stats.invalid == 2
     assert list(UsageEvent.objects.values_list("request_id", flat=True)) == [good["request_id"]]
     if backend == "redis":
-        assert usage.redis_client().llen(usage.DEAD_LETTER_KEY) == 2
+        assert usage.sync_redis().llen(usage.DEAD_LETTER_KEY) == 2
     else:
         assert len(usage.memory_buffer.dead) == 2
 
@@ -231,7 +231,7 @@ def test_redis_outage_falls_back_to_the_in_process_buffer(settings, monkeypatch,
     settings.REDIS_URL = settings.REDIS_URL or "redis://127.0.0.1:1/0"
     # Nothing listens on port 1: every call fails as with Redis down.
     dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    monkeypatch.setattr(usage, "redis_client", lambda: dead)
+    monkeypatch.setattr(usage, "sync_redis", lambda: dead)
     event = make_event(org_a, alice)
     usage.usage_record(event)  # must not raise
     assert len(usage.memory_buffer) == 1
