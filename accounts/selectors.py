@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -83,7 +82,6 @@ class Principal:
     compression_roles: tuple[str, ...] = ("system", "user")
     cache_enabled: bool = True
     cache_scope: str = "organization"
-    loaded_at: float = field(default=0.0, compare=False)
 
     def may_use_model(self, model: str) -> bool:
         return all(
@@ -273,7 +271,6 @@ def _principal_from_db(raw_key: str, key_hash: str) -> Principal | DomainError:
         compression_roles=tuple(organization.compression_roles or ()),
         cache_enabled=organization.cache_enabled,
         cache_scope=organization.cache_scope,
-        loaded_at=time.monotonic(),
     )
 
 

@@ -128,11 +128,14 @@ def _max_tokens(body: dict) -> int:
 # --- Admission ------------------------------------------------------------------------
 
 
-def _compress(call: ProxyCall) -> None:
+def _compress(call: ProxyCall) -> int | None:
+    """Compress the request in place; returns its prompt tokens when compression had to
+    count them anyway (so admission does not count them a second time)."""
     level = compression_level_for(call.principal, call.compression_header)
     call.compression_level = level
     if level == "off":
-        return
+        return None
+    prompt_tokens = None
     if call.endpoint == "chat.completions":
         messages, stats = compress_messages(
             call.body["messages"],
@@ -143,13 +146,16 @@ def _compress(call: ProxyCall) -> None:
         if stats.tokens_saved > 0:
             call.body = {**call.body, "messages": messages}
             call.tokens_saved += stats.tokens_saved
+        prompt_tokens = stats.tokens_after
     elif call.endpoint == "completions" and isinstance(call.body.get("prompt"), str):
         result = compress_text(call.body["prompt"], level=level, model=call.model)
         if result.tokens_saved > 0:
             call.body = {**call.body, "prompt": result.text}
             call.tokens_saved += result.tokens_saved
+        prompt_tokens = result.tokens_after
     if call.tokens_saved:
         metrics.COMPRESSION_TOKENS_SAVED.labels(level=level).inc(call.tokens_saved)
+    return prompt_tokens
 
 
 def _prompt_tokens(call: ProxyCall) -> int:
@@ -196,9 +202,8 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
         if saved > 0:
             call.body = {**call.body, "messages": messages}
             call.tokens_saved += saved
-    if call.endpoint != "embeddings":
-        _compress(call)
-    call.prompt_tokens_estimate = _prompt_tokens(call)
+    counted = _compress(call) if call.endpoint != "embeddings" else None
+    call.prompt_tokens_estimate = counted if counted is not None else _prompt_tokens(call)
     completion_allowance = 0 if call.endpoint == "embeddings" else _max_tokens(call.body)
     call.admission = await ratelimit.admit(
         call.principal, tokens=call.prompt_tokens_estimate + completion_allowance
