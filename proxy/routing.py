@@ -125,6 +125,7 @@ def default_plan(organization_id: int, model: str) -> DeploymentPlan:
             provider="openai",
             upstream_model=model,
             base_url=settings.OPENAI_BASE_URL,
+            # Encrypted like stored keys: cached plans never hold a key in plaintext.
             encrypted_key=encrypt_secret(settings.OPENAI_API_KEY),
         )
     return DeploymentPlan(provider="fake", upstream_model=model)
