@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.conf import settings
 
 from accounts.selectors import Principal
@@ -82,6 +83,9 @@ class CacheLookup:
     response: dict | None = None
     context: CacheContext | None = None
     details: dict = field(default_factory=dict)
+    # The question's embedding when the lookup made one: a miss stores it with the answer
+    # instead of computing it a second time.
+    vector: np.ndarray | None = None
 
 
 OFF = CacheLookup(status="off")
@@ -153,11 +157,11 @@ async def cache_lookup(*, principal: Principal, body: dict, control: str) -> Cac
         return OFF
     if control == "refresh":
         return CacheLookup(status="miss", context=context, details={"refresh": True})
-    found = await _find(context)
+    found, vector = await _find(context)
     hit = found is not None
     _count(context.scope, hit=hit, key=found[1] if hit else "")
     if not hit:
-        return CacheLookup(status="miss", context=context)
+        return CacheLookup(status="miss", context=context, vector=vector)
     tier, key, response, details = found
     return CacheLookup(
         status="hit",
@@ -168,9 +172,36 @@ async def cache_lookup(*, principal: Principal, body: dict, control: str) -> Cac
     )
 
 
-async def _find(context: CacheContext) -> tuple[str, str, dict, dict] | None:
+async def _find(
+    context: CacheContext,
+) -> tuple[tuple[str, str, dict, dict] | None, np.ndarray | None]:
+    """The hit (tier, entry key, response, details) or None, and the question's embedding
+    if one was made."""
     scope, key = context.scope, context.exact_key
     state = await store.ensure_scope(scope)
+    embedding = None
+    known = state.entries.get(key)
+    if context.semantic_allowed and (known is None or not known.live(time.time())):
+        # Unless this process already holds the exact answer, the embedding will be needed
+        # (to search, or to store the answer of a miss): start it now, so that it runs on
+        # its thread while the event loop waits for Redis.
+        embedding = asyncio.ensure_future(_embed_question(context.question))
+    try:
+        found = await _find_with(context, state, embedding)
+    except BaseException:
+        if embedding is not None:
+            embedding.cancel()
+        raise
+    vector = None
+    if found is None and embedding is not None:
+        vector = await embedding
+    return found, vector
+
+
+async def _find_with(
+    context: CacheContext, state: store.ScopeState, embedding: asyncio.Future | None
+) -> tuple[str, str, dict, dict] | None:
+    scope, key = context.scope, context.exact_key
     raw = None
     if shared_redis.redis_enabled():
         try:
@@ -195,8 +226,8 @@ async def _find(context: CacheContext) -> tuple[str, str, dict, dict] | None:
                 state.put(loaded)
             return "exact", key, loaded.response, {}
 
-    if context.semantic_allowed and state.indexes.get(context.context_fingerprint):
-        match = await _semantic_match(state, context)
+    if embedding is not None and state.indexes.get(context.context_fingerprint):
+        match = await _semantic_match(state, context, await embedding)
         if match is not None:
             response = await _response_of(state, scope, match.entry_id)
             if response is not None:
@@ -213,17 +244,14 @@ async def _find(context: CacheContext) -> tuple[str, str, dict, dict] | None:
     return None
 
 
-async def _semantic_match(state: store.ScopeState, context: CacheContext):
+async def _semantic_match(state: store.ScopeState, context: CacheContext, vector: np.ndarray):
     index = state.indexes.get(context.context_fingerprint)
     if index is None:
         return None
 
     def search():
-        # Embedding, search and verification are CPU work: all of it off the event loop.
-        embedder = store.embedder()
-        lexicon = embedder.lexicon()
-        text = normalize_for_embedding(text=context.question, lexicon=lexicon)
-        vector = embedder.embed([text])[0]
+        # Search and verification are CPU work, like the embedding: off the event loop.
+        lexicon = store.embedder().lexicon()
         candidates = index.search(vector=vector, k=CANDIDATES, threshold=CANDIDATE_FLOOR)
         match, _ = first_verified_candidate(
             candidates=candidates,
@@ -287,7 +315,9 @@ async def cache_store(lookup: CacheLookup, *, response: dict) -> None:
         state = await store.ensure_scope(context.scope)
         with store._lock:
             state.put(store.Entry(**entry.__dict__))
-        entry.vector = await _embed_question(context.question)
+        entry.vector = (
+            lookup.vector if lookup.vector is not None else await _embed_question(context.question)
+        )
     await store_entry(entry)
 
 

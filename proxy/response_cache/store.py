@@ -62,7 +62,7 @@ def _configured_embedder() -> LocalMiniLMEmbedder | UpstreamEmbedder:
             model=settings.CACHE_EMBEDDING_MODEL,
             dimensions=settings.CACHE_EMBEDDING_DIMENSIONS,
         )
-    return LocalMiniLMEmbedder()
+    return LocalMiniLMEmbedder(intra_op_threads=settings.CACHE_EMBEDDING_THREADS)
 
 
 _embedder = _configured_embedder()

@@ -194,3 +194,32 @@ def test_expired_entry_is_not_served_from_any_tier(cache_mode, settings, org_a):
     started = time.monotonic()
     asyncio.run(scenario())
     assert time.monotonic() - started < 30
+
+
+def test_a_miss_embeds_its_question_once_and_stores_that_vector(cache_mode, org_a, monkeypatch):
+    """The lookup's embedding is started before Redis answers and reused by the store."""
+    embedded: list[list[str]] = []
+    real_embed = store.embedder().embed
+
+    def counting_embed(texts):
+        embedded.append(list(texts))
+        return real_embed(texts)
+
+    monkeypatch.setattr(store.embedder(), "embed", counting_embed)
+
+    async def scenario():
+        principal = principal_of(org_a)
+        lookup = await ask(principal, "How do I reset my router?")
+        assert lookup.status == "miss" and lookup.vector is not None
+        await response_cache.cache_store(lookup, response=answer("Hold the button."))
+        assert len(embedded) == 1
+        reworded = await ask(principal, "how do i reset my routr")
+        assert (reworded.status, reworded.tier) == ("hit", "semantic")
+        assert len(embedded) == 2
+        # An exact repeat this process already holds needs no embedding at all.
+        repeat = await ask(principal, "How do I reset my router?")
+        assert (repeat.status, repeat.tier) == ("hit", "exact")
+        assert len(embedded) == 2
+        await settle()
+
+    asyncio.run(scenario())
