@@ -29,3 +29,16 @@ def cache_refresh_popular(organization_id: int) -> dict:
     from proxy.response_cache.services import cache_refresh_popular as refresh
 
     return async_to_sync(refresh)(organization_id=organization_id)
+
+
+@shared_task(ignore_result=True)
+def cache_refresh_due() -> list[int]:
+    """Beat's hourly entry: queue a refresh for each organization that caches and has hit
+    entries about to expire. Nothing while ``CACHE_WARM_MAX_USD_PER_DAY`` is 0. Returns the
+    organizations queued."""
+    from proxy.response_cache.services import cache_refresh_due_organization_ids
+
+    organization_ids = cache_refresh_due_organization_ids()
+    for organization_id in organization_ids:
+        cache_refresh_popular.delay(organization_id)
+    return organization_ids

@@ -12,6 +12,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from billing.beat import BEAT_SCHEDULE as BILLING_BEAT_SCHEDULE
+from proxy.beat import BEAT_SCHEDULE as PROXY_BEAT_SCHEDULE
 from synthlang_site.envconfig import (
     database_from_url,
     env_bool,
@@ -194,6 +195,7 @@ CELERY_TIMEZONE = "UTC"
 # The schedule lives in code, next to the tasks it runs.
 CELERY_BEAT_SCHEDULE = {
     **BILLING_BEAT_SCHEDULE,
+    **PROXY_BEAT_SCHEDULE,
     # Daily encrypted backup; retention pruning runs after each successful one.
     "ops-backup": {
         "task": "synthlang_site.tasks.backup_run",

@@ -5,10 +5,12 @@ Keyword-only; the blocking ones run on a pool thread (the admin calls them direc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -16,6 +18,7 @@ from django.db.models import Max
 
 from common import redis as shared_redis
 from common.db import run_in_db_thread
+from proxy.beat import CACHE_REFRESH_EVERY_SECONDS
 from proxy.models import CacheEntry
 from proxy.response_cache import store
 from proxy.semantic_cache.normalize import fingerprint
@@ -132,86 +135,164 @@ def _bare_fingerprint(model: str) -> str:
     return fingerprint(parts={"history": [], "shaping": {"model": model}})
 
 
+def cache_refresh_horizon_seconds() -> float:
+    """How close to expiry an entry must be for a refresh to re-ask for it.
+
+    The last tenth of its life, but never less than the time between two beat runs: an entry
+    that one run leaves alone is still alive at the next, so no popular entry expires
+    between runs unrefreshed.
+    """
+    return max(settings.CACHE_TTL_SECONDS / 10, CACHE_REFRESH_EVERY_SECONDS)
+
+
+def _warm_cap_micros() -> int:
+    if not settings.ENABLE_CACHE:
+        return 0
+    return int(settings.CACHE_WARM_MAX_USD_PER_DAY * 1_000_000)
+
+
+def _refreshable_entries():
+    """Entries worth re-asking now: hit at least once, alive but expiring within the horizon,
+    of an organization that caches, and asked as a bare question.
+
+    Entries do not keep the whole request (system prompt, history, parameters), so only a
+    bare question can be re-asked as it was asked; the others just expire.
+    """
+    now = datetime.now(tz=UTC)
+    due = CacheEntry.objects.filter(
+        organization__cache_enabled=True,
+        hits__gt=0,
+        expires_at__gt=now,
+        expires_at__lte=now + timedelta(seconds=cache_refresh_horizon_seconds()),
+    )
+    # order_by(): the model's default ordering would otherwise join the DISTINCT.
+    models = due.order_by().values_list("model", flat=True).distinct()
+    return due.filter(context_fingerprint__in=[_bare_fingerprint(model) for model in models])
+
+
+def cache_refresh_due_organization_ids() -> list[int]:
+    """The organizations a refresh would re-ask something for; none while warming is off."""
+    if _warm_cap_micros() <= 0:
+        return []
+    return sorted(
+        _refreshable_entries().order_by().values_list("organization_id", flat=True).distinct()
+    )
+
+
 def _spend_key(organization_id: int) -> str:
-    return f"cache-warm-spend:{organization_id}:{date.today().isoformat()}"  # noqa: DTZ011
+    return f"cache-warm-spend:{organization_id}:{datetime.now(tz=UTC).date().isoformat()}"
+
+
+async def _spend_add(organization_id: int, cost_micros: int) -> None:
+    key = _spend_key(organization_id)
+    # add then incr: two workers refreshing one organization both count (a get and a set
+    # would let one overwrite the other). The key outlives its day, then goes.
+    await cache.aadd(key, 0, timeout=2 * 86_400)
+    await cache.aincr(key, cost_micros)
+
+
+def _warm_usage_event(*, call, usage: dict) -> dict:
+    # No key or member asked for this: the spend is the organization's own.
+    return {
+        "request_id": call.request_id,
+        "created_at": datetime.now(tz=UTC).isoformat(),
+        "organization_id": call.principal.organization_id,
+        "user_id": None,
+        "api_key_id": None,
+        "endpoint": call.endpoint,
+        "model": call.model,
+        "upstream_model": call.upstream_model,
+        "provider": call.provider,
+        "deployment": call.deployment,
+        "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+        "completion_tokens": int(usage.get("completion_tokens") or 0),
+        "compression_level": "off",
+        "upstream_ms": round(call.upstream_seconds * 1000, 3),
+        "latency_ms": round(call.upstream_seconds * 1000, 3),
+    }
+
+
+async def _background_writes_finish() -> None:
+    # store_entry writes the database copy in the background; a Celery task's event loop
+    # ends with this coroutine and would cancel that write before it ran.
+    loop = asyncio.get_running_loop()
+    while pending := [task for task in store._background if task.get_loop() is loop]:
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def cache_refresh_popular(*, organization_id: int, limit: int = 20) -> dict:
     """Re-ask upstream for the organization's most hit entries that expire soon.
 
-    Opt-in (``CACHE_WARM_MAX_USD_PER_DAY`` > 0) and stopped by that cap per day.
+    Opt-in (``CACHE_WARM_MAX_USD_PER_DAY`` > 0) and stopped by that cap per UTC day; each
+    call is accounted to the organization as a usage event.
     """
     from accounts.selectors import Principal
     from billing import pricing
     from billing.selectors import aprice_for
+    from billing.usage import ausage_record
     from proxy import gateway, routing
     from proxy.providers.base import UpstreamError
+    from proxy.response_cache import store_entry
 
-    cap_micros = int(getattr(settings, "CACHE_WARM_MAX_USD_PER_DAY", 0) * 1_000_000)
+    cap_micros = _warm_cap_micros()
     result = {"refreshed": 0, "spent_micros": 0, "stopped_by_cap": False}
     if cap_micros <= 0:
         return result
-    horizon = datetime.now(tz=UTC) + timedelta(seconds=settings.CACHE_TTL_SECONDS / 10)
 
     def candidates():
-        return list(
-            CacheEntry.objects.filter(
-                organization_id=organization_id,
-                hits__gt=0,
-                expires_at__gt=datetime.now(tz=UTC),
-                expires_at__lte=horizon,
-            ).order_by("-hits")[:limit]
-        )
+        mine = _refreshable_entries().filter(organization_id=organization_id)
+        return list(mine.order_by("-hits")[:limit])
 
-    for row in await run_in_db_thread(candidates):
-        spent = cache.get(_spend_key(organization_id), 0)
-        if spent >= cap_micros:
-            result["stopped_by_cap"] = True
-            break
-        body = {"model": row.model, "messages": [{"role": "user", "content": row.question}]}
-        if row.context_fingerprint != _bare_fingerprint(row.model):
-            # Entries do not keep the whole request (system prompt, history, parameters), so
-            # only a bare question can be re-asked as it was; the others just expire.
-            continue
-        principal = Principal(
-            key_id=0,
-            key_prefix="",
-            organization_id=organization_id,
-            organization_slug="",
-            user_id=0,
-            username="cache-warmer",
-            role="admin",
-            expires_at=None,
-        )
-        call = gateway.ProxyCall(
-            principal=principal,
-            request_id=f"cache-warm-{row.pk}",
-            endpoint="chat.completions",
-            model=row.model,
-            body=body,
-        )
-        try:
-            plan = await routing.resolve_route(organization_id, row.model)
-            answer = await gateway.call_upstream(
-                call, plan, lambda provider, target, body=body: provider.chat(target, body)
+    principal = Principal(
+        key_id=0,
+        key_prefix="",
+        organization_id=organization_id,
+        organization_slug="",
+        user_id=0,
+        username="cache-warmer",
+        role="admin",
+        expires_at=None,
+    )
+    try:
+        for row in await run_in_db_thread(candidates):
+            if await cache.aget(_spend_key(organization_id), 0) >= cap_micros:
+                result["stopped_by_cap"] = True
+                break
+            body = {"model": row.model, "messages": [{"role": "user", "content": row.question}]}
+            call = gateway.ProxyCall(
+                principal=principal,
+                request_id=f"req_cache_warm_{uuid.uuid4().hex}",
+                endpoint="chat.completions",
+                model=row.model,
+                body=body,
             )
-        except UpstreamError:
-            logger.warning("cache warming: upstream refused entry %s", row.pk)
-            continue
-        usage = answer.body.get("usage") or {}
-        price = await aprice_for(row.model, datetime.now(tz=UTC))
-        cost = pricing.cost_micros(
-            price=price,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-        )
-        cache.set(_spend_key(organization_id), spent + cost, timeout=2 * 86_400)
-        result["spent_micros"] += cost
-        entry = store.Entry.from_row(row)
-        entry.response = answer.body
-        entry.expires_at = time.time() + settings.CACHE_TTL_SECONDS
-        from proxy.response_cache import store_entry
-
-        await store_entry(entry)
-        result["refreshed"] += 1
+            try:
+                plan = await routing.resolve_route(organization_id, row.model)
+                answer = await gateway.call_upstream(
+                    call, plan, lambda provider, target, body=body: provider.chat(target, body)
+                )
+            except UpstreamError:
+                logger.warning("cache warming: upstream refused entry %s", row.pk)
+                continue
+            usage = answer.body.get("usage") or {}
+            await ausage_record(_warm_usage_event(call=call, usage=usage))
+            price = await aprice_for(row.model, datetime.now(tz=UTC))
+            cost = pricing.cost_micros(
+                price=price,
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+            )
+            await _spend_add(organization_id, cost)
+            result["spent_micros"] += cost
+            if not answer.body.get("choices"):
+                continue  # paid for, but nothing to serve (cache_store keeps no such answer)
+            entry = store.Entry.from_row(row)
+            entry.response = answer.body
+            entry.expires_at = time.time() + settings.CACHE_TTL_SECONDS
+            # Stored like a new answer, so its hits count from zero: an entry nobody asks for
+            # during its new life is not paid for again.
+            await store_entry(entry)
+            result["refreshed"] += 1
+    finally:
+        await _background_writes_finish()
     return result
