@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from billing import services
-from common.redis import async_redis, sync_redis
+from common.redis import sync_redis, write_batcher
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +288,8 @@ async def ausage_record(event: dict) -> None:
     """``usage_record`` for the event loop: an async RPUSH, or an in-memory append."""
     if _uses_redis():
         try:
-            length = await async_redis().rpush(BUFFER_KEY, _encode(event))
+            # After the response: the push shares a round trip with other requests'.
+            length = await write_batcher().rpush(BUFFER_KEY, _encode(event))
         except Exception:
             logger.warning("usage buffer unavailable; buffering event in process", exc_info=True)
             _buffer_locally(event)

@@ -9,13 +9,15 @@ same arithmetic runs in this process (the embedded default is one process).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+import weakref
 from dataclasses import dataclass, field
 
 from accounts.selectors import Principal, RateLimit
 from common.errors import DomainError
-from common.redis import KEY_PREFIX, async_redis, redis_enabled
+from common.redis import KEY_PREFIX, async_redis, redis_enabled, write_batcher
 from proxy import metrics
 
 WINDOW_SECONDS = 60
@@ -48,6 +50,19 @@ local reply = {1, 0}
 for i = 1, n do reply[2 + i] = used[i] end
 return reply
 """
+
+
+_admit_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _admit_script():
+    """The admission script for this loop's client, sent by its SHA (EVALSHA) rather than
+    as its whole text on every request."""
+    client = async_redis()
+    script = _admit_scripts.get(client)
+    if script is None:
+        script = _admit_scripts[client] = client.register_script(_ADMIT_SCRIPT)
+    return script
 
 
 class RateLimited(DomainError):
@@ -174,7 +189,7 @@ async def admit(principal: Principal, *, tokens: int) -> Admission:
         args = [int(elapsed * 1000), WINDOW_SECONDS * 1000]
         for counter, cost in zip(counters, costs, strict=True):
             args += [counter.limit, cost]
-        reply = await async_redis().eval(_ADMIT_SCRIPT, len(flat_keys), *flat_keys, *args)
+        reply = await _admit_script()(keys=flat_keys, args=args)
         reply = [int(x) for x in reply]
     else:
         reply = _local_admit(keys, [c.limit for c in counters], costs, elapsed)
@@ -230,11 +245,11 @@ async def settle_tokens(admission: Admission, *, actual_tokens: int) -> None:
         return
     keys = [_window_key(c.key, admission.window_index) for c in token_counters]
     if redis_enabled():
-        pipe = async_redis().pipeline(transaction=False)
-        for key in keys:
-            pipe.incrby(key, delta)
-            pipe.expire(key, WINDOW_SECONDS * 2)
-        await pipe.execute()
+        # Settling happens after the response: it shares a round trip with other requests'.
+        batcher = write_batcher()
+        await asyncio.gather(
+            *(batcher.incrby(key, delta, expire_seconds=WINDOW_SECONDS * 2) for key in keys)
+        )
     else:
         for key in keys:
             _local_counts[key] = _local_counts.get(key, 0) + delta
