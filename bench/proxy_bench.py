@@ -5,7 +5,8 @@
 Starts a local fake upstream (proxy.fake_upstream), one SynthLang Proxy process
 (Daphne) with authentication, rate limits and usage accounting on, and optionally
 LiteLLM's proxy pointed at the same upstream, then drives each with an aiohttp load
-generator from this process. Set REDIS_URL to account usage and count rate limits in
+generator from this process. Added latency is measured with sequential requests that
+alternate between the upstream directly and through the proxy. Set REDIS_URL to account usage and count rate limits in
 Redis as production does; DATABASE_URL to use PostgreSQL. Everything runs on this
 machine, so compare the ratios of one run rather than absolute figures.
 """
@@ -90,6 +91,27 @@ async def sequential_latency(url: str, headers: dict, count: int) -> list[float]
                 assert response.status == 200, await response.text()
             timings.append((time.perf_counter() - started) * 1000)
     return timings
+
+
+async def paired_latency(
+    url: str, headers: dict, direct_url: str, count: int
+) -> tuple[list[float], list[float]]:
+    """Sequential requests alternating between the upstream directly and through ``url``,
+    so that both series see the same moments of a noisy machine."""
+    body = {"model": BENCH_MODEL, "messages": PROMPT}
+    through, direct = [], []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count):
+            for target, target_headers, timings in (
+                (direct_url, {}, direct),
+                (url, headers, through),
+            ):
+                started = time.perf_counter()
+                async with session.post(target, json=body, headers=target_headers) as response:
+                    await response.read()
+                    assert response.status == 200, await response.text()
+                timings.append((time.perf_counter() - started) * 1000)
+    return through, direct
 
 
 async def throughput(url: str, headers: dict, connections: int, seconds: float) -> dict:
@@ -199,13 +221,15 @@ def prepare_synthlang(env: dict) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-async def measure(name: str, url: str, headers: dict, pid: int, args) -> dict:
+async def measure(name: str, url: str, headers: dict, pid: int, args, direct_url: str) -> dict:
     await sequential_latency(url, headers, 50)  # warm-up
-    latencies = await sequential_latency(url, headers, args.requests)
+    latencies, direct = await paired_latency(url, headers, direct_url, args.requests)
     result = {
         "name": name,
         "p50_ms": percentile(latencies, 0.5),
         "p99_ms": percentile(latencies, 0.99),
+        "added_p50_ms": percentile(latencies, 0.5) - percentile(direct, 0.5),
+        "added_p99_ms": percentile(latencies, 0.99) - percentile(direct, 0.99),
     }
     result.update(await throughput(url, headers, 64, args.duration))
     streams = await concurrent_streams(url, headers, args.streams)
@@ -261,6 +285,7 @@ async def main_async(args) -> list[dict]:
                     {**headers, "x-synthlang-compression": level},
                     proxy.pid,
                     args,
+                    f"{upstream_url}/v1/chat/completions",
                 )
             )
 
@@ -307,6 +332,7 @@ async def main_async(args) -> list[dict]:
                     {"Authorization": "Bearer sk-litellm-bench"},
                     litellm.pid,
                     args,
+                    f"{upstream_url}/v1/chat/completions",
                 )
             )
     finally:
@@ -317,11 +343,7 @@ async def main_async(args) -> list[dict]:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-    direct_p50 = results[0]["p50_ms"]
-    direct_p99 = results[0]["p99_ms"]
-    for result in results[1:]:
-        result["added_p50_ms"] = result["p50_ms"] - direct_p50
-        result["added_p99_ms"] = result["p99_ms"] - direct_p99
+    results[0]["added_p50_ms"] = results[0]["added_p99_ms"] = 0.0
     return results
 
 

@@ -33,6 +33,10 @@ def _warm_up() -> None:
 
 _warm_up()
 
+from synthlang_site import daphne_tuning  # noqa: E402
+
+daphne_tuning.install()
+
 from proxy.response_cache import cache_warm_start  # noqa: E402
 
 # In a background thread: the embedding model and the recent scopes' cache indexes.

@@ -17,6 +17,7 @@ The result is counted on the target model's tokenizer and discarded if it is not
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -227,6 +228,24 @@ def _shorter_rewrite(text: str, *, level: str, encoding: str) -> tuple[str, int,
     return (rewritten, before, after) if after < before else None
 
 
+# Applications send the same system prompt with every request: its rewrite is kept, keyed by
+# the exact text. Other turns rarely repeat and are not kept. Bounded in entries and in size.
+_SYSTEM_MEMO_MAX_CHARS = 32_000
+
+
+@functools.lru_cache(maxsize=256)
+def _shorter_rewrite_remembered(
+    text: str, level: str, encoding: str
+) -> tuple[str, int, int] | None:
+    return _shorter_rewrite(text, level=level, encoding=encoding)
+
+
+def _shorter_rewrite_for(role: str, text: str, *, level: str, encoding: str):
+    if role == "system" and len(text) <= _SYSTEM_MEMO_MAX_CHARS:
+        return _shorter_rewrite_remembered(text, level, encoding)
+    return _shorter_rewrite(text, level=level, encoding=encoding)
+
+
 def compress_text(
     text: str, *, level: str, model: str | None = None, encoding: str | None = None
 ) -> CompressionResult:
@@ -349,7 +368,9 @@ def compress_messages(
             deduplicated, removed = _remove_repeats(text, seen) if seen else (text, 0)
             seen |= _units(text)
             repeats += removed
-            shorter = _shorter_rewrite(deduplicated, level=level, encoding=enc)
+            shorter = _shorter_rewrite_for(
+                message.get("role"), deduplicated, level=level, encoding=enc
+            )
             compressed = shorter[0] if shorter is not None else deduplicated
             if compressed != text:
                 new_texts[index] = compressed

@@ -364,3 +364,32 @@ def test_removed_opening_politeness_leaves_no_leading_space():
     )
     assert result.tokens_saved > 0
     assert result.text.startswith("Could you explain")
+
+
+def test_a_repeated_system_prompt_is_rewritten_once(monkeypatch):
+    from proxy.synthlang import engine
+
+    engine._shorter_rewrite_remembered.cache_clear()
+    rewritten = []
+    real = engine._shorter_rewrite
+
+    def counting(text, **kwargs):
+        rewritten.append(text)
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(engine, "_shorter_rewrite", counting)
+    system = "You are basically a really very helpful assistant for our travel agency."
+    first_user, second_user = "Please could you list 3 hotels in Oslo?", "And 2 in Bergen?"
+    first, _ = compress_messages(
+        [{"role": "system", "content": system}, {"role": "user", "content": first_user}],
+        level="medium",
+        model="gpt-4o",
+    )
+    second, _ = compress_messages(
+        [{"role": "system", "content": system}, {"role": "user", "content": second_user}],
+        level="medium",
+        model="gpt-4o",
+    )
+    assert rewritten == [system, first_user, second_user]
+    assert first[0] == second[0]
+    assert first[0]["content"] != system  # the remembered rewrite is the compressed one

@@ -1,0 +1,62 @@
+"""The Content-Type fast path gives Twisted's own answer for every header."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.web import http
+
+from synthlang_site import daphne_tuning
+
+HEADERS = [
+    b"application/json",
+    b"application/json; charset=utf-8",
+    b"Application/JSON;charset=UTF-8",
+    b"  application/x-www-form-urlencoded  ",
+    b"application/x-www-form-urlencoded; charset=utf-8",
+    b"multipart/form-data; boundary=----abc123",
+    b'MULTIPART/FORM-DATA;boundary="quoted;boundary"',
+    b"multipart/form-data (a comment); boundary=x",
+    b"text/plain",
+    b"application/vnd.api+json",
+    b"application/json ; charset=utf-8",
+    b"",
+    b"json",
+    b"application/",
+    b"/json",
+    b"application/json/extra",
+    b"application /json",
+    b"appli\xe9cation/json",
+    b"application/json\x00",
+    b";",
+    b"a/b;c=d;e=f",
+]
+
+
+def original_parser():
+    current = http._parseContentType
+    return getattr(current, "original", current)
+
+
+@pytest.mark.parametrize("header", HEADERS)
+def test_fast_path_agrees_with_twisted(header):
+    original = original_parser()
+    assert daphne_tuning.fast_parse_content_type(header, fallback=original) == original(header)
+
+
+def test_common_json_header_does_not_reach_the_email_parser():
+    def refuse(line):
+        raise AssertionError("the fallback was used")
+
+    assert (
+        daphne_tuning.fast_parse_content_type(b"application/json", fallback=refuse)
+        == b"application/json"
+    )
+
+
+def test_install_replaces_the_parser_once(monkeypatch):
+    original = original_parser()
+    monkeypatch.setattr(http, "_parseContentType", original)
+    assert daphne_tuning.install() is True
+    assert http._parseContentType.synthlang_fast_path
+    assert http._parseContentType(b"application/json; charset=utf-8") == b"application/json"
+    assert daphne_tuning.install() is False  # already installed: not wrapped twice
