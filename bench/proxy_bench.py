@@ -6,9 +6,10 @@ Starts a local fake upstream (proxy.fake_upstream), one SynthLang Proxy process
 (Daphne) with authentication, rate limits and usage accounting on, and optionally
 LiteLLM's proxy pointed at the same upstream, then drives each with an aiohttp load
 generator from this process. Added latency is measured with sequential requests that
-alternate between the upstream directly and through the proxy. Set REDIS_URL to account usage and count rate limits in
-Redis as production does; DATABASE_URL to use PostgreSQL. Everything runs on this
-machine, so compare the ratios of one run rather than absolute figures.
+alternate between the upstream directly and through the proxy. Set REDIS_URL to account
+usage and count rate limits in Redis as production does; DATABASE_URL to use PostgreSQL.
+Everything runs on this machine, so compare the ratios of one run rather than absolute
+figures.
 """
 
 from __future__ import annotations
