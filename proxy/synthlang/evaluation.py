@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proxy.synthlang import protect
 from proxy.synthlang.engine import DEFAULT_ROLES, compress_messages, normalize_level
 from proxy.tokens import CL100K, O200K, count_message_tokens
 
@@ -193,4 +194,63 @@ def format_report(report: EvaluationReport, *, show_losses: bool = True) -> str:
     missing = sum(result.missing_in_source for result in report.items)
     if missing:
         lines.append(f"({missing} must_keep strings are absent from their source prompt)")
+    return "\n".join(lines)
+
+
+# --- Ceilings: how much any rewrite that keeps a given part could save ---------------------
+
+
+def _keeping_only(messages: list[dict], roles: tuple[str, ...], keep) -> list[dict]:
+    """The messages with each text of a compressed role reduced to what ``keep`` returns."""
+    result = []
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") in roles and isinstance(content, str):
+            message = {**message, "content": keep(content)}
+        result.append(message)
+    return result
+
+
+def ceiling_report(
+    items: list[dict], *, roles: tuple[str, ...] = DEFAULT_ROLES, encoding: str = O200K
+) -> dict[str, tuple[float, float]]:
+    """Per kind (and overall), the median reduction of two rewrites no compressor can beat
+    under its constraints: deleting everything in the compressed roles except (a) the spans
+    the engine protects (code, literals, names, negation and condition clauses) and (b) the
+    item's must_keep strings only. Other roles (assistant turns, by default) stay whole."""
+
+    def protected_only(text: str) -> str:
+        return " ".join(text[start:end] for start, end in protect.protected_spans(text))
+
+    per_kind: dict[str, list[tuple[float, float]]] = {}
+    for item in items:
+        messages = item["messages"]
+        before = count_message_tokens(messages, encoding=encoding)
+        must_keep = item["must_keep"]
+
+        def must_keep_only(text: str, must_keep=must_keep) -> str:
+            return " ".join(kept for kept in must_keep if kept in text)
+
+        reductions = []
+        for keep in (protected_only, must_keep_only):
+            after = count_message_tokens(_keeping_only(messages, roles, keep), encoding=encoding)
+            reductions.append((before - after) / before if before else 0.0)
+        per_kind.setdefault(str(item["kind"]), []).append(tuple(reductions))
+        per_kind.setdefault(OVERALL, []).append(tuple(reductions))
+    return {
+        kind: (
+            statistics.median(pair[0] for pair in pairs),
+            statistics.median(pair[1] for pair in pairs),
+        )
+        for kind, pairs in sorted(per_kind.items(), key=lambda entry: entry[0] == OVERALL)
+    }
+
+
+def format_ceiling(ceilings: dict[str, tuple[float, float]], *, roles: tuple[str, ...]) -> str:
+    lines = [
+        f"Ceilings (o200k_base): median reduction if the {'/'.join(roles)} turns kept only...",
+        f"{'kind':<24} {'protected spans':>16} {'must_keep strings':>18}",
+    ]
+    for kind, (protected_only, must_keep_only) in ceilings.items():
+        lines.append(f"{kind:<24} {protected_only:>16.1%} {must_keep_only:>18.1%}")
     return "\n".join(lines)

@@ -393,3 +393,32 @@ def test_a_repeated_system_prompt_is_rewritten_once(monkeypatch):
     assert rewritten == [system, first_user, second_user]
     assert first[0] == second[0]
     assert first[0]["content"] != system  # the remembered rewrite is the compressed one
+
+
+def test_ceiling_keeps_only_what_it_is_told_and_leaves_assistant_turns_whole():
+    from proxy.synthlang.evaluation import OVERALL, ceiling_report
+
+    assistant = "Sure, here is a long answer that nobody compresses by default, word for word."
+    items = [
+        {
+            "id": "one",
+            "kind": "demo",
+            "messages": [
+                {"role": "user", "content": "Hello there friend, please never call after 9 pm."},
+                {"role": "assistant", "content": assistant},
+                {"role": "user", "content": "Thanks, and book Oslo for 3 nights."},
+            ],
+            "must_keep": ["after 9 pm", "Oslo", "3 nights"],
+        }
+    ]
+    ceilings = ceiling_report(items, encoding=O200K)
+    kept_only = [
+        {"role": "user", "content": "after 9 pm"},
+        {"role": "assistant", "content": assistant},
+        {"role": "user", "content": "Oslo 3 nights"},
+    ]
+    before = count_message_tokens(items[0]["messages"], encoding=O200K)
+    after = count_message_tokens(kept_only, encoding=O200K)
+    assert ceilings["demo"][1] == pytest.approx((before - after) / before)
+    assert ceilings[OVERALL] == ceilings["demo"]
+    assert 0 < ceilings["demo"][0] < ceilings["demo"][1]

@@ -5,7 +5,14 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from proxy.synthlang.engine import DEFAULT_ROLES, LEVELS
-from proxy.synthlang.evaluation import DatasetError, evaluate, format_report, load_dataset
+from proxy.synthlang.evaluation import (
+    DatasetError,
+    ceiling_report,
+    evaluate,
+    format_ceiling,
+    format_report,
+    load_dataset,
+)
 
 
 class Command(BaseCommand):
@@ -21,6 +28,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--all-levels", action="store_true", help="report low, medium and high in turn"
+        )
+        parser.add_argument(
+            "--ceiling",
+            action="store_true",
+            help="also print the most any rewrite keeping the protected spans, or only the "
+            "must_keep strings, could save",
         )
         parser.add_argument(
             "--roles",
@@ -40,3 +53,6 @@ class Command(BaseCommand):
             if index:
                 self.stdout.write("")
             self.stdout.write(format_report(report))
+        if options["ceiling"]:
+            self.stdout.write("")
+            self.stdout.write(format_ceiling(ceiling_report(items, roles=roles), roles=roles))
