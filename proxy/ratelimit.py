@@ -10,14 +10,14 @@ same arithmetic runs in this process (the embedded default is one process).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
-import weakref
 from dataclasses import dataclass, field
 
 from accounts.selectors import Principal, RateLimit
 from common.errors import DomainError
-from common.redis import KEY_PREFIX, async_redis, redis_enabled, write_batcher
+from common.redis import KEY_PREFIX, pipelined_redis, redis_enabled, write_batcher
 from proxy import metrics
 
 WINDOW_SECONDS = 60
@@ -52,17 +52,8 @@ return reply
 """
 
 
-_admit_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _admit_script():
-    """The admission script for this loop's client, sent by its SHA (EVALSHA) rather than
-    as its whole text on every request."""
-    client = async_redis()
-    script = _admit_scripts.get(client)
-    if script is None:
-        script = _admit_scripts[client] = client.register_script(_ADMIT_SCRIPT)
-    return script
+# Sent by its SHA1 (EVALSHA) rather than as its whole text on every request.
+_ADMIT_SHA = hashlib.sha1(_ADMIT_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis's script id
 
 
 class RateLimited(DomainError):
@@ -189,7 +180,7 @@ async def admit(principal: Principal, *, tokens: int) -> Admission:
         args = [int(elapsed * 1000), WINDOW_SECONDS * 1000]
         for counter, cost in zip(counters, costs, strict=True):
             args += [counter.limit, cost]
-        reply = await _admit_script()(keys=flat_keys, args=args)
+        reply = await pipelined_redis().evalsha(_ADMIT_SCRIPT, _ADMIT_SHA, flat_keys, args)
         reply = [int(x) for x in reply]
     else:
         reply = _local_admit(keys, [c.limit for c in counters], costs, elapsed)

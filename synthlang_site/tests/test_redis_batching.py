@@ -4,6 +4,7 @@ still learns whether its own write landed."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 from django.conf import settings as django_settings
@@ -31,14 +32,14 @@ def clean_redis():
 
 
 def test_writes_of_one_moment_go_in_one_pipeline_with_increments_summed(clean_redis, monkeypatch):
-    executed = []  # commands per pipeline sent
-    real_execute = shared_redis.aredis.client.Pipeline.execute
+    executed = []  # commands per round trip
+    real_execute_many = shared_redis.PipelinedConnection.execute_many
 
-    async def counting_execute(self, *args, **kwargs):
-        executed.append([command[0][0] for command in self.command_stack])
-        return await real_execute(self, *args, **kwargs)
+    async def counting_execute_many(self, commands):
+        executed.append([command[0] for command in commands])
+        return await real_execute_many(self, commands)
 
-    monkeypatch.setattr(shared_redis.aredis.client.Pipeline, "execute", counting_execute)
+    monkeypatch.setattr(shared_redis.PipelinedConnection, "execute_many", counting_execute_many)
 
     async def scenario():
         batcher = shared_redis.write_batcher()
@@ -53,7 +54,8 @@ def test_writes_of_one_moment_go_in_one_pipeline_with_increments_summed(clean_re
 
     replies = asyncio.run(scenario())
     # Summed into one INCRBY and one EXPIRE; the three values in one RPUSH.
-    assert executed == [["INCRBY", "EXPIRE", "RPUSH"]]
+    setup = [["SELECT"], ["AUTH"]]  # sent once when the connection opens
+    assert [names for names in executed if names not in setup] == [["INCRBY", "EXPIRE", "RPUSH"]]
     assert int(clean_redis.get(KEY + "tokens")) == 3
     assert 60 < clean_redis.ttl(KEY + "tokens") <= 120
     assert clean_redis.lrange(KEY + "events", 0, -1) == [b"first", b"second", b"third"]
@@ -72,10 +74,10 @@ def test_writes_after_a_flush_go_in_the_next_batch(clean_redis):
 
 
 def test_a_failed_batch_fails_every_caller_in_it(clean_redis, monkeypatch):
-    async def broken_execute(self, *args, **kwargs):
+    async def broken_execute_many(self, commands):
         raise ConnectionError("Redis went away")
 
-    monkeypatch.setattr(shared_redis.aredis.client.Pipeline, "execute", broken_execute)
+    monkeypatch.setattr(shared_redis.PipelinedConnection, "execute_many", broken_execute_many)
 
     async def scenario():
         batcher = shared_redis.write_batcher()
@@ -88,3 +90,98 @@ def test_a_failed_batch_fails_every_caller_in_it(clean_redis, monkeypatch):
     outcomes = asyncio.run(scenario())
     assert all(isinstance(outcome, ConnectionError) for outcome in outcomes)
     assert clean_redis.exists(KEY + "events") == 0
+
+
+# --- The pipelined connection ---------------------------------------------------------------
+
+
+def test_concurrent_commands_on_one_connection_get_their_own_replies(clean_redis):
+    async def scenario():
+        connection = shared_redis.pipelined_redis()
+        replies = await asyncio.gather(
+            *(connection.execute("INCRBY", KEY + "n", amount) for amount in range(1, 101))
+        )
+        ids = await asyncio.gather(*(connection.execute("CLIENT", "ID") for _ in range(20)))
+        return replies, ids
+
+    replies, ids = asyncio.run(scenario())
+    # Each caller saw the counter right after its own increment, in the order they were sent.
+    assert replies == [n * (n + 1) // 2 for n in range(1, 101)]
+    assert len(set(ids)) == 1  # all of them shared one connection
+    assert int(clean_redis.get(KEY + "n")) == 5050
+
+
+def test_the_url_database_is_selected(clean_redis):
+    async def scenario():
+        await shared_redis.pipelined_redis().execute("SET", KEY + "where", "here")
+
+    asyncio.run(scenario())
+    # clean_redis is redis-py's client on the same URL, so the same database.
+    assert clean_redis.get(KEY + "where") == b"here"
+
+
+def test_an_error_reply_raises_redis_pys_error_and_the_connection_goes_on(clean_redis):
+    async def scenario():
+        connection = shared_redis.pipelined_redis()
+        await connection.execute("SET", KEY + "text", "not a number")
+        with pytest.raises(shared_redis.redis.exceptions.ResponseError):
+            await connection.execute("INCRBY", KEY + "text", 1)
+        return await connection.execute("GET", KEY + "text")
+
+    assert asyncio.run(scenario()) == b"not a number"
+
+
+def test_a_script_the_server_lost_is_sent_by_its_text(clean_redis):
+    script = "return tonumber(ARGV[1]) * 2"
+    sha = hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 - Redis's script id
+
+    async def scenario():
+        connection = shared_redis.pipelined_redis()
+        await connection.execute("SCRIPT", "FLUSH")
+        first = await connection.evalsha(script, sha, [], [21])
+        cached = await connection.execute("SCRIPT", "EXISTS", sha)
+        return first, cached
+
+    first, cached = asyncio.run(scenario())
+    assert first == 42
+    assert cached == [1]  # EVAL loaded it: the next call goes by SHA again
+
+
+def test_a_killed_connection_fails_its_callers_and_the_next_command_reconnects(clean_redis):
+    async def scenario():
+        connection = shared_redis.pipelined_redis()
+        own_id = await connection.execute("CLIENT", "ID")
+        pending = asyncio.ensure_future(connection.execute("BLPOP", KEY + "never", 1))
+        await asyncio.sleep(0.05)
+        clean_redis.client_kill_filter(_id=own_id)
+        with pytest.raises(shared_redis.redis.exceptions.ConnectionError):
+            await pending
+        new_id = await connection.execute("CLIENT", "ID")
+        return own_id, new_id
+
+    own_id, new_id = asyncio.run(scenario())
+    assert new_id != own_id
+
+
+def test_no_answer_in_time_closes_the_connection(clean_redis, monkeypatch):
+    monkeypatch.setattr(shared_redis, "SOCKET_TIMEOUT_SECONDS", 0.2)
+
+    async def scenario():
+        connection = shared_redis.pipelined_redis()
+        first_id = await connection.execute("CLIENT", "ID")
+        with pytest.raises(shared_redis.redis.exceptions.TimeoutError):
+            await connection.execute("BLPOP", KEY + "never", 2)
+        return first_id, await connection.execute("CLIENT", "ID")
+
+    first_id, second_id = asyncio.run(scenario())
+    assert second_id != first_id
+
+
+def test_a_refused_connection_is_redis_pys_connection_error(monkeypatch):
+    monkeypatch.setattr(shared_redis.settings, "REDIS_URL", "redis://127.0.0.1:1/0")
+
+    async def scenario():
+        with pytest.raises(shared_redis.redis.exceptions.ConnectionError):
+            await shared_redis.pipelined_redis().execute("PING")
+
+    asyncio.run(scenario())
