@@ -1,8 +1,9 @@
 """From a public model name to the ordered deployments that may serve it.
 
 Routes change rarely and are read on every request, so each process keeps them
-for ``ROUTE_CACHE_SECONDS``. Provider keys stay encrypted in that cache and are
-decrypted only when a call is made.
+for ``ROUTE_CACHE_SECONDS``. Organizations' provider keys stay encrypted in that cache and
+are decrypted only when a call is made; the platform's key (OPENAI_API_KEY) is read from the
+settings then, so no plan holds a key in plaintext.
 """
 
 from __future__ import annotations
@@ -32,18 +33,26 @@ class DeploymentPlan:
     weight: int = 1
     priority: int = 0
     deployment_id: int | None = None
+    # The platform's own key (OPENAI_API_KEY): read from the settings at call time, where it
+    # already lives in plaintext, so the plan holds no copy and no decryption is needed.
+    platform_key: bool = False
 
     @property
     def label(self) -> str:
         suffix = f"#{self.deployment_id}" if self.deployment_id else ""
         return f"{self.provider}/{self.upstream_model}{suffix}"
 
+    def _api_key(self) -> str:
+        if self.platform_key:
+            return settings.OPENAI_API_KEY
+        return decrypt_secret(self.encrypted_key) if self.encrypted_key else ""
+
     def target(self) -> Target:
         return Target(
             provider=self.provider,
             upstream_model=self.upstream_model,
             base_url=self.base_url,
-            api_key=decrypt_secret(self.encrypted_key) if self.encrypted_key else "",
+            api_key=self._api_key(),
             options=self.options,
             label=self.label,
         )
@@ -119,14 +128,11 @@ def default_plan(organization_id: int, model: str) -> DeploymentPlan:
             **_credential_plan(credential, settings.OPENAI_BASE_URL),
         )
     if settings.OPENAI_API_KEY:
-        from accounts.crypto import encrypt_secret
-
         return DeploymentPlan(
             provider="openai",
             upstream_model=model,
             base_url=settings.OPENAI_BASE_URL,
-            # Encrypted like stored keys: cached plans never hold a key in plaintext.
-            encrypted_key=encrypt_secret(settings.OPENAI_API_KEY),
+            platform_key=True,
         )
     return DeploymentPlan(provider="fake", upstream_model=model)
 
