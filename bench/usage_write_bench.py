@@ -173,8 +173,8 @@ def main() -> None:
 def _run() -> None:
     from accounts import services as accounts_services
     from billing import usage
-    from common.redis import sync_redis
     from billing.models import DailyUsageRollup, UsageEvent
+    from common.redis import sync_redis
 
     organization = accounts_services.organization_create(name="Bench", slug="bench")
     user, _ = accounts_services.user_get_or_create(username="bench")
@@ -211,6 +211,7 @@ def _run() -> None:
         settings.CACHE_TYPE = "redis"
         measure("usage_record, Redis RPUSH", _paced_sync(usage.usage_record, ids))
         measure("ausage_record, redis.asyncio", _paced_async(usage.ausage_record, ids))
+
         async def no_hand_off(event):
             return None
 
