@@ -219,12 +219,17 @@ def remove_politeness(text: str) -> str:
                 if capitalise:
                     before = _capitalise_first(before)
                 parts.append(before)
-                parts.append(match.expand(replacement) if "\\g<" in replacement else replacement)
-                position = match.end()
+                kept = match.expand(replacement) if "\\g<" in replacement else replacement
                 # A formula that opened a sentence leaves the rest of it to start one.
                 # (Also when only removed text stood between it and a sentence start.)
                 pending = capitalise and not before.strip()
-                capitalise = not replacement and (pending or _opens_sentence(text, match.start()))
+                opens = pending or _opens_sentence(text, match.start())
+                if kept and opens:
+                    # "If you could write a summary, ..." -> "Write a summary."
+                    kept = _capitalise_first(kept)
+                parts.append(kept)
+                position = match.end()
+                capitalise = not replacement and opens
                 break
     if not parts:
         return text
@@ -305,9 +310,17 @@ class WordRules:
         text = self.pattern.sub(lambda match: self._replace(match, mark), text)
         if not mark or mark not in text:
             return text
-        return _MARKED_START_RE.sub(
-            lambda match: match.group("lead") + match.group("first").upper(), text
-        ).replace(mark, "")
+        return _MARKED_START_RE.sub(_restart_sentence, text).replace(mark, "")
+
+
+def _restart_sentence(match: re.Match) -> str:
+    """The word after a removed sentence opener takes the capital; at a line start the
+    opener's trailing space and comma go too ("From what I can see, it ..." -> "It ...")."""
+    lead = match.group("lead")
+    start = match.start()
+    if start == 0 or match.string[start - 1] == "\n":
+        lead = lead.replace(" ", "").replace("\t", "").replace(",", "")
+    return lead + match.group("first").upper()
 
 
 @cache

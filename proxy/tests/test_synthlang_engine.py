@@ -422,3 +422,26 @@ def test_ceiling_keeps_only_what_it_is_told_and_leaves_assistant_turns_whole():
     assert ceilings["demo"][1] == pytest.approx((before - after) / before)
     assert ceilings[OVERALL] == ceilings["demo"]
     assert 0 < ceilings["demo"][0] < ceilings["demo"][1]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A request framed as politeness keeps its request, now opening the sentence.
+        (
+            "Summary below.\n\nIf you could draft a reply to the customer, I would be grateful.",
+            "\n\nDraft a reply to the customer",
+        ),
+        (
+            "It is late. And if you could keep it short, that would be wonderful.",
+            "It is late. Keep it short",
+        ),
+        # An opener removed at a line start leaves neither its space nor a lowercase letter.
+        (
+            "Summary below.\n\nFrom what I can see on my end, the parcel is in Lyon.",
+            "\n\nThe parcel is in Lyon.",
+        ),
+    ],
+)
+def test_what_is_left_of_a_removed_opener_starts_its_sentence_properly(text, expected):
+    assert expected in compress_text(text, level="medium", encoding=O200K).text
