@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import socket
 import ssl
 import threading
 import weakref
@@ -19,8 +21,9 @@ KEY_PREFIX = "synthlang:"
 # is gone, and callers (usage buffer, limits) have their own fallbacks for that.
 SOCKET_TIMEOUT_SECONDS = 2
 
-# Keyed by the loop object itself, weakly: a pool belongs to one loop, and a closed
-# loop's id may be reused by the next one.
+# Keyed by the loop object itself (a pool belongs to one loop, and a closed loop's id may be
+# reused by the next one). The pool's connections refer to their loop, so the weak keys alone
+# would never let a closed loop go: lookups also drop the entries of closed loops.
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _sync_client: redis.Redis | None = None
 _sync_client_lock = threading.Lock()
@@ -35,6 +38,7 @@ def async_redis() -> aredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
+        _forget_closed_loops(_async_clients)
         # A blocking pool waits for a free connection instead of failing a request
         # when hundreds of streams finish at once.
         pool = aredis.BlockingConnectionPool.from_url(
@@ -67,6 +71,7 @@ def sync_redis() -> redis.Redis:
 
 # NOSCRIPT: the server does not have the script (restarted, flushed); send its text once.
 _NOSCRIPT_PREFIX = "NOSCRIPT"
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 
 def _pack(args: tuple) -> bytes:
@@ -77,12 +82,34 @@ def _pack(args: tuple) -> bytes:
             data = arg
         elif isinstance(arg, str):
             data = arg.encode()
-        elif isinstance(arg, int | float):
+        elif isinstance(arg, int | float) and not isinstance(arg, bool):
             data = repr(arg).encode()
         else:
             raise TypeError(f"cannot send {type(arg).__name__} to Redis")
         parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(parts)
+
+
+def _tls_context(options: dict) -> ssl.SSLContext:
+    """The TLS checks redis-py makes for the same URL (``ssl_cert_reqs``, ``ssl_ca_certs``,
+    ``ssl_check_hostname``...), so both clients accept exactly the same servers: settings add
+    ``ssl_cert_reqs=none`` to rediss:// URLs for managed Redis with self-signed certificates."""
+    context = ssl.create_default_context(
+        cafile=options.get("ssl_ca_certs"), capath=options.get("ssl_ca_path")
+    )
+    required = options.get("ssl_cert_reqs", "required")
+    if isinstance(required, str):
+        required = _CERT_REQS[required.lower()]
+    # The hostname check must be off before verification may be turned off.
+    context.check_hostname = bool(options.get("ssl_check_hostname", True)) and (
+        required != ssl.CERT_NONE
+    )
+    context.verify_mode = required
+    if options.get("ssl_certfile"):
+        context.load_cert_chain(
+            options["ssl_certfile"], options.get("ssl_keyfile"), options.get("ssl_password")
+        )
+    return context
 
 
 class _ReplyProtocol(asyncio.Protocol):
@@ -105,7 +132,7 @@ class _ReplyProtocol(asyncio.Protocol):
                 return
             if not self.waiting:
                 # A reply nobody asked for: the stream cannot be trusted any more.
-                self.close(redis.exceptions.ConnectionError("unexpected reply from Redis"))
+                self.close(redis.exceptions.ConnectionError, "unexpected reply from Redis")
                 return
             future = self.waiting.popleft()
             if not future.done():
@@ -117,20 +144,21 @@ class _ReplyProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self._fail_all(
-            redis.exceptions.ConnectionError(f"Redis connection lost: {exc or 'closed'}")
+            redis.exceptions.ConnectionError, f"Redis connection lost: {exc or 'closed'}"
         )
 
-    def close(self, error: Exception) -> None:
+    def close(self, error_class: type[Exception], message: str) -> None:
         self.lost = True
         if self.transport is not None:
             self.transport.close()
-        self._fail_all(error)
+        self._fail_all(error_class, message)
 
-    def _fail_all(self, error: Exception) -> None:
+    def _fail_all(self, error_class: type[Exception], message: str) -> None:
+        # One exception per caller: a shared instance would collect every caller's traceback.
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
-                future.set_exception(error)
+                future.set_exception(error_class(message))
 
 
 def _response_error(message: str) -> redis.exceptions.ResponseError:
@@ -150,7 +178,9 @@ class PipelinedConnection:
 
     Errors are redis-py's exception classes, so callers' handlers stay the same. A command
     without an answer in SOCKET_TIMEOUT_SECONDS closes the connection (the order of later
-    replies could no longer be trusted); the next command opens a new one.
+    replies could no longer be trusted); the next command opens a new one. The connection is
+    handed out only once AUTH and SELECT have succeeded, so no command can run as another
+    user or in another database.
     """
 
     def __init__(self, url: str) -> None:
@@ -162,23 +192,16 @@ class PipelinedConnection:
         (reply,) = await self.execute_many([args])
         return reply
 
-    async def execute_many(self, commands: list[tuple]) -> list:
-        """Send the commands in one write; their replies, in order. An error reply raises
-        (the first one, after every reply has arrived)."""
+    async def execute_many(self, commands: list[tuple], *, raise_errors: bool = True) -> list:
+        """Send the commands in one write; their replies, in order. With ``raise_errors`` an
+        error reply raises (the first one, once every reply has arrived); without, error
+        replies come back in the list as exceptions."""
         protocol = await self._connected()
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in commands]
-        protocol.waiting.extend(futures)
-        protocol.transport.write(b"".join(_pack(command) for command in commands))
-        try:
-            async with asyncio.timeout(SOCKET_TIMEOUT_SECONDS):
-                results = await asyncio.gather(*futures, return_exceptions=True)
-        except TimeoutError:
-            protocol.close(redis.exceptions.TimeoutError("Redis did not answer in time"))
-            raise redis.exceptions.TimeoutError("Redis did not answer in time") from None
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        results = await self._send(protocol, commands)
+        if raise_errors:
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
         return results
 
     async def evalsha(self, script: str, sha: str, keys: list, args: list):
@@ -188,18 +211,41 @@ class PipelinedConnection:
         except redis.exceptions.NoScriptError:
             return await self.execute("EVAL", script, len(keys), *keys, *args)
 
+    @staticmethod
+    async def _send(protocol: _ReplyProtocol, commands: list[tuple]) -> list:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        protocol.waiting.extend(futures)
+        protocol.transport.write(b"".join(_pack(command) for command in commands))
+        try:
+            async with asyncio.timeout(SOCKET_TIMEOUT_SECONDS):
+                return await asyncio.gather(*futures, return_exceptions=True)
+        except TimeoutError:
+            protocol.close(redis.exceptions.TimeoutError, "Redis did not answer in time")
+            raise redis.exceptions.TimeoutError("Redis did not answer in time") from None
+
     async def _connected(self) -> _ReplyProtocol:
         protocol = self._protocol
         if protocol is not None and not protocol.lost:
             return protocol
         if self._connecting is None:
-            self._connecting = asyncio.ensure_future(self._connect())
-        connecting = self._connecting
-        try:
-            return await asyncio.shield(connecting)
-        finally:
-            if connecting.done():
-                self._connecting = None
+            connecting = asyncio.ensure_future(self._connect())
+            self._connecting = connecting
+            # Cleared when the attempt ends, whether or not anyone is still waiting for it:
+            # a later caller must start a new attempt, never reuse a finished one.
+            connecting.add_done_callback(self._connect_finished)
+        protocol = await asyncio.shield(self._connecting)
+        if protocol.lost:
+            # Lost between connecting and this caller resuming: fail now, the next call
+            # reconnects (rather than writing to a closed transport and waiting for nothing).
+            raise redis.exceptions.ConnectionError("Redis connection lost")
+        return protocol
+
+    def _connect_finished(self, attempt: asyncio.Future) -> None:
+        if self._connecting is attempt:
+            self._connecting = None
+        if not attempt.cancelled():
+            attempt.exception()  # retrieved here; the callers waiting on it get it raised
 
     async def _connect(self) -> _ReplyProtocol:
         options = self._options
@@ -216,11 +262,10 @@ class PipelinedConnection:
                         _ReplyProtocol,
                         options.get("host", "localhost"),
                         options.get("port", 6379),
-                        ssl=ssl.create_default_context() if tls else None,
+                        ssl=_tls_context(options) if tls else None,
                     )
         except (OSError, TimeoutError) as error:
             raise redis.exceptions.ConnectionError(f"cannot connect to Redis: {error}") from error
-        self._protocol = protocol
         setup = []
         if options.get("password"):
             setup.append(
@@ -232,14 +277,43 @@ class PipelinedConnection:
             setup.append(("SELECT", options["db"]))
         if setup:
             try:
-                await self.execute_many(setup)
+                replies = await self._send(protocol, setup)
             except BaseException:
-                protocol.close(redis.exceptions.ConnectionError("Redis refused the connection"))
+                protocol.close(redis.exceptions.ConnectionError, "Redis connection set-up failed")
                 raise
+            refused = [reply for reply in replies if isinstance(reply, BaseException)]
+            if refused:
+                protocol.close(redis.exceptions.ConnectionError, "Redis refused the connection")
+                raise redis.exceptions.ConnectionError(
+                    f"Redis refused the connection: {refused[0]}"
+                )
+        self._protocol = protocol
         return protocol
 
+    def abandon(self) -> None:
+        """Close the connection without a running loop (its loop has been closed)."""
+        protocol = self._protocol
+        self._protocol = None
+        if protocol is not None and protocol.transport is not None:
+            # The transport cannot close itself without its loop; shutting the socket down
+            # ends the session at once, and the descriptor goes with the dropped transport.
+            sock = protocol.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
-_pipelined: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+# Per event loop, like the clients above. A loop is only ever closed at the end of a short-lived
+# `asyncio.run`/`async_to_sync` (tests, Celery tasks); their entries are dropped on the next
+# lookup so neither the loop nor its socket outlives it.
+_pipelined: dict[asyncio.AbstractEventLoop, PipelinedConnection] = {}
+
+
+def _forget_closed_loops(registry: dict, on_forget=None) -> None:
+    for loop in [loop for loop in registry if loop.is_closed()]:
+        value = registry.pop(loop)
+        if on_forget is not None:
+            on_forget(value)
 
 
 def pipelined_redis() -> PipelinedConnection:
@@ -247,6 +321,7 @@ def pipelined_redis() -> PipelinedConnection:
     loop = asyncio.get_running_loop()
     connection = _pipelined.get(loop)
     if connection is None:
+        _forget_closed_loops(_pipelined, PipelinedConnection.abandon)
         connection = _pipelined[loop] = PipelinedConnection(settings.REDIS_URL)
     return connection
 
@@ -258,16 +333,14 @@ def pipelined_redis() -> PipelinedConnection:
 # happen after the response is sent, so a few milliseconds of delay cost the client nothing.
 BATCH_DELAY_SECONDS = 0.01
 
-_batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
 
 class WriteBatcher:
     """Collects INCRBY and RPUSH writes for a moment and sends them as one pipeline.
 
     Increments to the same key are summed; values pushed to the same list go in one RPUSH.
     Each caller awaits its own write as if it had sent it alone: it returns once Redis has
-    it, and a failure is raised to every caller of that batch, so fallbacks stay the
-    caller's. Bound to one event loop, like the client it uses.
+    it, and raises if its own command failed (or the whole round trip did), so fallbacks
+    stay the caller's. Bound to one event loop, like the connection it uses.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -316,26 +389,38 @@ class WriteBatcher:
         for key, items in pushes.items():
             commands.append(("RPUSH", key, *(value for value, _future in items)))
         try:
-            replies = await pipelined_redis().execute_many(commands)
+            replies = await pipelined_redis().execute_many(commands, raise_errors=False)
         except BaseException as error:
-            failure = error if isinstance(error, Exception) else ConnectionError(str(error))
+            # Nothing reached Redis (or nothing is known to have): every caller learns it.
+            message = str(error) or type(error).__name__
+            failure = type(error) if isinstance(error, Exception) else ConnectionError
             for _amount, _expire, futures in increments.values():
                 for future in futures:
-                    _settle(future, error=failure)
+                    _settle(future, error=failure(message))
             for items in pushes.values():
                 for _value, future in items:
-                    _settle(future, error=failure)
+                    _settle(future, error=failure(message))
             if not isinstance(error, Exception):
                 raise
             return
+        # Each caller gets its own command's outcome: an error on one key fails only the
+        # callers of that key.
+        position = 0
         for _amount, _expire, futures in increments.values():
+            failed = next(
+                (r for r in replies[position : position + 2] if isinstance(r, Exception)), None
+            )
             for future in futures:
-                _settle(future, result=None)
-        lengths = replies[2 * len(increments) :]
-        for (_key, items), length in zip(pushes.items(), lengths, strict=True):
+                _settle(future, error=failed)
+            position += 2
+        for items, length in zip(pushes.values(), replies[position:], strict=True):
+            if isinstance(length, Exception):
+                for _value, future in items:
+                    _settle(future, error=length)
+                continue
             first = int(length) - len(items)
-            for position, (_value, future) in enumerate(items, start=1):
-                _settle(future, result=first + position)
+            for offset, (_value, future) in enumerate(items, start=1):
+                _settle(future, result=first + offset)
 
 
 def _settle(future: asyncio.Future, *, result=None, error: BaseException | None = None) -> None:
@@ -347,10 +432,14 @@ def _settle(future: asyncio.Future, *, result=None, error: BaseException | None 
         future.set_result(result)
 
 
+_batchers: dict[asyncio.AbstractEventLoop, WriteBatcher] = {}
+
+
 def write_batcher() -> WriteBatcher:
     """The running loop's batcher (its writes go through that loop's client)."""
     loop = asyncio.get_running_loop()
     batcher = _batchers.get(loop)
     if batcher is None:
+        _forget_closed_loops(_batchers)
         batcher = _batchers[loop] = WriteBatcher(loop)
     return batcher

@@ -15,13 +15,19 @@ from __future__ import annotations
 import re
 import sys
 
-_SIMPLE_MEDIA_TYPE_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
+# "type/subtype" and "; name=value" parameters made of RFC 9110 token characters, with spaces
+# around them: what clients send. Anything else (quoting, comments, control characters, stray
+# separators) goes to Twisted's own parser.
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PLAIN_CONTENT_TYPE_RE = re.compile(
+    rb" *(" + _TOKEN + rb"/" + _TOKEN + rb") *(?:; *" + _TOKEN + rb"=" + _TOKEN + rb" *)*"
+)
 
 
 def fast_parse_content_type(line: bytes, *, fallback) -> bytes:
-    media_type = line.split(b";", 1)[0].strip().lower()
-    if _SIMPLE_MEDIA_TYPE_RE.fullmatch(media_type) and b"(" not in line and b'"' not in line:
-        return media_type
+    match = _PLAIN_CONTENT_TYPE_RE.fullmatch(line)
+    if match:
+        return match.group(1).lower()
     return fallback(line)
 
 

@@ -83,9 +83,9 @@ class CacheLookup:
     response: dict | None = None
     context: CacheContext | None = None
     details: dict = field(default_factory=dict)
-    # The question's embedding when the lookup made one: a miss stores it with the answer
-    # instead of computing it a second time.
-    vector: np.ndarray | None = None
+    # The question's embedding when the lookup started one (a task, possibly still running):
+    # a miss stores it with the answer instead of computing it a second time.
+    embedding: asyncio.Future | None = None
 
 
 OFF = CacheLookup(status="off")
@@ -157,11 +157,11 @@ async def cache_lookup(*, principal: Principal, body: dict, control: str) -> Cac
         return OFF
     if control == "refresh":
         return CacheLookup(status="miss", context=context, details={"refresh": True})
-    found, vector = await _find(context)
+    found, embedding = await _find(context)
     hit = found is not None
     _count(context.scope, hit=hit, key=found[1] if hit else "")
     if not hit:
-        return CacheLookup(status="miss", context=context, vector=vector)
+        return CacheLookup(status="miss", context=context, embedding=embedding)
     tier, key, response, details = found
     return CacheLookup(
         status="hit",
@@ -174,28 +174,42 @@ async def cache_lookup(*, principal: Principal, body: dict, control: str) -> Cac
 
 async def _find(
     context: CacheContext,
-) -> tuple[tuple[str, str, dict, dict] | None, np.ndarray | None]:
-    """The hit (tier, entry key, response, details) or None, and the question's embedding
-    if one was made."""
+) -> tuple[tuple[str, str, dict, dict] | None, asyncio.Future | None]:
+    """The hit (tier, entry key, response, details) or None, and on a miss the task computing
+    the question's embedding, if one was started."""
     scope, key = context.scope, context.exact_key
     state = await store.ensure_scope(scope)
     embedding = None
     known = state.entries.get(key)
-    if context.semantic_allowed and (known is None or not known.live(time.time())):
+    if (
+        context.semantic_allowed
+        and store.embeds_locally()
+        and (known is None or not known.live(time.time()))
+    ):
         # Unless this process already holds the exact answer, the embedding will be needed
         # (to search, or to store the answer of a miss): start it now, so that it runs on
-        # its thread while the event loop waits for Redis.
+        # its thread while the event loop waits for Redis. Only the local model: the
+        # upstream's embeddings API costs money, so it is only asked when needed.
         embedding = asyncio.ensure_future(_embed_question(context.question))
+        embedding.add_done_callback(_observe)
     try:
         found = await _find_with(context, state, embedding)
     except BaseException:
         if embedding is not None:
             embedding.cancel()
         raise
-    vector = None
-    if found is None and embedding is not None:
-        vector = await embedding
-    return found, vector
+    if found is not None:
+        if embedding is not None:
+            embedding.cancel()
+        return found, None
+    return None, embedding
+
+
+def _observe(task: asyncio.Future) -> None:
+    """Mark a failed embedding as seen: whoever needs it gets the error when awaiting it,
+    and one nobody needs any more (a hit) must not log "exception never retrieved"."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _find_with(
@@ -226,8 +240,8 @@ async def _find_with(
                 state.put(loaded)
             return "exact", key, loaded.response, {}
 
-    if embedding is not None and state.indexes.get(context.context_fingerprint):
-        match = await _semantic_match(state, context, await embedding)
+    if context.semantic_allowed and state.indexes.get(context.context_fingerprint):
+        match = await _semantic_match_safely(state, context, embedding)
         if match is not None:
             response = await _response_of(state, scope, match.entry_id)
             if response is not None:
@@ -242,6 +256,18 @@ async def _find_with(
             store._in_background(store._swallow(store.redis_store(row), "restoring to Redis"))
         return "exact", key, row.response, {"from": "database"}
     return None
+
+
+async def _semantic_match_safely(
+    state: store.ScopeState, context: CacheContext, embedding: asyncio.Future | None
+):
+    """The verified match, or None; a failing embedder only costs the semantic tier."""
+    try:
+        vector = await (embedding if embedding is not None else _embed_question(context.question))
+        return await _semantic_match(state, context, vector)
+    except Exception:
+        logger.warning("cache: the semantic tier is unavailable (embedding failed)", exc_info=True)
+        return None
 
 
 async def _semantic_match(state: store.ScopeState, context: CacheContext, vector: np.ndarray):
@@ -315,8 +341,8 @@ async def cache_store(lookup: CacheLookup, *, response: dict) -> None:
         state = await store.ensure_scope(context.scope)
         with store._lock:
             state.put(store.Entry(**entry.__dict__))
-        entry.vector = (
-            lookup.vector if lookup.vector is not None else await _embed_question(context.question)
+        entry.vector = await (
+            lookup.embedding if lookup.embedding is not None else _embed_question(context.question)
         )
     await store_entry(entry)
 

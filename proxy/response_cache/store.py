@@ -79,6 +79,11 @@ def embedder() -> LocalMiniLMEmbedder | UpstreamEmbedder:
     return _embedder
 
 
+def embeds_locally() -> bool:
+    """True for the offline model (CPU here, free); False for the upstream's paid API."""
+    return isinstance(_embedder, LocalMiniLMEmbedder)
+
+
 async def embed_off_loop(text: str) -> np.ndarray:
     loop = asyncio.get_running_loop()
     vectors = await loop.run_in_executor(_embed_executor, _embedder.embed, [text])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 
@@ -160,6 +161,9 @@ def test_least_recently_used_entry_leaves_at_max_items_and_is_counted(cache_mode
         # store decides what is least recently used.
         await settle()
         await remember(principal, "Who wrote Hamlet?", "Shakespeare")
+        # The evicted entry leaves the database in the background too; until then the
+        # database tier would still serve it.
+        await settle()
         assert (await ask(principal, "What is the boiling point of water?")).status == "miss"
         assert (await ask(principal, "What is the speed of light?")).status == "hit"
         assert (await ask(principal, "Who wrote Hamlet?")).status == "hit"
@@ -210,7 +214,7 @@ def test_a_miss_embeds_its_question_once_and_stores_that_vector(cache_mode, org_
     async def scenario():
         principal = principal_of(org_a)
         lookup = await ask(principal, "How do I reset my router?")
-        assert lookup.status == "miss" and lookup.vector is not None
+        assert lookup.status == "miss" and lookup.embedding is not None
         await response_cache.cache_store(lookup, response=answer("Hold the button."))
         assert len(embedded) == 1
         reworded = await ask(principal, "how do i reset my routr")
@@ -223,3 +227,39 @@ def test_a_miss_embeds_its_question_once_and_stores_that_vector(cache_mode, org_
         await settle()
 
     asyncio.run(scenario())
+
+
+def test_a_failing_embedder_costs_the_semantic_tier_only(cache_mode, org_a, monkeypatch):
+    """A miss still answers (and an exact repeat still hits) when embeddings fail, and the
+    failed embedding task never surfaces as an unretrieved exception."""
+    unhandled = []
+
+    def broken_embed(texts):
+        raise RuntimeError("embedding model unavailable")
+
+    async def scenario():
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: unhandled.append(context.get("message"))
+        )
+        principal = principal_of(org_a)
+        await remember(principal, "What is the capital of Norway?", "Oslo.")
+        await settle()
+        monkeypatch.setattr(store.embedder(), "embed", broken_embed)
+        # Another process's entry: this process must go to Redis or the database for it.
+        state = store._scope(f"org:{org_a.pk}")
+        with store._lock:
+            state.entries.clear()
+        exact = await ask(principal, "What is the capital of Norway?")
+        reworded = await ask(principal, "what is the capitol of norway")
+        new = await ask(principal, "What is the capital of Sweden?")
+        with pytest.raises(RuntimeError):
+            await response_cache.cache_store(new, response=answer("Stockholm."))
+        await asyncio.sleep(0.1)
+        return exact, reworded, new
+
+    exact, reworded, new = asyncio.run(scenario())
+    gc.collect()
+    assert (exact.status, exact.tier) == ("hit", "exact")
+    assert reworded.status == "miss"  # no embedding, no semantic tier; not an error
+    assert new.status == "miss"
+    assert not [message for message in unhandled if "never retrieved" in (message or "")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 
 import pytest
 from django.conf import settings as django_settings
@@ -35,9 +36,9 @@ def test_writes_of_one_moment_go_in_one_pipeline_with_increments_summed(clean_re
     executed = []  # commands per round trip
     real_execute_many = shared_redis.PipelinedConnection.execute_many
 
-    async def counting_execute_many(self, commands):
+    async def counting_execute_many(self, commands, **options):
         executed.append([command[0] for command in commands])
-        return await real_execute_many(self, commands)
+        return await real_execute_many(self, commands, **options)
 
     monkeypatch.setattr(shared_redis.PipelinedConnection, "execute_many", counting_execute_many)
 
@@ -54,8 +55,7 @@ def test_writes_of_one_moment_go_in_one_pipeline_with_increments_summed(clean_re
 
     replies = asyncio.run(scenario())
     # Summed into one INCRBY and one EXPIRE; the three values in one RPUSH.
-    setup = [["SELECT"], ["AUTH"]]  # sent once when the connection opens
-    assert [names for names in executed if names not in setup] == [["INCRBY", "EXPIRE", "RPUSH"]]
+    assert executed == [["INCRBY", "EXPIRE", "RPUSH"]]  # set-up commands go another way
     assert int(clean_redis.get(KEY + "tokens")) == 3
     assert 60 < clean_redis.ttl(KEY + "tokens") <= 120
     assert clean_redis.lrange(KEY + "events", 0, -1) == [b"first", b"second", b"third"]
@@ -74,7 +74,7 @@ def test_writes_after_a_flush_go_in_the_next_batch(clean_redis):
 
 
 def test_a_failed_batch_fails_every_caller_in_it(clean_redis, monkeypatch):
-    async def broken_execute_many(self, commands):
+    async def broken_execute_many(self, commands, **options):
         raise ConnectionError("Redis went away")
 
     monkeypatch.setattr(shared_redis.PipelinedConnection, "execute_many", broken_execute_many)
@@ -132,12 +132,12 @@ def test_an_error_reply_raises_redis_pys_error_and_the_connection_goes_on(clean_
 
 
 def test_a_script_the_server_lost_is_sent_by_its_text(clean_redis):
-    script = "return tonumber(ARGV[1]) * 2"
+    # A script this server has never seen (no SCRIPT FLUSH: the server is shared).
+    script = f"-- {uuid.uuid4()}\nreturn tonumber(ARGV[1]) * 2"
     sha = hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 - Redis's script id
 
     async def scenario():
         connection = shared_redis.pipelined_redis()
-        await connection.execute("SCRIPT", "FLUSH")
         first = await connection.evalsha(script, sha, [], [21])
         cached = await connection.execute("SCRIPT", "EXISTS", sha)
         return first, cached
@@ -185,3 +185,53 @@ def test_a_refused_connection_is_redis_pys_connection_error(monkeypatch):
             await shared_redis.pipelined_redis().execute("PING")
 
     asyncio.run(scenario())
+
+
+def test_a_refused_database_fails_the_connection_and_writes_nowhere(clean_redis, monkeypatch):
+    base = shared_redis.settings.REDIS_URL.rsplit("/", 1)[0]
+    monkeypatch.setattr(shared_redis.settings, "REDIS_URL", f"{base}/99999")
+
+    async def scenario():
+        with pytest.raises(shared_redis.redis.exceptions.ConnectionError, match="refused"):
+            await shared_redis.pipelined_redis().execute("SET", KEY + "stray", "x")
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert clean_redis.exists(KEY + "stray") == 0
+    # Nor in database 0, where a command sent behind a failed SELECT would have run.
+    other = shared_redis.redis.Redis.from_url(f"{base}/0")
+    assert other.exists(KEY + "stray") == 0
+
+
+def test_a_connection_whose_callers_all_left_is_not_handed_out_later(clean_redis):
+    async def scenario():
+        connection = shared_redis.pipelined_redis()
+        first = asyncio.ensure_future(connection.execute("CLIENT", "ID"))
+        await asyncio.sleep(0)
+        first.cancel()  # the only caller leaves while the connection is being made
+        await asyncio.sleep(0.2)
+        own_id = await connection.execute("CLIENT", "ID")
+        clean_redis.client_kill_filter(_id=own_id)
+        await asyncio.sleep(0.1)
+        # The next caller gets a new connection, not the finished attempt's dead one.
+        return own_id, await connection.execute("CLIENT", "ID")
+
+    own_id, new_id = asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert new_id != own_id
+
+
+def test_an_error_on_one_key_fails_only_its_callers(clean_redis):
+    clean_redis.set(KEY + "events", "a string, not a list")
+
+    async def scenario():
+        batcher = shared_redis.write_batcher()
+        return await asyncio.gather(
+            batcher.rpush(KEY + "events", "lost"),
+            batcher.rpush(KEY + "other", "kept"),
+            batcher.incrby(KEY + "tokens", 3, expire_seconds=60),
+            return_exceptions=True,
+        )
+
+    failed, length, settled = asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert isinstance(failed, shared_redis.redis.exceptions.ResponseError)
+    assert (length, settled) == (1, None)
+    assert int(clean_redis.get(KEY + "tokens")) == 3
