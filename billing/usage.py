@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.conf import settings
 
@@ -255,6 +256,40 @@ def _buffer_locally(event: dict) -> None:
 
 
 # --- The public hand-off --------------------------------------------------------------------
+
+
+def background_usage_event(
+    *,
+    request_id: str,
+    organization_id: int,
+    model: str,
+    upstream_model: str,
+    provider: str,
+    deployment: str,
+    usage: dict | None,
+    upstream_ms: float | None = None,
+) -> dict:
+    """The event for an upstream call no client request made (compiling a system prompt,
+    refreshing a cache entry): the organization's own spend, with no member or key."""
+    usage = usage if isinstance(usage, dict) else {}
+    event = {
+        "request_id": request_id,
+        "created_at": datetime.now(tz=UTC).isoformat(),
+        "organization_id": organization_id,
+        "user_id": None,
+        "api_key_id": None,
+        "endpoint": "chat.completions",
+        "model": model,
+        "upstream_model": upstream_model,
+        "provider": provider,
+        "deployment": deployment,
+        "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+        "completion_tokens": int(usage.get("completion_tokens") or 0),
+        "compression_level": "off",
+    }
+    if upstream_ms is not None:
+        event["upstream_ms"] = event["latency_ms"] = round(upstream_ms, 3)
+    return event
 
 
 def _request_flush_if_due(length: int) -> None:

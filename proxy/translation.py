@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.selectors import Principal
-from billing.usage import ausage_record
+from billing.usage import ausage_record, background_usage_event
 from common.db import run_in_db_thread
 from common.errors import DomainError
 from proxy import routing
@@ -321,26 +321,6 @@ def _finish_pending(*, translated_prompt_id: int, fields: dict) -> bool:
 # --- Calling the translator ---------------------------------------------------------------
 
 
-def _usage_event(*, organization_id: int, user_id, api_key_id, model: str, deployment, body):
-    usage = body.get("usage") if isinstance(body, dict) else None
-    usage = usage if isinstance(usage, dict) else {}
-    return {
-        "request_id": f"req_translate_{uuid.uuid4().hex}",
-        "created_at": datetime.now(tz=UTC).isoformat(),
-        "organization_id": organization_id,
-        "user_id": user_id,
-        "api_key_id": api_key_id,
-        "endpoint": "chat.completions",
-        "model": model,
-        "upstream_model": deployment.upstream_model,
-        "provider": deployment.provider,
-        "deployment": deployment.label,
-        "prompt_tokens": int(usage.get("prompt_tokens") or 0),
-        "completion_tokens": int(usage.get("completion_tokens") or 0),
-        "compression_level": "off",
-    }
-
-
 async def _translator_call_background(*, organization_id: int, model: str, body: dict) -> dict:
     """One translator call for a background compile: the organization's route for the
     translator model, deployments in fallback order, the spend accounted to the organization.
@@ -361,13 +341,14 @@ async def _translator_call_background(*, organization_id: int, model: str, body:
             continue
         routing.deployment_succeeded(deployment.label)
         await ausage_record(
-            _usage_event(
+            background_usage_event(
+                request_id=f"req_translate_{uuid.uuid4().hex}",
                 organization_id=organization_id,
-                user_id=None,
-                api_key_id=None,
                 model=model,
-                deployment=deployment,
-                body=result.body,
+                upstream_model=deployment.upstream_model,
+                provider=deployment.provider,
+                deployment=deployment.label,
+                usage=result.body.get("usage") if isinstance(result.body, dict) else None,
             )
         )
         return result.body

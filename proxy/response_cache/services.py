@@ -191,27 +191,6 @@ async def _spend_add(organization_id: int, cost_micros: int) -> None:
     await cache.aincr(key, cost_micros)
 
 
-def _warm_usage_event(*, call, usage: dict) -> dict:
-    # No key or member asked for this: the spend is the organization's own.
-    return {
-        "request_id": call.request_id,
-        "created_at": datetime.now(tz=UTC).isoformat(),
-        "organization_id": call.principal.organization_id,
-        "user_id": None,
-        "api_key_id": None,
-        "endpoint": call.endpoint,
-        "model": call.model,
-        "upstream_model": call.upstream_model,
-        "provider": call.provider,
-        "deployment": call.deployment,
-        "prompt_tokens": int(usage.get("prompt_tokens") or 0),
-        "completion_tokens": int(usage.get("completion_tokens") or 0),
-        "compression_level": "off",
-        "upstream_ms": round(call.upstream_seconds * 1000, 3),
-        "latency_ms": round(call.upstream_seconds * 1000, 3),
-    }
-
-
 async def _background_writes_finish() -> None:
     # store_entry writes the database copy in the background; a Celery task's event loop
     # ends with this coroutine and would cancel that write before it ran.
@@ -229,7 +208,7 @@ async def cache_refresh_popular(*, organization_id: int, limit: int = 20) -> dic
     from accounts.selectors import Principal
     from billing import pricing
     from billing.selectors import aprice_for
-    from billing.usage import ausage_record
+    from billing.usage import ausage_record, background_usage_event
     from proxy import gateway, routing
     from proxy.providers.base import UpstreamError
     from proxy.response_cache import store_entry
@@ -275,7 +254,18 @@ async def cache_refresh_popular(*, organization_id: int, limit: int = 20) -> dic
                 logger.warning("cache warming: upstream refused entry %s", row.pk)
                 continue
             usage = answer.body.get("usage") or {}
-            await ausage_record(_warm_usage_event(call=call, usage=usage))
+            await ausage_record(
+                background_usage_event(
+                    request_id=call.request_id,
+                    organization_id=organization_id,
+                    model=call.model,
+                    upstream_model=call.upstream_model,
+                    provider=call.provider,
+                    deployment=call.deployment,
+                    usage=usage,
+                    upstream_ms=call.upstream_seconds * 1000,
+                )
+            )
             price = await aprice_for(row.model, datetime.now(tz=UTC))
             cost = pricing.cost_micros(
                 price=price,

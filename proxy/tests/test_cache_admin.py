@@ -14,7 +14,7 @@ from common import redis as shared_redis
 from proxy import response_cache
 from proxy.models import CacheEntry
 from proxy.response_cache import store
-from proxy.tests.test_cache_tiers import answer, body, principal_of, settle
+from proxy.tests.test_cache_tiers import answer, body, lookup_now, principal_of, settle
 
 # Pool threads read and write the cache's rows: they need committed data.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,19 +57,6 @@ def login(user) -> Client:
     return client
 
 
-def ask(organization, question: str) -> response_cache.CacheLookup:
-    async def scenario():
-        found = await response_cache.cache_lookup(
-            principal=principal_of(organization, key_id=organization.pk),
-            body=body(question),
-            control="",
-        )
-        await settle()
-        return found
-
-    return asyncio.run(scenario())
-
-
 def clear(client: Client, entries: list[CacheEntry]):
     # What the change list's form sends: the action, the ticked rows, and its Go button.
     return client.post(
@@ -99,7 +86,7 @@ def test_an_organization_admin_lists_only_their_organizations_entries(entries, a
 def test_clearing_selected_entries_removes_them_from_the_database_and_the_live_cache(
     entries, alice, org_a
 ):
-    assert ask(org_a, CANCEL_REWORDED).tier == "semantic"  # the index serves it before
+    assert lookup_now(org_a, CANCEL_REWORDED).tier == "semantic"  # the index serves it before
     selected = CacheEntry.objects.get(question=CANCEL)
 
     response = clear(login(alice), [selected])
@@ -107,11 +94,11 @@ def test_clearing_selected_entries_removes_them_from_the_database_and_the_live_c
     assert "Cleared 1 cache entries." in response.content.decode()
     assert not CacheEntry.objects.filter(pk=selected.pk).exists()
     # Gone from every tier: memory, Redis and the semantic index, not only the row.
-    assert ask(org_a, CANCEL).status == "miss"
-    assert ask(org_a, CANCEL_REWORDED).status == "miss"
+    assert lookup_now(org_a, CANCEL).status == "miss"
+    assert lookup_now(org_a, CANCEL_REWORDED).status == "miss"
     # What was not selected stays.
     assert CacheEntry.objects.filter(question=REFUND).exists()
-    assert ask(org_a, REFUND).status == "hit"
+    assert lookup_now(org_a, REFUND).status == "hit"
 
 
 def test_another_organizations_admin_can_neither_see_nor_clear_the_entries(entries, charlie, org_a):
@@ -124,5 +111,5 @@ def test_another_organizations_admin_can_neither_see_nor_clear_the_entries(entri
     clear(client, rows)
 
     assert CacheEntry.objects.filter(organization=org_a).count() == 2
-    assert ask(org_a, CANCEL).status == "hit"
-    assert ask(org_a, REFUND).status == "hit"
+    assert lookup_now(org_a, CANCEL).status == "hit"
+    assert lookup_now(org_a, REFUND).status == "hit"

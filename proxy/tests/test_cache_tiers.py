@@ -76,6 +76,22 @@ async def settle() -> None:
         await asyncio.gather(*list(store._background), return_exceptions=True)
 
 
+def lookup_now(organization, question: str) -> response_cache.CacheLookup:
+    """A lookup from synchronous test code (as a key of that organization), its background
+    writes landed."""
+
+    async def scenario():
+        found = await response_cache.cache_lookup(
+            principal=principal_of(organization, key_id=organization.pk),
+            body=body(question),
+            control="",
+        )
+        await settle()
+        return found
+
+    return asyncio.run(scenario())
+
+
 def test_reworded_question_is_a_semantic_hit_and_another_entity_is_not(cache_mode, org_a):
     async def scenario():
         principal = principal_of(org_a)

@@ -18,7 +18,7 @@ from common import redis as shared_redis
 from proxy import response_cache, tasks
 from proxy.models import CacheEntry
 from proxy.response_cache import store
-from proxy.tests.test_cache_tiers import answer, body, principal_of, settle
+from proxy.tests.test_cache_tiers import answer, body, lookup_now, principal_of, settle
 
 # Pool threads read and write the cache's rows: they need committed data.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,19 +67,6 @@ def cache_entry(settings, organization, request: dict, *, expires_in: int, hits:
     return question
 
 
-def lookup(organization, question: str) -> response_cache.CacheLookup:
-    async def scenario():
-        found = await response_cache.cache_lookup(
-            principal=principal_of(organization, key_id=organization.pk),
-            body=body(question),
-            control="",
-        )
-        await settle()
-        return found
-
-    return asyncio.run(scenario())
-
-
 def text_of(response: dict) -> str:
     return response["choices"][0]["message"]["content"]
 
@@ -104,7 +91,7 @@ def test_a_popular_entry_close_to_expiry_is_asked_again_and_lives_on(settings, o
     assert expires_in(popular) > DAY - 300
     assert text_of(refreshed.response).startswith("This is a fake answer to: What is a mutex?")
     # Every tier serves the new answer, not only the database.
-    live = lookup(org_a, popular)
+    live = lookup_now(org_a, popular)
     assert live.status == "hit"
     assert text_of(live.response) == text_of(refreshed.response)
     assert expires_in(never_hit) < 600
@@ -265,5 +252,5 @@ def test_process_start_loads_the_indexes_so_the_first_lookup_does_not(settings, 
         raise AssertionError(f"the lookup loaded scope {name}")
 
     monkeypatch.setattr(store, "load_scope_blocking", no_loading)
-    reworded = lookup(org_a, "how do i cancle my subscripton")
+    reworded = lookup_now(org_a, "how do i cancle my subscripton")
     assert (reworded.status, reworded.tier) == ("hit", "semantic")
