@@ -34,6 +34,10 @@ def session_for(url: str) -> aiohttp.ClientSession:
             json_serialize=json.dumps,
             raise_for_status=False,
             auto_decompress=True,
+            # One session serves every tenant: a cookie an upstream sets for one request
+            # must not ride along on another organization's. (It also skips cookie
+            # filtering on every request.)
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         _sessions[key] = session
     return session

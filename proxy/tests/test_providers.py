@@ -190,3 +190,36 @@ def test_upstream_statuses_map_to_what_the_client_should_see(
     error = classify_status(status, {"error": {"message": "upstream says no"}}, 1.5)
     assert isinstance(error, UpstreamError)
     assert (error.code, error.status, error.retryable) == (code, client_status, retryable)
+
+
+def test_upstream_cookies_are_never_sent_back():
+    """The upstream session is shared by every organization: it must keep no cookies."""
+    from aiohttp import web
+
+    seen_cookies = []
+
+    async def handler(request):
+        seen_cookies.append(request.headers.get("Cookie"))
+        response = web.json_response({"ok": True})
+        response.set_cookie("upstream_session", "tenant-a-secret")
+        return response
+
+    async def scenario():
+        app = web.Application()
+        app.router.add_post("/v1/echo", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        # A host name, not an IP address: a default jar keeps cookies only for names.
+        url = f"http://localhost:{port}/v1/echo"
+        try:
+            for _ in range(2):
+                await http.post_json(url, headers={}, body={"n": 1})
+        finally:
+            await http.session_for(url).close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+    assert seen_cookies == [None, None]
