@@ -84,12 +84,6 @@ def embeds_locally() -> bool:
     return isinstance(_embedder, LocalMiniLMEmbedder)
 
 
-async def embed_off_loop(text: str) -> np.ndarray:
-    loop = asyncio.get_running_loop()
-    vectors = await loop.run_in_executor(_embed_executor, _embedder.embed, [text])
-    return vectors[0]
-
-
 # --- Entries ------------------------------------------------------------------------------
 
 
