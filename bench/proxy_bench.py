@@ -81,17 +81,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def sequential_latency(url: str, headers: dict, count: int) -> list[float]:
+async def timed_request(session: aiohttp.ClientSession, url: str, headers: dict) -> float:
+    """Milliseconds for one chat completion with the bench's prompt, body read."""
     body = {"model": BENCH_MODEL, "messages": PROMPT}
-    timings = []
+    started = time.perf_counter()
+    async with session.post(url, json=body, headers=headers) as response:
+        await response.read()
+        assert response.status == 200, await response.text()
+    return (time.perf_counter() - started) * 1000
+
+
+async def sequential_latency(url: str, headers: dict, count: int) -> list[float]:
     async with aiohttp.ClientSession() as session:
-        for _ in range(count):
-            started = time.perf_counter()
-            async with session.post(url, json=body, headers=headers) as response:
-                await response.read()
-                assert response.status == 200, await response.text()
-            timings.append((time.perf_counter() - started) * 1000)
-    return timings
+        return [await timed_request(session, url, headers) for _ in range(count)]
 
 
 async def paired_latency(
@@ -99,19 +101,11 @@ async def paired_latency(
 ) -> tuple[list[float], list[float]]:
     """Sequential requests alternating between the upstream directly and through ``url``,
     so that both series see the same moments of a noisy machine."""
-    body = {"model": BENCH_MODEL, "messages": PROMPT}
     through, direct = [], []
     async with aiohttp.ClientSession() as session:
         for _ in range(count):
-            for target, target_headers, timings in (
-                (direct_url, {}, direct),
-                (url, headers, through),
-            ):
-                started = time.perf_counter()
-                async with session.post(target, json=body, headers=target_headers) as response:
-                    await response.read()
-                    assert response.status == 200, await response.text()
-                timings.append((time.perf_counter() - started) * 1000)
+            direct.append(await timed_request(session, direct_url, {}))
+            through.append(await timed_request(session, url, headers))
     return through, direct
 
 
