@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -86,37 +87,43 @@ def _connection_error(exc: Exception) -> UpstreamError:
     )
 
 
-async def post_json(url: str, *, headers: dict, body: dict) -> tuple[dict, dict, bytes]:
-    """The upstream's JSON answer, its headers and its raw bytes (passed on unchanged
-    when the proxy has nothing to change in it, which saves serialising it again)."""
+@contextlib.asynccontextmanager
+async def _upstream_response(
+    method: str, url: str, *, headers: dict, body: dict | None = None
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """A successful upstream response, through the shared pool and the configured timeouts.
+
+    An error status becomes the matching UpstreamError; a timeout or connection failure,
+    whether while connecting or while the caller reads the body, a retryable one."""
     session = session_for(url)
     try:
-        async with session.post(
-            url, json=body, headers=headers, timeout=request_timeout()
+        async with session.request(
+            method, url, json=body, headers=headers, timeout=request_timeout()
         ) as response:
             if response.status >= 400:
                 raise await _error_from_response(response)
-            raw = await response.read()
-            try:
-                payload = json.loads(raw)
-            except ValueError:
-                raise UpstreamError(
-                    "The upstream provider sent a body that is not JSON.", retryable=True
-                ) from None
-            return payload, dict(response.headers), raw
+            yield response
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise _connection_error(exc) from exc
+
+
+async def post_json(url: str, *, headers: dict, body: dict) -> tuple[dict, dict, bytes]:
+    """The upstream's JSON answer, its headers and its raw bytes (passed on unchanged
+    when the proxy has nothing to change in it, which saves serialising it again)."""
+    async with _upstream_response("POST", url, headers=headers, body=body) as response:
+        raw = await response.read()
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            raise UpstreamError(
+                "The upstream provider sent a body that is not JSON.", retryable=True
+            ) from None
+        return payload, dict(response.headers), raw
 
 
 async def get_json(url: str, *, headers: dict) -> dict:
-    session = session_for(url)
-    try:
-        async with session.get(url, headers=headers, timeout=request_timeout()) as response:
-            if response.status >= 400:
-                raise await _error_from_response(response)
-            return await response.json(content_type=None)
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise _connection_error(exc) from exc
+    async with _upstream_response("GET", url, headers=headers) as response:
+        return await response.json(content_type=None)
 
 
 async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tuple[str, dict]]:
@@ -125,35 +132,27 @@ async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tupl
     Leaving the generator early (the client hung up) closes the response, which
     closes the upstream connection: the upstream stops generating.
     """
-    session = session_for(url)
-    try:
-        async with session.post(
-            url, json=body, headers=headers, timeout=request_timeout()
-        ) as response:
-            if response.status >= 400:
-                raise await _error_from_response(response)
-            event = ""
-            async for raw_line in response.content:
-                line = raw_line.decode("utf-8").rstrip("\r\n")
-                if not line:
-                    event = ""
-                    continue
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                    continue
-                if not line.startswith("data:"):
-                    continue  # comments (": keep-alive") and unknown fields
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    return
-                try:
-                    parsed = json.loads(data)
-                except ValueError:
-                    raise UpstreamError(
-                        "The upstream provider sent a malformed stream event.", retryable=False
-                    ) from None
-                if isinstance(parsed, dict) and "error" in parsed and not event:
-                    raise classify_status(500, parsed, None)
-                yield event, parsed
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise _connection_error(exc) from exc
+    async with _upstream_response("POST", url, headers=headers, body=body) as response:
+        event = ""
+        async for raw_line in response.content:
+            line = raw_line.decode("utf-8").rstrip("\r\n")
+            if not line:
+                event = ""
+                continue
+            if line.startswith("event:"):
+                event = line[6:].strip()
+                continue
+            if not line.startswith("data:"):
+                continue  # comments (": keep-alive") and unknown fields
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                parsed = json.loads(data)
+            except ValueError:
+                raise UpstreamError(
+                    "The upstream provider sent a malformed stream event.", retryable=False
+                ) from None
+            if isinstance(parsed, dict) and "error" in parsed and not event:
+                raise classify_status(500, parsed, None)
+            yield event, parsed
