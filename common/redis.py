@@ -16,6 +16,8 @@ import redis.asyncio as aredis
 from django.conf import settings
 from redis.connection import parse_url
 
+from common.loops import forget_closed_loops
+
 KEY_PREFIX = "synthlang:"
 # Redis answers on loopback or a LAN in milliseconds; a call that takes seconds means it
 # is gone, and callers (usage buffer, limits) have their own fallbacks for that.
@@ -38,7 +40,7 @@ def async_redis() -> aredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        _forget_closed_loops(_async_clients)
+        forget_closed_loops(_async_clients)
         # A blocking pool waits for a free connection instead of failing a request
         # when hundreds of streams finish at once.
         pool = aredis.BlockingConnectionPool.from_url(
@@ -303,17 +305,8 @@ class PipelinedConnection:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-# Per event loop, like the clients above. A loop is only ever closed at the end of a short-lived
-# `asyncio.run`/`async_to_sync` (tests, Celery tasks); their entries are dropped on the next
-# lookup so neither the loop nor its socket outlives it.
+# Per event loop, like the clients above (see common.loops).
 _pipelined: dict[asyncio.AbstractEventLoop, PipelinedConnection] = {}
-
-
-def _forget_closed_loops(registry: dict, on_forget=None) -> None:
-    for loop in [loop for loop in registry if loop.is_closed()]:
-        value = registry.pop(loop)
-        if on_forget is not None:
-            on_forget(value)
 
 
 def pipelined_redis() -> PipelinedConnection:
@@ -321,7 +314,7 @@ def pipelined_redis() -> PipelinedConnection:
     loop = asyncio.get_running_loop()
     connection = _pipelined.get(loop)
     if connection is None:
-        _forget_closed_loops(_pipelined, PipelinedConnection.abandon)
+        forget_closed_loops(_pipelined, PipelinedConnection.abandon)
         connection = _pipelined[loop] = PipelinedConnection(settings.REDIS_URL)
     return connection
 
@@ -440,6 +433,6 @@ def write_batcher() -> WriteBatcher:
     loop = asyncio.get_running_loop()
     batcher = _batchers.get(loop)
     if batcher is None:
-        _forget_closed_loops(_batchers)
+        forget_closed_loops(_batchers)
         batcher = _batchers[loop] = WriteBatcher(loop)
     return batcher

@@ -11,9 +11,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from django.conf import settings
 
+from common.loops import forget_closed_loops
 from proxy.providers.base import UpstreamError, classify_status
 
-_sessions: dict[tuple[int, str], aiohttp.ClientSession] = {}
+# Keyed by the loop object (see common.loops): a session is bound to its loop, and a closed
+# loop's id may be reused by the next one.
+_sessions: dict[tuple[asyncio.AbstractEventLoop, str], aiohttp.ClientSession] = {}
 
 
 def _origin(url: str) -> str:
@@ -24,9 +27,10 @@ def _origin(url: str) -> str:
 def session_for(url: str) -> aiohttp.ClientSession:
     """The pool for this upstream. Keyed by loop too: a session is bound to its loop."""
     loop = asyncio.get_running_loop()
-    key = (id(loop), _origin(url))
+    key = (loop, _origin(url))
     session = _sessions.get(key)
     if session is None or session.closed:
+        forget_closed_loops(_sessions, loop_of=lambda registry_key: registry_key[0])
         connector = aiohttp.TCPConnector(
             limit=settings.UPSTREAM_POOL_SIZE, ttl_dns_cache=300, keepalive_timeout=30
         )

@@ -223,3 +223,16 @@ def test_upstream_cookies_are_never_sent_back():
 
     asyncio.run(scenario())
     assert seen_cookies == [None, None]
+
+
+def test_a_closed_loops_upstream_session_is_dropped_not_handed_to_the_next_loop():
+    url = "http://upstream.invalid/v1/chat/completions"
+
+    async def session_now():
+        return http.session_for(url)
+
+    first = asyncio.run(session_now())
+    second = asyncio.run(session_now())  # a new loop, possibly with the first one's id
+    assert second is not first
+    assert first not in http._sessions.values()
+    asyncio.run(second.close())
