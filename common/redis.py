@@ -119,12 +119,39 @@ class _ReplyProtocol(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
-        self.waiting: collections.deque[asyncio.Future] = collections.deque()
+        # (caller's future, loop time by which Redis must have answered), in sending order.
+        self.waiting: collections.deque[tuple[asyncio.Future, float]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+
+    def expect(self, futures: list[asyncio.Future], timeout: float) -> None:
+        """Queue replies for ``futures``, each due within ``timeout`` seconds.
+
+        One timer per connection watches the oldest unanswered command, rather than one
+        per command: arming and cancelling a timer for every command cost more of the
+        loop's time than writing the command. Replies come in order, so when the oldest
+        command is on time, so is everything behind it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.waiting.extend((future, deadline) for future in futures)
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._watchdog = None
+        if not self.waiting or self.lost:
+            return
+        loop = asyncio.get_running_loop()
+        oldest_deadline = self.waiting[0][1]
+        if oldest_deadline <= loop.time():
+            self.close(redis.exceptions.TimeoutError, "Redis did not answer in time")
+        else:
+            self._watchdog = loop.call_at(oldest_deadline, self._check_deadline)
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -136,7 +163,7 @@ class _ReplyProtocol(asyncio.Protocol):
                 # A reply nobody asked for: the stream cannot be trusted any more.
                 self.close(redis.exceptions.ConnectionError, "unexpected reply from Redis")
                 return
-            future = self.waiting.popleft()
+            future, _deadline = self.waiting.popleft()
             if not future.done():
                 if isinstance(reply, hiredis.ReplyError):
                     future.set_exception(_response_error(str(reply)))
@@ -151,6 +178,9 @@ class _ReplyProtocol(asyncio.Protocol):
 
     def close(self, error_class: type[Exception], message: str) -> None:
         self.lost = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self.transport is not None:
             self.transport.close()
         self._fail_all(error_class, message)
@@ -158,7 +188,7 @@ class _ReplyProtocol(asyncio.Protocol):
     def _fail_all(self, error_class: type[Exception], message: str) -> None:
         # One exception per caller: a shared instance would collect every caller's traceback.
         while self.waiting:
-            future = self.waiting.popleft()
+            future, _deadline = self.waiting.popleft()
             if not future.done():
                 future.set_exception(error_class(message))
 
@@ -217,14 +247,21 @@ class PipelinedConnection:
     async def _send(protocol: _ReplyProtocol, commands: list[tuple]) -> list:
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
-        protocol.waiting.extend(futures)
+        protocol.expect(futures, SOCKET_TIMEOUT_SECONDS)
         protocol.transport.write(b"".join(_pack(command) for command in commands))
-        try:
-            async with asyncio.timeout(SOCKET_TIMEOUT_SECONDS):
-                return await asyncio.gather(*futures, return_exceptions=True)
-        except TimeoutError:
-            protocol.close(redis.exceptions.TimeoutError, "Redis did not answer in time")
-            raise redis.exceptions.TimeoutError("Redis did not answer in time") from None
+        if len(futures) == 1:
+            try:
+                results = [await futures[0]]
+            except Exception as error:  # an error reply, or the connection failed
+                results = [error]
+        else:
+            results = await asyncio.gather(*futures, return_exceptions=True)
+        for result in results:
+            # Only the watchdog makes these (Redis's own errors are ResponseErrors): the
+            # whole round trip failed, not one command.
+            if isinstance(result, redis.exceptions.TimeoutError):
+                raise redis.exceptions.TimeoutError(str(result))
+        return results
 
     async def _connected(self) -> _ReplyProtocol:
         protocol = self._protocol

@@ -79,3 +79,38 @@ def test_install_replaces_the_parser_once(monkeypatch):
     assert http._parseContentType.synthlang_fast_path
     assert http._parseContentType(b"application/json; charset=utf-8") == b"application/json"
     assert daphne_tuning.install() is False  # already installed: not wrapped twice
+
+
+class _Server:
+    def __init__(self, verbosity):
+        self.verbosity = verbosity
+
+
+class _LogFile:
+    def __init__(self):
+        self.lines = []
+
+    def write(self, line):
+        self.lines.append(line)
+
+
+def _factory_logging_one_request(verbosity, monkeypatch):
+    from daphne import http_protocol
+
+    original = http_protocol.HTTPFactory.log
+    monkeypatch.setattr(http_protocol.HTTPFactory, "log", getattr(original, "original", original))
+    assert daphne_tuning.install() is True
+    factory = http_protocol.HTTPFactory(_Server(verbosity))
+    factory._logFile = _LogFile()
+    factory._logFormatter = lambda timestamp, request: f"line for {request}"
+    factory.log("GET /v1/models")
+    return factory._logFile.lines
+
+
+def test_twisted_access_line_is_not_made_when_daphne_discards_it(monkeypatch):
+    assert _factory_logging_one_request(1, monkeypatch) == []
+    assert _factory_logging_one_request(0, monkeypatch) == []
+
+
+def test_twisted_access_line_is_kept_when_daphne_logs_twisted(monkeypatch):
+    assert _factory_logging_one_request(2, monkeypatch) == ["line for GET /v1/models\n"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 
 import pytest
@@ -175,6 +176,40 @@ def test_no_answer_in_time_closes_the_connection(clean_redis, monkeypatch):
 
     first_id, second_id = asyncio.run(scenario())
     assert second_id != first_id
+
+
+def test_commands_queued_behind_an_unanswered_one_time_out_with_it(clean_redis, monkeypatch):
+    monkeypatch.setattr(shared_redis, "SOCKET_TIMEOUT_SECONDS", 0.2)
+
+    async def scenario():
+        connection = shared_redis.pipelined_redis()
+        blocked = asyncio.ensure_future(connection.execute("BLPOP", KEY + "never", 2))
+        await asyncio.sleep(0.1)
+        behind = asyncio.ensure_future(connection.execute("PING"))
+        outcomes = await asyncio.gather(blocked, behind, return_exceptions=True)
+        return [type(outcome) for outcome in outcomes]
+
+    # A BLPOP left to its 2 s would answer None: the errors are the watchdog's.
+    assert asyncio.run(scenario()) == [shared_redis.redis.exceptions.TimeoutError] * 2
+
+
+def test_a_connection_answering_promptly_outlives_the_timeout(clean_redis, monkeypatch):
+    monkeypatch.setattr(shared_redis, "SOCKET_TIMEOUT_SECONDS", 0.2)
+
+    async def scenario():
+        connection = shared_redis.pipelined_redis()
+        first_id = await connection.execute("CLIENT", "ID")
+        deadline = time.monotonic() + 0.7
+        answered = 0
+        while time.monotonic() < deadline:
+            # Always a command in flight, so the watchdog finds one waiting each time it runs.
+            replies = await asyncio.gather(connection.execute("PING"), asyncio.sleep(0.01))
+            answered += replies[0] == b"PONG"
+        return first_id, await connection.execute("CLIENT", "ID"), answered
+
+    first_id, last_id, answered = asyncio.run(scenario())
+    assert last_id == first_id
+    assert answered > 20
 
 
 def test_a_refused_connection_is_redis_pys_connection_error(monkeypatch):
