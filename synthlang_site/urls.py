@@ -7,6 +7,8 @@ from common.views import not_found, server_error
 from synthlang_site.admin_views import admin_urlpatterns
 
 urlpatterns = [
+    # First: the API is most of the traffic, and Django tries the patterns in order.
+    path("v1/", include("proxy.urls")),
     path("health", health, name="health"),
     path("health/", health),
     path("", include("django_prometheus.urls")),
@@ -15,7 +17,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("accounts.api_urls")),
     path("api/", include("billing.api_urls")),
-    path("v1/", include("proxy.urls")),
     # Unknown API URLs answer in OpenAI's error format, even with DEBUG on.
     re_path(r"^(?:v1|api)/", not_found),
 ]

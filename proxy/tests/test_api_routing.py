@@ -1,0 +1,45 @@
+"""The API's URLs through Django's full middleware stack (as WSGI and serverless serve them)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient
+from django.urls import resolve
+
+from proxy import gateway, views
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_posts_need_no_csrf_token_even_where_csrf_is_enforced(alice_key):
+    body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]})
+    headers = {"Authorization": f"Bearer {alice_key}", "x-synthlang-cache": "off"}
+
+    async def post():
+        client = AsyncClient(enforce_csrf_checks=True)
+        response = await client.post(
+            "/v1/chat/completions", data=body, content_type="application/json", headers=headers
+        )
+        await asyncio.gather(*list(gateway._background))
+        return response
+
+    response = async_to_sync(post)()
+    assert response.status_code == 200, response.content
+    assert response.json()["object"] == "chat.completion"
+
+
+@pytest.mark.parametrize(
+    ("path", "view_class"),
+    [
+        ("/v1/chat/completions", views.ChatCompletionsView),
+        ("/v1/completions", views.CompletionsView),
+        ("/v1/embeddings", views.EmbeddingsView),
+        ("/v1/models", views.ModelsView),
+        ("/v1/models/gpt-4o", views.ModelDetailView),
+    ],
+)
+def test_api_paths_resolve_to_their_views(path, view_class):
+    assert resolve(path).func.view_class is view_class
