@@ -1,6 +1,8 @@
-"""The Content-Type fast path gives Twisted's own answer for every header."""
+"""Daphne tuning: Content-Type parsing as Twisted does it, the access line, the prompt flush."""
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 from twisted.web import http
@@ -114,3 +116,68 @@ def test_twisted_access_line_is_not_made_when_daphne_discards_it(monkeypatch):
 
 def test_twisted_access_line_is_kept_when_daphne_logs_twisted(monkeypatch):
     assert _factory_logging_one_request(2, monkeypatch) == ["line for GET /v1/models\n"]
+
+
+def _tcp_transport(*, tls=False, connected=True, disconnecting=False):
+    from twisted.internet import tcp
+
+    transport = tcp.Connection.__new__(tcp.Connection)
+    transport.TLS = tls
+    transport.connected = connected
+    transport.disconnecting = disconnecting
+    transport.flushes = 0
+
+    def do_write():
+        transport.flushes += 1
+
+    transport.doWrite = do_write
+    return transport
+
+
+@pytest.mark.parametrize(
+    ("options", "flushed"),
+    [
+        ({}, 1),
+        ({"tls": True}, 0),  # TLS writes go through its own buffer: left to Twisted
+        ({"connected": False}, 0),
+        ({"disconnecting": True}, 0),  # closing: the reactor's write also closes it
+    ],
+)
+def test_flush_now_writes_only_open_plain_tcp_connections(options, flushed):
+    transport = _tcp_transport(**options)
+    daphne_tuning.flush_now(transport)
+    assert transport.flushes == flushed
+
+
+def test_flush_now_leaves_other_transports_alone():
+    daphne_tuning.flush_now(object())  # neither fails nor writes
+
+
+def test_response_body_is_flushed_when_daphne_writes_it(monkeypatch):
+    import types
+
+    handled = []
+
+    class WebRequest:
+        def __init__(self, transport):
+            self.channel = types.SimpleNamespace(transport=transport)
+
+        def handle_reply(self, message):
+            handled.append(message["type"])
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                self.channel = None  # as Twisted does when the request finishes
+
+    module = types.ModuleType("daphne.http_protocol")
+    module.WebRequest = WebRequest
+    monkeypatch.setitem(sys.modules, "daphne.http_protocol", module)
+    assert daphne_tuning._install_prompt_flush() is True
+    assert daphne_tuning._install_prompt_flush() is False
+
+    transport = _tcp_transport()
+    request = WebRequest(transport)
+    request.handle_reply({"type": "http.response.start", "status": 200})
+    assert transport.flushes == 0  # Twisted holds the headers until the first body write
+    request.handle_reply({"type": "http.response.body", "body": b"data: 1", "more_body": True})
+    request.handle_reply({"type": "http.response.body", "body": b""})
+    assert transport.flushes == 2
+    assert handled == ["http.response.start", "http.response.body", "http.response.body"]
