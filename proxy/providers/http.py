@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 from django.conf import settings
+from yarl import URL
 
 from common.loops import forget_closed_loops
 from proxy.providers.base import UpstreamError, classify_status
@@ -17,6 +20,39 @@ from proxy.providers.base import UpstreamError, classify_status
 # Keyed by the loop object (see common.loops): a session is bound to its loop, and a closed
 # loop's id may be reused by the next one.
 _sessions: dict[tuple[asyncio.AbstractEventLoop, str], aiohttp.ClientSession] = {}
+
+
+def _encode_body(body) -> bytes:
+    """The request body as JSON. orjson is about ten times faster than the standard
+    library here; what it refuses (integers beyond 64 bits, non-string keys) goes through
+    the standard library, so any body the client could send still goes upstream."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=False).encode()
+
+
+def _decode(data: bytes | str):
+    """An upstream's JSON. orjson is about four times faster than the standard library;
+    what it refuses (NaN, encodings other than UTF-8) is read by the standard library, which
+    raises ValueError for what is not JSON at all. orjson reads integers beyond 64 bits as
+    floats, which no provider's answer contains (see decision 0011)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_url(url: str) -> URL:
+    # aiohttp parses a string URL anew on every request, and the parsed object works out its
+    # host, port and scheme lazily: kept per URL, that work is done once, not per request.
+    return URL(url)
+
+
+@functools.lru_cache(maxsize=16)
+def _client_timeout(total: float, connect: float, sock_read: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total, connect=connect, sock_read=sock_read)
 
 
 def _origin(url: str) -> str:
@@ -36,7 +72,7 @@ def session_for(url: str) -> aiohttp.ClientSession:
         )
         session = aiohttp.ClientSession(
             connector=connector,
-            json_serialize=json.dumps,
+            json_serialize_bytes=_encode_body,
             raise_for_status=False,
             auto_decompress=True,
             # One session serves every tenant: a cookie an upstream sets for one request
@@ -49,11 +85,11 @@ def session_for(url: str) -> aiohttp.ClientSession:
 
 
 def request_timeout() -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(
-        total=settings.UPSTREAM_TOTAL_TIMEOUT,
-        connect=settings.UPSTREAM_CONNECT_TIMEOUT,
+    return _client_timeout(
+        settings.UPSTREAM_TOTAL_TIMEOUT,
+        settings.UPSTREAM_CONNECT_TIMEOUT,
         # Waiting for the first byte and for each later chunk of a stream.
-        sock_read=settings.UPSTREAM_READ_TIMEOUT,
+        settings.UPSTREAM_READ_TIMEOUT,
     )
 
 
@@ -102,7 +138,7 @@ async def _upstream_response(
     session = session_for(url)
     try:
         async with session.request(
-            method, url, json=body, headers=headers, timeout=request_timeout()
+            method, _parsed_url(url), json=body, headers=headers, timeout=request_timeout()
         ) as response:
             if response.status >= 400:
                 raise await _error_from_response(response)
@@ -117,7 +153,7 @@ async def post_json(url: str, *, headers: dict, body: dict) -> tuple[dict, dict,
     async with _upstream_response("POST", url, headers=headers, body=body) as response:
         raw = await response.read()
         try:
-            payload = json.loads(raw)
+            payload = _decode(raw)
         except ValueError:
             raise UpstreamError(
                 "The upstream provider sent a body that is not JSON.", retryable=True
@@ -152,7 +188,7 @@ async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tupl
             if data == "[DONE]":
                 return
             try:
-                parsed = json.loads(data)
+                parsed = _decode(data)
             except ValueError:
                 raise UpstreamError(
                     "The upstream provider sent a malformed stream event.", retryable=False

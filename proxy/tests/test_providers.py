@@ -236,3 +236,89 @@ def test_a_closed_loops_upstream_session_is_dropped_not_handed_to_the_next_loop(
     assert second is not first
     assert first not in http._sessions.values()
     asyncio.run(second.close())
+
+
+def _with_upstream(handler, scenario):
+    """Run ``scenario(url)`` against an aiohttp server answering POST /v1/echo."""
+    from aiohttp import web
+
+    async def run():
+        app = web.Application()
+        app.router.add_post("/v1/echo", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1/echo"
+        try:
+            return await scenario(url)
+        finally:
+            await http.session_for(url).close()
+            await runner.cleanup()
+
+    return asyncio.run(run())
+
+
+def test_request_bodies_reach_the_upstream_as_the_client_sent_them():
+    from aiohttp import web
+
+    received = []
+
+    async def handler(request):
+        received.append((request.content_type, json.loads(await request.read())))
+        return web.json_response({"ok": True})
+
+    bodies = [
+        {"model": "m", "messages": [{"role": "user", "content": "Grüße, 東京 🚀"}], "n": 2},
+        # Beyond 64 bits: the fast encoder refuses it, the standard library sends it exactly.
+        {"model": "m", "seed": 2**70, "logit_bias": {"50256": -100}},
+    ]
+
+    async def scenario(url):
+        for body in bodies:
+            await http.post_json(url, headers={}, body=body)
+
+    _with_upstream(handler, scenario)
+    assert received == [("application/json", body) for body in bodies]
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            b'{"usage": {"prompt_tokens": 3}, "text": "caf\xc3\xa9"}',
+            {"usage": {"prompt_tokens": 3}, "text": "café"},
+        ),
+        # Not strict JSON, but what Python's own encoder writes: still read.
+        (b'{"score": NaN}', "nan"),
+    ],
+)
+def test_upstream_answers_are_read_like_the_standard_library_reads_them(answer, expected):
+    from aiohttp import web
+
+    async def handler(request):
+        return web.Response(body=answer, content_type="application/json")
+
+    async def scenario(url):
+        return await http.post_json(url, headers={}, body={})
+
+    payload, _headers, raw = _with_upstream(handler, scenario)
+    assert raw == answer
+    if expected == "nan":
+        assert payload["score"] != payload["score"]
+    else:
+        assert payload == expected
+
+
+def test_an_upstream_answer_that_is_not_json_is_a_retryable_upstream_error():
+    from aiohttp import web
+
+    async def handler(request):
+        return web.Response(body=b"<html>gateway timeout</html>", content_type="text/html")
+
+    async def scenario(url):
+        with pytest.raises(UpstreamError) as caught:
+            await http.post_json(url, headers={}, body={})
+        return caught.value
+
+    assert _with_upstream(handler, scenario).retryable
