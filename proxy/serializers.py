@@ -5,6 +5,8 @@ field we do not know, such as ``tools``, ``response_format``, ``seed``) is what 
 upstream.
 """
 
+import functools
+
 from rest_framework import serializers
 
 CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -98,3 +100,36 @@ class DecompressRequestSerializer(serializers.Serializer):
 class TranslateRequestSerializer(serializers.Serializer):
     text = serializers.CharField(trim_whitespace=False)
     model = serializers.CharField(required=False, allow_blank=True, max_length=256)
+
+
+# --- Validating a request ------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=32)
+def _field_names(serializer_class) -> frozenset[str]:
+    return frozenset(serializer_class().fields)
+
+
+@functools.lru_cache(maxsize=512)
+def _validator_for(serializer_class, present: frozenset[str]) -> serializers.Serializer:
+    """A ``serializer_class`` instance with the fields in ``present`` and the required ones.
+
+    A serializer walks all its fields for every request, and each absent optional one costs
+    a raised and caught ``SkipField``: most of the validation's time for a typical request,
+    which carries three or four of the ten fields. Without them DRF checks exactly what it
+    checked before, with the same messages. Built once per shape of request (instances are
+    stateless under ``run_validation``, and a serializer deep-copies its fields when built).
+    """
+    serializer = serializer_class()
+    for name in list(serializer.fields):
+        if name not in present and not serializer.fields[name].required:
+            del serializer.fields[name]
+    return serializer
+
+
+def validate_request(serializer_class, body: dict) -> None:
+    """Check the fields of ``body`` that ``serializer_class`` declares; raises DRF's
+    ValidationError. Fields it does not declare are the client's, passed on unchecked."""
+    names = _field_names(serializer_class)
+    present = frozenset(name for name in body if name in names)
+    _validator_for(serializer_class, present).run_validation(body)

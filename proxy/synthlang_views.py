@@ -20,6 +20,7 @@ from proxy.serializers import (
     CompressRequestSerializer,
     DecompressRequestSerializer,
     TranslateRequestSerializer,
+    validate_request,
 )
 from proxy.synthlang import (
     DEFAULT_ROLES,
@@ -35,17 +36,6 @@ COMPRESS_FORMATS = ("synthlang", "transport")
 # Compression runs at a few MB/s: past this size it moves off the event loop so one large
 # prompt does not stall every other request of the process.
 _OFF_LOOP_CHARS = 64 * 1024
-
-
-# Built once, like proxy.views' validators: a serializer copies its fields per instance.
-_VALIDATORS = {
-    serializer_class: serializer_class()
-    for serializer_class in (
-        CompressRequestSerializer,
-        DecompressRequestSerializer,
-        TranslateRequestSerializer,
-    )
-}
 
 
 def _json_object(request) -> dict:
@@ -67,7 +57,7 @@ def _json_object(request) -> dict:
 
 def _validate(body: dict, serializer_class) -> dict:
     try:
-        _VALIDATORS[serializer_class].run_validation(body)
+        validate_request(serializer_class, body)
     except ValidationError as error:
         raise domain_error_from_drf(error) from None
     return body

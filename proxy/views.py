@@ -21,6 +21,7 @@ from proxy.serializers import (
     ChatCompletionRequestSerializer,
     CompletionRequestSerializer,
     EmbeddingRequestSerializer,
+    validate_request,
 )
 
 logger = logging.getLogger(__name__)
@@ -53,19 +54,6 @@ def openai_errors(handler):
     return wrapper
 
 
-# Built once: a DRF serializer deep-copies its declared fields on every instantiation,
-# which would cost more than the rest of a request. ``run_validation`` keeps no state
-# on the instance, so one instance can validate every request.
-VALIDATORS = {
-    serializer_class: serializer_class()
-    for serializer_class in (
-        ChatCompletionRequestSerializer,
-        CompletionRequestSerializer,
-        EmbeddingRequestSerializer,
-    )
-}
-
-
 def parse_body(request, serializer_class) -> dict:
     """The request's JSON object, checked on the fields the proxy acts on."""
     try:
@@ -75,7 +63,7 @@ def parse_body(request, serializer_class) -> dict:
     if not isinstance(body, dict):
         raise InvalidJson("The request body must be a JSON object.")
     try:
-        VALIDATORS[serializer_class].run_validation(body)
+        validate_request(serializer_class, body)
     except ValidationError as error:
         raise domain_error_from_drf(error) from None
     return body
