@@ -23,6 +23,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "not_found": (404, "invalid_request_error"),
     "model_not_found": (404, "invalid_request_error"),
     "method_not_allowed": (405, "invalid_request_error"),
+    "request_too_large": (413, "invalid_request_error"),
     "rate_limit_exceeded": (429, "rate_limit_error"),
     "insufficient_quota": (429, "insufficient_quota"),
     "server_error": (500, "server_error"),
@@ -68,6 +69,11 @@ class InvalidRequest(DomainError):
 class InvalidJson(DomainError):
     code = "invalid_json"
     message = "We could not parse the JSON body of your request."
+
+
+class RequestTooLarge(DomainError):
+    code = "request_too_large"
+    message = "The request body is too large."
 
 
 class NotFound(DomainError):

@@ -9,18 +9,15 @@ import asyncio
 import json
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.urls import path
-from rest_framework.exceptions import ValidationError
 
-from common.errors import InvalidJson, InvalidRequest, domain_error_from_drf
+from common.errors import InvalidRequest
 from proxy import translation
 from proxy.serializers import (
     CompressRequestSerializer,
     DecompressRequestSerializer,
     TranslateRequestSerializer,
-    validate_request,
 )
 from proxy.synthlang import (
     DEFAULT_ROLES,
@@ -30,37 +27,19 @@ from proxy.synthlang import (
     pack,
     unpack,
 )
-from proxy.views import ProxyEndpoint, authenticate, json_response, openai_errors
+from proxy.views import (
+    ProxyEndpoint,
+    authenticate,
+    json_object,
+    json_response,
+    openai_errors,
+    validated,
+)
 
 COMPRESS_FORMATS = ("synthlang", "transport")
 # Compression runs at a few MB/s: past this size it moves off the event loop so one large
 # prompt does not stall every other request of the process.
 _OFF_LOOP_CHARS = 64 * 1024
-
-
-def _json_object(request) -> dict:
-    """The request's JSON object; errors in OpenAI's format."""
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise InvalidRequest(
-            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
-        ) from None
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidJson(f"We could not parse the JSON body of your request. ({exc})") from None
-    if not isinstance(body, dict):
-        raise InvalidJson("The request body must be a JSON object.")
-    return body
-
-
-def _validate(body: dict, serializer_class) -> dict:
-    try:
-        validate_request(serializer_class, body)
-    except ValidationError as error:
-        raise domain_error_from_drf(error) from None
-    return body
 
 
 def _string_field(body: dict, name: str) -> str:
@@ -104,7 +83,7 @@ class SynthLangCompressView(ProxyEndpoint):
     @openai_errors
     async def post(self, request):
         principal = await authenticate(request)
-        body = _json_object(request)
+        body = json_object(request)
         output_format = body.get("format", "synthlang")
         if output_format not in COMPRESS_FORMATS:
             raise InvalidRequest(
@@ -113,7 +92,7 @@ class SynthLangCompressView(ProxyEndpoint):
         if output_format == "transport":
             text = _transport_text(body)
             return _respond({"data": await _run(pack, text, size=len(text))})
-        _validate(body, CompressRequestSerializer)
+        validated(body, CompressRequestSerializer)
         level = body.get("level", "medium")
         model = body.get("model") or settings.DEFAULT_MODEL
         if "text" in body:
@@ -149,7 +128,7 @@ class SynthLangDecompressView(ProxyEndpoint):
     @openai_errors
     async def post(self, request):
         await authenticate(request)
-        body = _validate(_json_object(request), DecompressRequestSerializer)
+        body = validated(json_object(request), DecompressRequestSerializer)
         data = _string_field(body, "data")
         try:
             text = await _run(unpack, data, size=len(data))
@@ -164,7 +143,7 @@ class SynthLangTranslateView(ProxyEndpoint):
     @openai_errors
     async def post(self, request):
         principal = await authenticate(request)
-        body = _validate(_json_object(request), TranslateRequestSerializer)
+        body = validated(json_object(request), TranslateRequestSerializer)
         check, row = await translation.translate_now(
             principal=principal,
             request_id=request.request_id,

@@ -9,13 +9,20 @@ import logging
 import time
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
 from accounts.selectors import Principal, aprincipal_for_key, raw_key_from_headers
-from common.errors import DomainError, InvalidJson, domain_error_from_drf, error_response
+from common.errors import (
+    DomainError,
+    InvalidJson,
+    RequestTooLarge,
+    domain_error_from_drf,
+    error_response,
+)
 from proxy import gateway, models_catalog
 from proxy.serializers import (
     ChatCompletionRequestSerializer,
@@ -54,19 +61,35 @@ def openai_errors(handler):
     return wrapper
 
 
-def parse_body(request, serializer_class) -> dict:
-    """The request's JSON object, checked on the fields the proxy acts on."""
+def json_object(request) -> dict:
+    """The request's body, which must be one JSON object; errors in OpenAI's format."""
     try:
-        body = json.loads(request.body or b"null")
+        raw = request.body
+    except RequestDataTooBig:
+        limit_mb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
+        raise RequestTooLarge(
+            f"The request body is larger than {limit_mb} MB (MAX_REQUEST_BODY_MB)."
+        ) from None
+    try:
+        body = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidJson(f"We could not parse the JSON body of your request. ({exc})") from None
     if not isinstance(body, dict):
         raise InvalidJson("The request body must be a JSON object.")
+    return body
+
+
+def validated(body: dict, serializer_class) -> dict:
+    """``body`` itself, once the fields the proxy acts on have passed ``serializer_class``."""
     try:
         validate_request(serializer_class, body)
     except ValidationError as error:
         raise domain_error_from_drf(error) from None
     return body
+
+
+def parse_body(request, serializer_class) -> dict:
+    return validated(json_object(request), serializer_class)
 
 
 async def authenticate(request) -> Principal:

@@ -43,3 +43,39 @@ def test_api_posts_need_no_csrf_token_even_where_csrf_is_enforced(alice_key):
 )
 def test_api_paths_resolve_to_their_views(path, view_class):
     assert resolve(path).func.view_class is view_class
+
+
+def _post_chat(key: str, content: str):
+    body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": content}]})
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "x-synthlang-cache": "off",
+        "x-synthlang-compression": "off",
+    }
+
+    async def post():
+        response = await AsyncClient().post(
+            "/v1/chat/completions", data=body, content_type="application/json", headers=headers
+        )
+        await asyncio.gather(*list(gateway._background))
+        return response
+
+    return async_to_sync(post)()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_body_over_djangos_default_limit_is_served(alice_key):
+    # Three megabytes: a chat request with an image or two in base64.
+    response = _post_chat(alice_key, "a" * (3 * 1024 * 1024))
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_body_over_the_limit_is_a_413_in_openais_format(alice_key, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    response = _post_chat(alice_key, "a" * (2 * 1024 * 1024))
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["code"] == "request_too_large"
+    assert error["type"] == "invalid_request_error"
+    assert "1 MB" in error["message"]
