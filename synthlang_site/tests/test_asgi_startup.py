@@ -1,0 +1,32 @@
+"""What the server process does once, when Daphne loads the ASGI application."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+
+
+def test_startup_objects_are_frozen_out_of_the_garbage_collectors_walks():
+    probe = (
+        "import gc\n"
+        "before = gc.get_threshold()[0]\n"
+        "import synthlang_site.asgi\n"
+        "print(before, gc.get_threshold()[0], gc.get_freeze_count())\n"
+    )
+    env = {**os.environ, "DEBUG": "true", "LOG_FILE": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    before, after, frozen = (int(n) for n in result.stdout.split()[-3:])
+    assert before == 700  # CPython's default
+    assert after == 20_000
+    assert frozen > 50_000
