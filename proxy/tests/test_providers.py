@@ -192,6 +192,27 @@ def test_upstream_statuses_map_to_what_the_client_should_see(
     assert (error.code, error.status, error.retryable) == (code, client_status, retryable)
 
 
+def _with_upstream(handler, scenario, host="127.0.0.1"):
+    """Run ``scenario(url)`` against an aiohttp server answering POST /v1/echo."""
+    from aiohttp import web
+
+    async def run():
+        app = web.Application()
+        app.router.add_post("/v1/echo", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://{host}:{site._server.sockets[0].getsockname()[1]}/v1/echo"
+        try:
+            return await scenario(url)
+        finally:
+            await http.session_for(url).close()
+            await runner.cleanup()
+
+    return asyncio.run(run())
+
+
 def test_upstream_cookies_are_never_sent_back():
     """The upstream session is shared by every organization: it must keep no cookies."""
     from aiohttp import web
@@ -204,24 +225,12 @@ def test_upstream_cookies_are_never_sent_back():
         response.set_cookie("upstream_session", "tenant-a-secret")
         return response
 
-    async def scenario():
-        app = web.Application()
-        app.router.add_post("/v1/echo", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        # A host name, not an IP address: a default jar keeps cookies only for names.
-        url = f"http://localhost:{port}/v1/echo"
-        try:
-            for _ in range(2):
-                await http.post_json(url, headers={}, body={"n": 1})
-        finally:
-            await http.session_for(url).close()
-            await runner.cleanup()
+    async def scenario(url):
+        for _ in range(2):
+            await http.post_json(url, headers={}, body={"n": 1})
 
-    asyncio.run(scenario())
+    # A host name, not an IP address: a default jar keeps cookies only for names.
+    _with_upstream(handler, scenario, host="localhost")
     assert seen_cookies == [None, None]
 
 
@@ -236,27 +245,6 @@ def test_a_closed_loops_upstream_session_is_dropped_not_handed_to_the_next_loop(
     assert second is not first
     assert first not in http._sessions.values()
     asyncio.run(second.close())
-
-
-def _with_upstream(handler, scenario):
-    """Run ``scenario(url)`` against an aiohttp server answering POST /v1/echo."""
-    from aiohttp import web
-
-    async def run():
-        app = web.Application()
-        app.router.add_post("/v1/echo", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1/echo"
-        try:
-            return await scenario(url)
-        finally:
-            await http.session_for(url).close()
-            await runner.cleanup()
-
-    return asyncio.run(run())
 
 
 def test_request_bodies_reach_the_upstream_as_the_client_sent_them():
