@@ -35,7 +35,12 @@ logger = logging.getLogger(__name__)
 
 
 def _dumps(payload) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON may escape one, e.g. half an emoji cut off by an
+        # upstream) has no UTF-8 form; ASCII escapes carry it through unchanged.
+        return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def json_response(payload, *, status: int = 200, headers: dict | None = None) -> HttpResponse:
@@ -61,6 +66,12 @@ def openai_errors(handler):
     return wrapper
 
 
+def _refuse_constant(name: str):
+    # NaN and Infinity are not JSON (RFC 8259), though Python's parser reads them; OpenAI
+    # answers them with a 400, and no upstream would take them.
+    raise ValueError(f"{name} is not a valid JSON value")
+
+
 def json_object(request) -> dict:
     """The request's body, which must be one JSON object; errors in OpenAI's format."""
     try:
@@ -71,12 +82,29 @@ def json_object(request) -> dict:
             f"The request body is larger than {limit_mb} MB (MAX_REQUEST_BODY_MB)."
         ) from None
     try:
-        body = json.loads(raw or b"null")
+        body = json.loads(raw or b"null", parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidJson(f"We could not parse the JSON body of your request. ({exc})") from None
     if not isinstance(body, dict):
         raise InvalidJson("The request body must be a JSON object.")
+    if (b"\\ud" in raw or b"\\uD" in raw) and _has_lone_surrogate(body):
+        raise InvalidJson(
+            "The request body contains an unpaired UTF-16 surrogate escape (such as "
+            "\\ud83d without its second half, often an emoji cut in two): text must be "
+            "valid Unicode."
+        )
     return body
+
+
+def _has_lone_surrogate(body: dict) -> bool:
+    # JSON may escape a surrogate on its own; Python reads it into a string that cannot be
+    # written as UTF-8, which would fail later, in the cache key, the database or the
+    # upstream request. Only a body with such an escape is checked, so most pay nothing.
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def validated(body: dict, serializer_class) -> dict:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import re
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -24,23 +25,35 @@ _sessions: dict[tuple[asyncio.AbstractEventLoop, str], aiohttp.ClientSession] = 
 
 def _encode_body(body) -> bytes:
     """The request body as JSON. orjson is about ten times faster than the standard
-    library here; what it refuses (integers beyond 64 bits, non-string keys) goes through
-    the standard library, so any body the client could send still goes upstream."""
+    library here; what it refuses (integers beyond 64 bits, non-string keys, strings with
+    a lone surrogate) goes through the standard library, whose ASCII escapes carry even a
+    lone surrogate, so any body the client could send still goes upstream. (Bodies hold no
+    NaN or Infinity, which orjson would write as null: the request parser refuses them.)"""
     try:
         return orjson.dumps(body)
     except TypeError:
-        return json.dumps(body, ensure_ascii=False).encode()
+        return json.dumps(body).encode()
+
+
+# orjson reads an integer beyond 64 bits as a float, losing digits; a run of twenty
+# digits is the cheap sign that one may be present (or a long digit string, which the
+# standard library reads just as well).
+_LONG_DIGITS = re.compile(r"[0-9]{20}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{20}")
 
 
 def _decode(data: bytes | str):
     """An upstream's JSON. orjson is about four times faster than the standard library;
-    what it refuses (NaN, encodings other than UTF-8) is read by the standard library, which
-    raises ValueError for what is not JSON at all. orjson reads integers beyond 64 bits as
-    floats, which no provider's answer contains (see decision 0011)."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
+    what it refuses (NaN, lone surrogates, encodings other than UTF-8) or could read
+    inexactly (integers beyond 64 bits) is read by the standard library, which raises
+    ValueError for what is not JSON at all."""
+    long_digits = _LONG_DIGITS if isinstance(data, str) else _LONG_DIGITS_BYTES
+    if long_digits.search(data) is None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
 
 
 @functools.lru_cache(maxsize=1024)

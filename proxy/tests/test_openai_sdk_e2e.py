@@ -282,10 +282,19 @@ def test_unknown_fields_pass_through_to_the_upstream(proxy_url, alice_key, route
     assert seen["vendor_specific_knob"] == {"depth": 3}
 
 
-def test_malformed_json_is_a_400_in_openai_format(proxy_url, alice_key):
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "gpt-4o", "messages": [',
+        # Python's parser reads these, but they are not JSON and no upstream takes them.
+        b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "top_p": NaN}',
+        b'{"model": "gpt-4o", "messages": [], "temperature": -Infinity}',
+    ],
+)
+def test_malformed_json_is_a_400_in_openai_format(proxy_url, alice_key, body):
     request = urllib.request.Request(
         f"{proxy_url}/v1/chat/completions",
-        data=b'{"model": "gpt-4o", "messages": [',
+        data=body,
         headers={"Authorization": f"Bearer {alice_key}", "Content-Type": "application/json"},
     )
     with pytest.raises(urllib.error.HTTPError) as raised:
@@ -294,6 +303,50 @@ def test_malformed_json_is_a_400_in_openai_format(proxy_url, alice_key):
     body = json.loads(raised.value.read())
     assert body["error"]["type"] == "invalid_request_error"
     assert body["error"]["code"] == "invalid_json"
+
+
+def _post_raw(proxy_url, key, body: bytes) -> httpx.Response:
+    return httpx.post(
+        f"{proxy_url}/v1/chat/completions",
+        content=body,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        timeout=10,
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_escaped_emoji_go_upstream_and_come_back(proxy_url, alice_key, stream):
+    """Clients that write ASCII-only JSON escape an emoji as a surrogate pair."""
+    response = _post_raw(
+        proxy_url,
+        alice_key,
+        b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "ship \\ud83d\\ude80 it"}],'
+        b' "stream": ' + (b"true" if stream else b"false") + b"}",
+    )
+    assert response.status_code == 200
+    if stream:
+        chunks = [
+            json.loads(line[6:])
+            for line in response.text.splitlines()
+            if line.startswith("data: {")
+        ]
+        deltas = [chunk["choices"][0]["delta"] for chunk in chunks if chunk["choices"]]
+        answer = "".join(delta.get("content") or "" for delta in deltas)
+    else:
+        answer = response.json()["choices"][0]["message"]["content"]
+    assert "\U0001f680" in answer
+
+
+def test_half_an_emoji_is_a_400_not_a_server_error(proxy_url, alice_key):
+    response = _post_raw(
+        proxy_url,
+        alice_key,
+        b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "cut \\ud83d here"}]}',
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_json"
+    assert "surrogate" in error["message"]
 
 
 def test_x_api_key_header_is_accepted(proxy_url, alice_key):

@@ -260,6 +260,9 @@ def test_request_bodies_reach_the_upstream_as_the_client_sent_them():
         {"model": "m", "messages": [{"role": "user", "content": "Grüße, 東京 🚀"}], "n": 2},
         # Beyond 64 bits: the fast encoder refuses it, the standard library sends it exactly.
         {"model": "m", "seed": 2**70, "logit_bias": {"50256": -100}},
+        # Half an emoji, which JSON may escape: the fast encoder refuses it, ASCII escapes
+        # carry it.
+        {"model": "m", "messages": [{"role": "user", "content": "hi \ud83d there"}]},
     ]
 
     async def scenario(url):
@@ -279,6 +282,12 @@ def test_request_bodies_reach_the_upstream_as_the_client_sent_them():
         ),
         # Not strict JSON, but what Python's own encoder writes: still read.
         (b'{"score": NaN}', "nan"),
+        # Beyond 64 bits: the fast decoder would read a float and lose the last digits.
+        (
+            b'{"id": 123456789012345678901234567890, "n": -98765432109876543210}',
+            {"id": 123456789012345678901234567890, "n": -98765432109876543210},
+        ),
+        (b'{"text": "cut \\ud83d"}', {"text": "cut \ud83d"}),
     ],
 )
 def test_upstream_answers_are_read_like_the_standard_library_reads_them(answer, expected):
@@ -296,6 +305,28 @@ def test_upstream_answers_are_read_like_the_standard_library_reads_them(answer, 
         assert payload["score"] != payload["score"]
     else:
         assert payload == expected
+
+
+def test_stream_events_are_read_exactly():
+    from aiohttp import web
+
+    events = [
+        {"id": "c", "choices": [{"delta": {"content": "Grüße"}}]},
+        {"id": "c", "seed": 2**70 + 1, "choices": []},
+    ]
+
+    async def handler(request):
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in events:
+            await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def scenario(url):
+        return [parsed async for _name, parsed in http.post_sse(url, headers={}, body={})]
+
+    assert _with_upstream(handler, scenario) == events
 
 
 def test_an_upstream_answer_that_is_not_json_is_a_retryable_upstream_error():

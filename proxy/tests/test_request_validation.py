@@ -69,3 +69,14 @@ def test_the_cases_cover_valid_and_invalid_requests():
 def test_absent_optional_fields_are_not_walked():
     validator = serializers._validator_for(CHAT, frozenset({"messages", "temperature"}))
     assert set(validator.fields) == {"messages", "temperature"}
+
+
+def test_an_answer_with_half_an_emoji_is_still_written_as_json():
+    """An upstream may escape a lone surrogate; it has no UTF-8 form, so it leaves escaped."""
+    import json
+
+    from proxy.views import _dumps
+
+    written = _dumps({"text": "cut \ud83d", "city": "東京"})
+    assert json.loads(written) == {"text": "cut \ud83d", "city": "東京"}
+    assert _dumps({"city": "東京"}) == '{"city":"東京"}'.encode()
