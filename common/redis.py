@@ -246,9 +246,12 @@ class PipelinedConnection:
     @staticmethod
     async def _send(protocol: _ReplyProtocol, commands: list[tuple]) -> list:
         loop = asyncio.get_running_loop()
+        # Packed before any reply is expected: a command that cannot be sent (TypeError)
+        # must not leave a future queued that would take the next command's reply.
+        payload = b"".join(_pack(command) for command in commands)
         futures = [loop.create_future() for _ in commands]
         protocol.expect(futures, SOCKET_TIMEOUT_SECONDS)
-        protocol.transport.write(b"".join(_pack(command) for command in commands))
+        protocol.transport.write(payload)
         if len(futures) == 1:
             try:
                 results = [await futures[0]]

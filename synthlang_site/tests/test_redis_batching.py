@@ -132,6 +132,17 @@ def test_an_error_reply_raises_redis_pys_error_and_the_connection_goes_on(clean_
     assert asyncio.run(scenario()) == b"not a number"
 
 
+def test_a_command_that_cannot_be_sent_leaves_the_connection_in_step(clean_redis):
+    async def scenario():
+        connection = shared_redis.pipelined_redis()
+        await connection.execute("SET", KEY + "a", "1")
+        with pytest.raises(TypeError):
+            await connection.execute("SET", KEY + "b", None)
+        return await connection.execute("GET", KEY + "a")
+
+    assert asyncio.run(scenario()) == b"1"
+
+
 def test_a_script_the_server_lost_is_sent_by_its_text(clean_redis):
     # A script this server has never seen (no SCRIPT FLUSH: the server is shared).
     script = f"-- {uuid.uuid4()}\nreturn tonumber(ARGV[1]) * 2"
