@@ -40,6 +40,8 @@ def _tune_garbage_collector() -> None:
     and young collections ran every eight requests or so. Frozen after start-up, they are
     never walked again; a larger first threshold makes young collections rarer. Cycles are
     still collected; what a request frees by reference counting was never the collector's.
+    Importing this module is starting a server (Daphne, the serverless entry), so it runs
+    here; a test that imports the module gets the same settings, which change no result.
     """
     gc.collect()
     gc.freeze()
