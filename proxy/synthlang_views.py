@@ -83,7 +83,8 @@ class SynthLangCompressView(ProxyEndpoint):
     @openai_errors
     async def post(self, request):
         principal = await authenticate(request)
-        body = json_object(request)
+        # The transport format carries any text exactly, broken UTF-16 included.
+        body = json_object(request, lone_surrogates=True)
         output_format = body.get("format", "synthlang")
         if output_format not in COMPRESS_FORMATS:
             raise InvalidRequest(
@@ -128,7 +129,7 @@ class SynthLangDecompressView(ProxyEndpoint):
     @openai_errors
     async def post(self, request):
         await authenticate(request)
-        body = validated(json_object(request), DecompressRequestSerializer)
+        body = validated(json_object(request, lone_surrogates=True), DecompressRequestSerializer)
         data = _string_field(body, "data")
         try:
             text = await _run(unpack, data, size=len(data))

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import time
 
 from django.conf import settings
@@ -72,8 +73,21 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a valid JSON value")
 
 
-def json_object(request) -> dict:
-    """The request's body, which must be one JSON object; errors in OpenAI's format."""
+def _finite_float(text: str) -> float:
+    # 1e400 is valid JSON but no float: Python reads it as inf, which goes upstream as null.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of the range of a number")
+    return value
+
+
+def json_object(request, *, lone_surrogates: bool = False) -> dict:
+    """The request's body, which must be one JSON object in UTF-8; errors in OpenAI's format.
+
+    Text with a lone UTF-16 surrogate (JSON can escape one) cannot be written as UTF-8, so
+    the cache key, the database or the upstream request would fail on it later: it is a
+    400 unless the endpoint carries such text on purpose (``lone_surrogates``).
+    """
     try:
         raw = request.body
     except RequestDataTooBig:
@@ -82,29 +96,26 @@ def json_object(request) -> dict:
             f"The request body is larger than {limit_mb} MB (MAX_REQUEST_BODY_MB)."
         ) from None
     try:
-        body = json.loads(raw or b"null", parse_constant=_refuse_constant)
+        # Python's parser reads encoded surrogates in bytes; the strict codec refuses them.
+        document = raw if lone_surrogates else raw.decode("utf-8-sig")
+        body = json.loads(
+            document or "null", parse_constant=_refuse_constant, parse_float=_finite_float
+        )
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidJson(f"We could not parse the JSON body of your request. ({exc})") from None
     if not isinstance(body, dict):
         raise InvalidJson("The request body must be a JSON object.")
-    if (b"\\ud" in raw or b"\\uD" in raw) and _has_lone_surrogate(body):
-        raise InvalidJson(
-            "The request body contains an unpaired UTF-16 surrogate escape (such as "
-            "\\ud83d without its second half, often an emoji cut in two): text must be "
-            "valid Unicode."
-        )
+    if not lone_surrogates and ("\\ud" in document or "\\uD" in document):
+        # Only a body with such an escape is checked, so most pay nothing.
+        try:
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidJson(
+                "The request body contains an unpaired UTF-16 surrogate escape (such as "
+                "\\ud83d without its second half, often an emoji cut in two): text must be "
+                "valid Unicode."
+            ) from None
     return body
-
-
-def _has_lone_surrogate(body: dict) -> bool:
-    # JSON may escape a surrogate on its own; Python reads it into a string that cannot be
-    # written as UTF-8, which would fail later, in the cache key, the database or the
-    # upstream request. Only a body with such an escape is checked, so most pay nothing.
-    try:
-        json.dumps(body, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def validated(body: dict, serializer_class) -> dict:
@@ -213,8 +224,8 @@ async def run_generation(call: gateway.ProxyCall, kind: str):
 
 
 def _add_call_headers(error: DomainError, call: gateway.ProxyCall) -> None:
-    headers = {k: v for k, v in call.response_headers().items() if k.startswith("x-synthlang")}
-    error.headers = {**headers, **error.headers}
+    # The rate-limit headers too: an error after admission counted against the limits.
+    error.headers = {**call.response_headers(), **error.headers}
 
 
 class ProxyEndpoint(View):

@@ -6,6 +6,7 @@ dialect (Anthropic) translates at its edge, so the rest of the proxy knows one f
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -103,7 +104,7 @@ def classify_status(status: int, body: dict | None, retry_after: float | None) -
             upstream_body=body,
         )
     if status == 429:
-        return UpstreamError(
+        error = UpstreamError(
             "The upstream provider is rate limiting requests; try again later.",
             upstream_status=status,
             retryable=True,
@@ -111,6 +112,10 @@ def classify_status(status: int, body: dict | None, retry_after: float | None) -
             code="rate_limit_exceeded",
             upstream_body=body,
         )
+        if retry_after is not None:
+            # Passed on: the client's SDK waits this long before it retries.
+            error.headers["retry-after"] = str(max(1, math.ceil(retry_after)))
+        return error
     if status >= 500 or status in (408, 409):
         return UpstreamError(
             f"The upstream provider failed ({status}). {upstream_message}".strip(),

@@ -28,18 +28,19 @@ def _encode_body(body) -> bytes:
     library here; what it refuses (integers beyond 64 bits, non-string keys, strings with
     a lone surrogate) goes through the standard library, whose ASCII escapes carry even a
     lone surrogate, so any body the client could send still goes upstream. (Bodies hold no
-    NaN or Infinity, which orjson would write as null: the request parser refuses them.)"""
+    NaN or infinite number, which orjson would write as null: the request parser refuses
+    them.)"""
     try:
         return orjson.dumps(body)
     except TypeError:
         return json.dumps(body).encode()
 
 
-# orjson reads an integer beyond 64 bits as a float, losing digits; a run of twenty
-# digits is the cheap sign that one may be present (or a long digit string, which the
-# standard library reads just as well).
-_LONG_DIGITS = re.compile(r"[0-9]{20}")
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{20}")
+# orjson reads an integer beyond 64 bits as a float, losing digits; a run of nineteen
+# digits (-2**63 has nineteen) is the cheap sign that one may be present, or a long digit
+# string, which the standard library reads just as well.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
 
 def _decode(data: bytes | str):

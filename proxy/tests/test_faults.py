@@ -41,6 +41,26 @@ def test_unreachable_upstream_is_a_502_after_retries(proxy_url, org_a, alice_key
     assert raised.value.body["code"] == "upstream_error"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_failure_still_carries_the_rate_limit_headers(proxy_url, org_a, bob, stream):
+    """The request counted against the limits, so its answer says where they stand."""
+    services.role_limit_set(
+        organization=org_a, role="basic", rpm_limit=5, tpm_limit=None, actor=None
+    )
+    _, key = services.api_key_create(organization=org_a, user=bob, actor=None)
+    _route(org_a, "nowhere", f"http://127.0.0.1:{free_port()}/v1", "gpt-4o")
+    client = openai.OpenAI(base_url=f"{proxy_url}/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.InternalServerError) as raised:
+        client.chat.completions.create(
+            model="nowhere", messages=[{"role": "user", "content": "hi"}], stream=stream
+        )
+    headers = raised.value.response.headers
+    assert raised.value.status_code == 502
+    assert headers["x-ratelimit-limit-requests"] == "5"
+    assert headers["x-ratelimit-remaining-requests"] == "4"
+    assert headers["x-synthlang-cache"]
+
+
 def test_upstream_slower_than_the_read_timeout_is_a_502_timeout(
     fake_upstream, org_a, alice_key, tmp_path
 ):

@@ -289,6 +289,12 @@ def test_unknown_fields_pass_through_to_the_upstream(proxy_url, alice_key, route
         # Python's parser reads these, but they are not JSON and no upstream takes them.
         b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "top_p": NaN}',
         b'{"model": "gpt-4o", "messages": [], "temperature": -Infinity}',
+        # Valid JSON, but no float: read as inf, it would reach the upstream as null.
+        b'{"model": "gpt-4o", "messages": [], "vendor_knob": 1e400}',
+        # An encoded surrogate is not UTF-8, though Python's parser reads it from bytes.
+        b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "cut \xed\xa0\xbd"}]}',
+        # JSON exchanged between systems is UTF-8 (RFC 8259 section 8.1).
+        '{"model": "gpt-4o", "messages": []}'.encode("utf-16"),
     ],
 )
 def test_malformed_json_is_a_400_in_openai_format(proxy_url, alice_key, body):

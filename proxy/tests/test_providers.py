@@ -190,6 +190,8 @@ def test_upstream_statuses_map_to_what_the_client_should_see(
     error = classify_status(status, {"error": {"message": "upstream says no"}}, 1.5)
     assert isinstance(error, UpstreamError)
     assert (error.code, error.status, error.retryable) == (code, client_status, retryable)
+    # An upstream's 429 passed on keeps its pause, rounded up to whole seconds.
+    assert error.headers.get("retry-after") == ("2" if status == 429 else None)
 
 
 def _with_upstream(handler, scenario, host="127.0.0.1"):
@@ -288,6 +290,8 @@ def test_request_bodies_reach_the_upstream_as_the_client_sent_them():
             {"id": 123456789012345678901234567890, "n": -98765432109876543210},
         ),
         (b'{"text": "cut \\ud83d"}', {"text": "cut \ud83d"}),
+        # Below -2**63 with nineteen digits: also beyond what the fast decoder reads exactly.
+        (b'{"n": -9223372036854775809}', {"n": -9223372036854775809}),
     ],
 )
 def test_upstream_answers_are_read_like_the_standard_library_reads_them(answer, expected):
