@@ -24,7 +24,7 @@ from common.errors import (
     domain_error_from_drf,
     error_response,
 )
-from proxy import gateway, models_catalog
+from proxy import gateway, metrics, models_catalog
 from proxy.serializers import (
     ChatCompletionRequestSerializer,
     CompletionRequestSerializer,
@@ -59,12 +59,22 @@ def openai_errors(handler):
         try:
             return await handler(self, request, *args, **kwargs)
         except DomainError as error:
+            _count_refusal(self, error, error.status)
             return error_response(error)
-        except Exception:
+        except Exception as exc:
             logger.exception("unexpected error in %s", request.path)
+            _count_refusal(self, exc, 500)
             return error_response(DomainError())
 
     return wrapper
+
+
+def _count_refusal(view, exc: Exception, status: int) -> None:
+    # A request refused before it became a call (bad key, bad body) has no usage event and
+    # no trustworthy model, but operators still see it in the request count. A call's own
+    # failures were counted when it finished (``accounted``).
+    if view.endpoint and not getattr(exc, "synthlang_accounted", False):
+        metrics.REQUESTS.labels(endpoint=view.endpoint, model="", status=str(status)).inc()
 
 
 def _refuse_constant(name: str):
@@ -188,8 +198,9 @@ def serve_cache_hit(call: gateway.ProxyCall) -> HttpResponse:
     return json_response(body, headers=call.response_headers())
 
 
-async def run_generation(call: gateway.ProxyCall, kind: str):
-    """Chat and legacy completions share everything but the provider method."""
+async def run_call(call: gateway.ProxyCall, kind: str):
+    """Chat, legacy completions and embeddings: admission, the cache, the upstream (``kind``
+    names the provider method). However the call ends, it leaves one usage event."""
     try:
         plan = await gateway.admit(call)
         if call.cache == "hit":
@@ -207,12 +218,12 @@ async def run_generation(call: gateway.ProxyCall, kind: str):
             return sse_response(call, first, iterator)
 
         async def operation(provider, target):
-            method = provider.chat if kind == "chat" else provider.completions
-            return await method(target, call.body)
+            return await getattr(provider, kind)(target, call.body)
 
         result = await gateway.run_json(call, plan, operation)
         return upstream_response(result, call)
     except DomainError as error:
+        error.synthlang_accounted = True
         gateway.run_in_background(gateway.fail(call, error))
         _add_call_headers(error, call)
         raise
@@ -220,6 +231,10 @@ async def run_generation(call: gateway.ProxyCall, kind: str):
         call.client_disconnected = True
         call.status_code, call.error_code = 499, "client_closed_request"
         gateway.run_in_background(gateway.finish(call, None))
+        raise
+    except Exception as exc:
+        exc.synthlang_accounted = True
+        gateway.run_in_background(gateway.fail(call, DomainError()))
         raise
 
 
@@ -230,6 +245,9 @@ def _add_call_headers(error: DomainError, call: gateway.ProxyCall) -> None:
 
 class ProxyEndpoint(View):
     """Base of the API views: no CSRF (key-authenticated), errors in OpenAI's format."""
+
+    # The endpoint label of the request metrics; empty for views that proxy nothing.
+    endpoint = ""
 
     @classmethod
     def as_view(cls, **initkwargs):
@@ -259,45 +277,39 @@ class ProxyEndpoint(View):
 
 class ChatCompletionsView(ProxyEndpoint):
     http_method_names = ["post"]
+    endpoint = "chat.completions"
 
     @openai_errors
     async def post(self, request):
         principal = await authenticate(request)
         body = parse_body(request, ChatCompletionRequestSerializer)
-        call = new_call(request, principal, "chat.completions", body)
-        return await run_generation(call, "chat")
+        call = new_call(request, principal, self.endpoint, body)
+        return await run_call(call, "chat")
 
 
 class CompletionsView(ProxyEndpoint):
     http_method_names = ["post"]
+    endpoint = "completions"
 
     @openai_errors
     async def post(self, request):
         principal = await authenticate(request)
         body = parse_body(request, CompletionRequestSerializer)
-        call = new_call(request, principal, "completions", body)
-        return await run_generation(call, "completions")
+        call = new_call(request, principal, self.endpoint, body)
+        return await run_call(call, "completions")
 
 
 class EmbeddingsView(ProxyEndpoint):
     http_method_names = ["post"]
+    endpoint = "embeddings"
 
     @openai_errors
     async def post(self, request):
         principal = await authenticate(request)
         body = parse_body(request, EmbeddingRequestSerializer)
-        call = new_call(request, principal, "embeddings", body)
+        call = new_call(request, principal, self.endpoint, body)
         call.stream = False
-        try:
-            plan = await gateway.admit(call)
-            result = await gateway.run_json(
-                call, plan, lambda provider, target: provider.embeddings(target, call.body)
-            )
-        except DomainError as error:
-            gateway.run_in_background(gateway.fail(call, error))
-            _add_call_headers(error, call)
-            raise
-        return upstream_response(result, call)
+        return await run_call(call, "embeddings")
 
 
 class ModelsView(ProxyEndpoint):
