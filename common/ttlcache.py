@@ -38,8 +38,14 @@ class TTLCache(Generic[V]):
         self._entries.clear()
 
     async def get_or_load(
-        self, key: Hashable, load: Callable[[], Awaitable[V]], *, ttl: float
+        self,
+        key: Hashable,
+        load: Callable[[], Awaitable[V]],
+        *,
+        ttl: float | Callable[[V], float],
     ) -> V:
+        """The cached value, or ``load()``'s, kept for ``ttl`` seconds (or for what
+        ``ttl`` says for that value: a partial result may deserve a shorter stay)."""
         fresh, value = self.get_fresh(key)
         if fresh:
             return value  # type: ignore[return-value]
@@ -58,6 +64,6 @@ class TTLCache(Generic[V]):
         finally:
             if self._inflight.get(key) is future:
                 del self._inflight[key]
-        self.put(key, value, ttl=ttl)
+        self.put(key, value, ttl=ttl(value) if callable(ttl) else ttl)
         future.set_result(value)
         return value

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import functools
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -115,12 +117,20 @@ def _retry_after(headers) -> float | None:
         except ValueError:
             pass
     value = headers.get("retry-after")
-    if value:
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    # The other form HTTP allows: a date ("Wed, 21 Oct 2026 07:28:00 GMT").
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 async def _error_from_response(response: aiohttp.ClientResponse) -> UpstreamError:
@@ -161,23 +171,32 @@ async def _upstream_response(
         raise _connection_error(exc) from exc
 
 
+def _json_object(raw: bytes) -> dict:
+    # A wrong base URL answers 200 with a login page; a broken upstream with anything.
+    try:
+        payload = _decode(raw)
+    except ValueError:
+        raise UpstreamError(
+            "The upstream provider sent a body that is not JSON.", retryable=True
+        ) from None
+    if not isinstance(payload, dict):
+        raise UpstreamError(
+            "The upstream provider sent JSON that is not an object.", retryable=True
+        )
+    return payload
+
+
 async def post_json(url: str, *, headers: dict, body: dict) -> tuple[dict, dict, bytes]:
     """The upstream's JSON answer, its headers and its raw bytes (passed on unchanged
     when the proxy has nothing to change in it, which saves serialising it again)."""
     async with _upstream_response("POST", url, headers=headers, body=body) as response:
         raw = await response.read()
-        try:
-            payload = _decode(raw)
-        except ValueError:
-            raise UpstreamError(
-                "The upstream provider sent a body that is not JSON.", retryable=True
-            ) from None
-        return payload, dict(response.headers), raw
+        return _json_object(raw), dict(response.headers), raw
 
 
 async def get_json(url: str, *, headers: dict) -> dict:
     async with _upstream_response("GET", url, headers=headers) as response:
-        return await response.json(content_type=None)
+        return _json_object(await response.read())
 
 
 async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tuple[str, dict]]:

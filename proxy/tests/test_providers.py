@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -331,6 +332,43 @@ def test_stream_events_are_read_exactly():
         return [parsed async for _name, parsed in http.post_sse(url, headers={}, body={})]
 
     assert _with_upstream(handler, scenario) == events
+
+
+@pytest.mark.parametrize("answer", [b"<html>please sign in</html>", b"[1, 2]", b'"models"', b""])
+def test_a_model_list_that_is_not_a_json_object_is_an_upstream_error(answer):
+    """A wrong base URL answers 200 with a login page: the model list must not be a 500."""
+    from aiohttp import web
+
+    async def run():
+        app = web.Application()
+        app.router.add_get("/v1/models", lambda request: web.Response(body=answer))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1/models"
+        try:
+            with pytest.raises(UpstreamError) as raised:
+                await http.get_json(url, headers={})
+            return raised.value
+        finally:
+            await http.session_for(url).close()
+            await runner.cleanup()
+
+    assert asyncio.run(run()).retryable
+
+
+def test_retry_after_is_read_in_seconds_milliseconds_or_as_a_date():
+    from email.utils import format_datetime
+
+    in_two_minutes = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    an_hour_ago = format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True)
+    assert http._retry_after({"retry-after": "7"}) == 7.0
+    assert http._retry_after({"retry-after-ms": "250", "retry-after": "7"}) == 0.25
+    assert 100 < http._retry_after({"retry-after": in_two_minutes}) <= 120
+    assert http._retry_after({"retry-after": an_hour_ago}) == 0.0
+    assert http._retry_after({"retry-after": "soon"}) is None
+    assert http._retry_after({}) is None
 
 
 def test_an_upstream_answer_that_is_not_json_is_a_retryable_upstream_error():
