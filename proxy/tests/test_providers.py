@@ -195,13 +195,13 @@ def test_upstream_statuses_map_to_what_the_client_should_see(
     assert error.headers.get("retry-after") == ("2" if status == 429 else None)
 
 
-def _with_upstream(handler, scenario, host="127.0.0.1"):
-    """Run ``scenario(url)`` against an aiohttp server answering POST /v1/echo."""
+def _with_upstream(handler, scenario, host="127.0.0.1", method="POST"):
+    """Run ``scenario(url)`` against an aiohttp server answering ``method`` /v1/echo."""
     from aiohttp import web
 
     async def run():
         app = web.Application()
-        app.router.add_post("/v1/echo", handler)
+        app.router.add_route(method, "/v1/echo", handler)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -339,23 +339,15 @@ def test_a_model_list_that_is_not_a_json_object_is_an_upstream_error(answer):
     """A wrong base URL answers 200 with a login page: the model list must not be a 500."""
     from aiohttp import web
 
-    async def run():
-        app = web.Application()
-        app.router.add_get("/v1/models", lambda request: web.Response(body=answer))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1/models"
-        try:
-            with pytest.raises(UpstreamError) as raised:
-                await http.get_json(url, headers={})
-            return raised.value
-        finally:
-            await http.session_for(url).close()
-            await runner.cleanup()
+    async def handler(request):
+        return web.Response(body=answer)
 
-    assert asyncio.run(run()).retryable
+    async def scenario(url):
+        with pytest.raises(UpstreamError) as raised:
+            await http.get_json(url, headers={})
+        return raised.value
+
+    assert _with_upstream(handler, scenario, method="GET").retryable
 
 
 def test_retry_after_is_read_in_seconds_milliseconds_or_as_a_date():
