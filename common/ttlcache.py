@@ -9,8 +9,8 @@ and the others wait for its result.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Hashable
+from time import monotonic
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -24,7 +24,7 @@ class TTLCache(Generic[V]):
 
     def get_fresh(self, key: Hashable) -> tuple[bool, V | None]:
         entry = self._entries.get(key)
-        if entry is not None and entry[0] > time.monotonic():
+        if entry is not None and entry[0] > monotonic():
             return True, entry[1]
         return False, None
 
@@ -32,7 +32,7 @@ class TTLCache(Generic[V]):
         if len(self._entries) >= self.max_entries:
             # Bounded memory whatever the keys (clients can invent model names).
             self._entries.clear()
-        self._entries[key] = (time.monotonic() + ttl, value)
+        self._entries[key] = (monotonic() + ttl, value)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -58,12 +58,13 @@ class TTLCache(Generic[V]):
         self._inflight[key] = future
         try:
             value = await load()
+            seconds = ttl(value) if callable(ttl) else ttl
         except BaseException as error:
             future.set_exception(error)
             raise
         finally:
             if self._inflight.get(key) is future:
                 del self._inflight[key]
-        self.put(key, value, ttl=ttl(value) if callable(ttl) else ttl)
+        self.put(key, value, ttl=seconds)
         future.set_result(value)
         return value

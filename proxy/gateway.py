@@ -309,14 +309,26 @@ async def open_stream(call: ProxyCall, plan: routing.RoutePlan, kind: str):
 # --- Accounting ------------------------------------------------------------------------
 
 
+def _token_count(value) -> int:
+    # An upstream's usage is not ours to trust: a count that is no number ("many", None)
+    # or a negative one is none, rather than an error that loses the usage event.
+    if isinstance(value, bool):
+        return 0
+    try:
+        count = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return max(count, 0)
+
+
 def usage_numbers(usage: dict | None) -> tuple[int, int, int]:
     if not isinstance(usage, dict):
         return 0, 0, 0
-    details = usage.get("prompt_tokens_details") or {}
+    details = usage.get("prompt_tokens_details")
     return (
-        int(usage.get("prompt_tokens") or 0),
-        int(usage.get("completion_tokens") or 0),
-        int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+        _token_count(usage.get("prompt_tokens")),
+        _token_count(usage.get("completion_tokens")),
+        _token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0,
     )
 
 

@@ -106,13 +106,16 @@ def json_object(request, *, lone_surrogates: bool = False) -> dict:
             f"The request body is larger than {limit_mb} MB (MAX_REQUEST_BODY_MB)."
         ) from None
     try:
-        # Python's parser reads encoded surrogates in bytes; the strict codec refuses them.
-        document = raw if lone_surrogates else raw.decode("utf-8-sig")
+        # Python's parser would read encoded surrogates (and UTF-16) from bytes; the strict
+        # codec refuses them.
+        document = raw.decode("utf-8-sig", "surrogatepass" if lone_surrogates else "strict")
         body = json.loads(
             document or "null", parse_constant=_refuse_constant, parse_float=_finite_float
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidJson(f"We could not parse the JSON body of your request. ({exc})") from None
+    except RecursionError:
+        raise InvalidJson("The JSON body of your request is nested too deeply.") from None
     if not isinstance(body, dict):
         raise InvalidJson("The request body must be a JSON object.")
     if not lone_surrogates and ("\\ud" in document or "\\uD" in document):
@@ -148,7 +151,9 @@ async def authenticate(request) -> Principal:
 def new_call(request, principal: Principal, endpoint: str, body: dict) -> gateway.ProxyCall:
     model = body.get("model") or settings.DEFAULT_MODEL
     stream = bool(body.get("stream"))
-    stream_options = body.get("stream_options") or {}
+    stream_options = body.get("stream_options")
+    if not isinstance(stream_options, dict):
+        stream_options = {}  # validated where it is used; embeddings never stream
     return gateway.ProxyCall(
         principal=principal,
         request_id=request.request_id,
@@ -233,9 +238,13 @@ async def run_call(call: gateway.ProxyCall, kind: str):
         gateway.run_in_background(gateway.finish(call, None))
         raise
     except Exception as exc:
-        exc.synthlang_accounted = True
-        gateway.run_in_background(gateway.fail(call, DomainError()))
-        raise
+        # A bug: logged here, answered as a 500 with the call's headers like any error.
+        logger.exception("unexpected error in %s", call.endpoint)
+        failure = DomainError()
+        failure.synthlang_accounted = True
+        gateway.run_in_background(gateway.fail(call, failure))
+        _add_call_headers(failure, call)
+        raise failure from exc
 
 
 def _add_call_headers(error: DomainError, call: gateway.ProxyCall) -> None:

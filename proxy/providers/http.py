@@ -7,6 +7,7 @@ import contextlib
 import email.utils
 import functools
 import json
+import math
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -38,11 +39,14 @@ def _encode_body(body) -> bytes:
         return json.dumps(body).encode()
 
 
-# orjson reads an integer beyond 64 bits as a float, losing digits; a run of nineteen
-# digits (-2**63 has nineteen) is the cheap sign that one may be present, or a long digit
-# string, which the standard library reads just as well.
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+# orjson reads an integer beyond 64 bits as a float, losing digits. An integer of nineteen
+# digits or more (-2**63 has nineteen) is the cheap sign that one may be present: digits
+# not after a digit or a point, and not followed by a fraction or an exponent, so the
+# long fractions of an embedding's floats do not count. (A long digit string in text may
+# match; the standard library reads it just as well.)
+_LONG_INTEGER = r"(?<![0-9.])[0-9]{19,}(?![0-9.eE])"
+_LONG_DIGITS = re.compile(_LONG_INTEGER)
+_LONG_DIGITS_BYTES = re.compile(_LONG_INTEGER.encode())
 
 
 def _decode(data: bytes | str):
@@ -109,28 +113,36 @@ def request_timeout() -> aiohttp.ClientTimeout:
     )
 
 
+def _seconds(text: str, scale: float = 1.0) -> float | None:
+    try:
+        value = float(text) / scale
+    except ValueError:
+        return None
+    # "inf" and "nan" parse as floats; no pause is infinite or negative.
+    return value if math.isfinite(value) and value >= 0 else None
+
+
 def _retry_after(headers) -> float | None:
+    """The pause an upstream asks for, in seconds; None when it asks for none we can use."""
     value = headers.get("retry-after-ms")
     if value:
-        try:
-            return float(value) / 1000
-        except ValueError:
-            pass
+        seconds = _seconds(value, scale=1000)
+        if seconds is not None:
+            return seconds
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     # The other form HTTP allows: a date ("Wed, 21 Oct 2026 07:28:00 GMT").
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 async def _error_from_response(response: aiohttp.ClientResponse) -> UpstreamError:
@@ -175,7 +187,7 @@ def _json_object(raw: bytes) -> dict:
     # A wrong base URL answers 200 with a login page; a broken upstream with anything.
     try:
         payload = _decode(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise UpstreamError(
             "The upstream provider sent a body that is not JSON.", retryable=True
         ) from None
@@ -222,7 +234,7 @@ async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tupl
                 return
             try:
                 parsed = _decode(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise UpstreamError(
                     "The upstream provider sent a malformed stream event.", retryable=False
                 ) from None

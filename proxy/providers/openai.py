@@ -64,7 +64,8 @@ class OpenAICompatibleProvider:
 
     async def list_models(self, target: Target) -> list[dict]:
         payload = await http.get_json(self._url(target, "/models"), headers=self._headers(target))
-        return [item for item in payload.get("data", []) if isinstance(item, dict)]
+        data = payload.get("data")
+        return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
 
 class AzureOpenAIProvider(OpenAICompatibleProvider):

@@ -86,7 +86,7 @@ def test_a_catalog_without_the_upstreams_list_is_kept_only_briefly(
     principal = principal_for_key(alice_key)
     working_list_models = providers.PROVIDERS["fake"].list_models
     clock = [1000.0]
-    monkeypatch.setattr("common.ttlcache.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("common.ttlcache.monotonic", lambda: clock[0])  # this cache only
 
     async def unavailable(target: Target) -> list[dict]:
         raise classify_status(503, {"error": {"message": "overloaded"}}, None)

@@ -293,6 +293,8 @@ def test_unknown_fields_pass_through_to_the_upstream(proxy_url, alice_key, route
         b'{"model": "gpt-4o", "messages": [], "vendor_knob": 1e400}',
         # An encoded surrogate is not UTF-8, though Python's parser reads it from bytes.
         b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "cut \xed\xa0\xbd"}]}',
+        # Deeper than Python's parser can recurse.
+        b'{"model": "gpt-4o", "messages": [], "deep": ' + b"[" * 5000 + b"]" * 5000 + b"}",
         # JSON exchanged between systems is UTF-8 (RFC 8259 section 8.1).
         '{"model": "gpt-4o", "messages": []}'.encode("utf-16"),
     ],
@@ -311,9 +313,9 @@ def test_malformed_json_is_a_400_in_openai_format(proxy_url, alice_key, body):
     assert body["error"]["code"] == "invalid_json"
 
 
-def _post_raw(proxy_url, key, body: bytes) -> httpx.Response:
+def _post_raw(proxy_url, key, body: bytes, path="/v1/chat/completions") -> httpx.Response:
     return httpx.post(
-        f"{proxy_url}/v1/chat/completions",
+        f"{proxy_url}{path}",
         content=body,
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         timeout=10,
@@ -341,6 +343,16 @@ def test_escaped_emoji_go_upstream_and_come_back(proxy_url, alice_key, stream):
     else:
         answer = response.json()["choices"][0]["message"]["content"]
     assert "\U0001f680" in answer
+
+
+def test_embeddings_pass_stream_fields_they_do_not_use_through(proxy_url, alice_key):
+    body = (
+        b'{"model": "text-embedding-3-small", "input": "x",'
+        b' "stream": true, "stream_options": "yes"}'
+    )
+    response = _post_raw(proxy_url, alice_key, body, path="/v1/embeddings")
+    assert response.status_code == 200
+    assert response.json()["object"] == "list"
 
 
 def test_half_an_emoji_is_a_400_not_a_server_error(proxy_url, alice_key):

@@ -10,7 +10,7 @@ import pytest
 
 from proxy.providers import anthropic, http
 from proxy.providers.base import Target, UpstreamError, classify_status
-from proxy.providers.openai import AzureOpenAIProvider
+from proxy.providers.openai import AzureOpenAIProvider, OpenAICompatibleProvider
 
 
 def test_chat_request_becomes_a_messages_request():
@@ -195,18 +195,18 @@ def test_upstream_statuses_map_to_what_the_client_should_see(
     assert error.headers.get("retry-after") == ("2" if status == 429 else None)
 
 
-def _with_upstream(handler, scenario, host="127.0.0.1", method="POST"):
-    """Run ``scenario(url)`` against an aiohttp server answering ``method`` /v1/echo."""
+def _with_upstream(handler, scenario, host="127.0.0.1", method="POST", path="/v1/echo"):
+    """Run ``scenario(url)`` against an aiohttp server answering ``method`` ``path``."""
     from aiohttp import web
 
     async def run():
         app = web.Application()
-        app.router.add_route(method, "/v1/echo", handler)
+        app.router.add_route(method, path, handler)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        url = f"http://{host}:{site._server.sockets[0].getsockname()[1]}/v1/echo"
+        url = f"http://{host}:{site._server.sockets[0].getsockname()[1]}{path}"
         try:
             return await scenario(url)
         finally:
@@ -291,6 +291,11 @@ def test_request_bodies_reach_the_upstream_as_the_client_sent_them():
             {"id": 123456789012345678901234567890, "n": -98765432109876543210},
         ),
         (b'{"text": "cut \\ud83d"}', {"text": "cut \ud83d"}),
+        # An embedding's floats have long fractions; they are no long integers.
+        (
+            b'{"embedding": [0.0037719067186117172, -0.12345678901234567891e-3]}',
+            {"embedding": [0.0037719067186117172, -0.12345678901234567891e-3]},
+        ),
         # Below -2**63 with nineteen digits: also beyond what the fast decoder reads exactly.
         (b'{"n": -9223372036854775809}', {"n": -9223372036854775809}),
     ],
@@ -361,6 +366,24 @@ def test_retry_after_is_read_in_seconds_milliseconds_or_as_a_date():
     assert http._retry_after({"retry-after": an_hour_ago}) == 0.0
     assert http._retry_after({"retry-after": "soon"}) is None
     assert http._retry_after({}) is None
+    # Numbers that are no pause, and a date past any clock: no pause asked, and no crash.
+    for nonsense in ("inf", "nan", "-5", "1e400", "Wed, 21 Oct 99999999999 07:28:00 GMT"):
+        assert http._retry_after({"retry-after": nonsense}) is None, nonsense
+    assert http._retry_after({"retry-after-ms": "Infinity", "retry-after": "3"}) == 3.0
+
+
+def test_a_model_list_without_a_data_list_is_empty():
+    from aiohttp import web
+
+    async def handler(request):
+        return web.json_response({"object": "list", "data": None})
+
+    async def scenario(url):
+        base_url = url.removesuffix("/models")
+        target = Target(provider="openai", upstream_model="m", api_key="k", base_url=base_url)
+        return await OpenAICompatibleProvider().list_models(target)
+
+    assert _with_upstream(handler, scenario, method="GET", path="/v1/models") == []
 
 
 def test_an_upstream_answer_that_is_not_json_is_a_retryable_upstream_error():

@@ -112,6 +112,7 @@ def test_a_bug_is_a_500_counted_once_under_its_model_and_accounted(alice_key, mo
     response = post_chat(alice_key, {"model": "gpt-4o", "messages": HELLO})
     assert response.status_code == 500
     assert json.loads(response.content)["error"]["type"] == "server_error"
+    assert response["x-synthlang-cache"] == "off"  # the call's headers, as on any error
     assert requests_counted("500") == before["model"] + 1
     assert requests_counted("500", model="") == before["no model"]
     usage_flush_run()
