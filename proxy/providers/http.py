@@ -8,7 +8,6 @@ import email.utils
 import functools
 import json
 import math
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -39,23 +38,32 @@ def _encode_body(body) -> bytes:
         return json.dumps(body).encode()
 
 
-# orjson reads an integer beyond 64 bits as a float, losing digits. An integer of nineteen
-# digits or more (-2**63 has nineteen) is the cheap sign that one may be present: digits
-# not after a digit or a point, and not followed by a fraction or an exponent, so the
-# long fractions of an embedding's floats do not count. (A long digit string in text may
-# match; the standard library reads it just as well.)
-_LONG_INTEGER = r"(?<![0-9.])[0-9]{19,}(?![0-9.eE])"
-_LONG_DIGITS = re.compile(_LONG_INTEGER)
-_LONG_DIGITS_BYTES = re.compile(_LONG_INTEGER.encode())
+def _number_shapes() -> bytes:
+    """A translation table: digits become "0", what continues a number past its integer
+    part (".", "e", "E") becomes ".", every other byte a space."""
+    table = bytearray(b" " * 256)
+    for byte in b"0123456789":
+        table[byte] = ord("0")
+    for byte in b".eE":
+        table[byte] = ord(".")
+    return bytes(table)
 
 
-def _decode(data: bytes | str):
+# orjson reads an integer beyond 64 bits as a float, losing digits. Such an integer has
+# nineteen digits or more (-2**63 has nineteen) after something that is no digit and no
+# point; in the translated bytes that is a space and nineteen "0"s. The long fractions of
+# an embedding's floats follow a point, so they do not count. bytes.translate and one
+# substring search run several times faster than a regular expression's scan.
+_NUMBER_SHAPES = _number_shapes()
+_LONG_INTEGER_SHAPE = b" " + b"0" * 19
+
+
+def _decode(data: bytes):
     """An upstream's JSON. orjson is about four times faster than the standard library;
     what it refuses (NaN, lone surrogates, encodings other than UTF-8) or could read
     inexactly (integers beyond 64 bits) is read by the standard library, which raises
     ValueError for what is not JSON at all."""
-    long_digits = _LONG_DIGITS if isinstance(data, str) else _LONG_DIGITS_BYTES
-    if long_digits.search(data) is None:
+    if _LONG_INTEGER_SHAPE not in data.translate(_NUMBER_SHAPES):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -220,17 +228,18 @@ async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tupl
     async with _upstream_response("POST", url, headers=headers, body=body) as response:
         event = ""
         async for raw_line in response.content:
-            line = raw_line.decode("utf-8").rstrip("\r\n")
+            # Bytes, as they came: the decoder reads UTF-8 itself.
+            line = raw_line.rstrip(b"\r\n")
             if not line:
                 event = ""
                 continue
-            if line.startswith("event:"):
-                event = line[6:].strip()
+            if line.startswith(b"event:"):
+                event = line[6:].strip().decode("utf-8", "replace")
                 continue
-            if not line.startswith("data:"):
+            if not line.startswith(b"data:"):
                 continue  # comments (": keep-alive") and unknown fields
             data = line[5:].strip()
-            if data == "[DONE]":
+            if data == b"[DONE]":
                 return
             try:
                 parsed = _decode(data)

@@ -386,6 +386,28 @@ def test_a_model_list_without_a_data_list_is_empty():
     assert _with_upstream(handler, scenario, method="GET", path="/v1/models") == []
 
 
+def test_a_stream_event_that_is_not_utf8_json_is_an_upstream_error():
+    from aiohttp import web
+
+    async def handler(request):
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"id": "c", "choices": []}\n\n')
+        await response.write(b'data: {"text": "caf\xe9"}\n\n')  # Latin-1, not UTF-8
+        return response
+
+    async def scenario(url):
+        received = []
+        with pytest.raises(UpstreamError) as raised:
+            async for _name, parsed in http.post_sse(url, headers={}, body={}):
+                received.append(parsed)
+        return received, raised.value
+
+    received, error = _with_upstream(handler, scenario)
+    assert received == [{"id": "c", "choices": []}]
+    assert "malformed stream event" in error.message
+
+
 def test_an_upstream_answer_that_is_not_json_is_a_retryable_upstream_error():
     from aiohttp import web
 
