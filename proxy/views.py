@@ -91,6 +91,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Built once: json.loads with hooks builds a decoder per call.
+_STRICT_JSON = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def json_object(request, *, lone_surrogates: bool = False) -> dict:
     """The request's body, which must be one JSON object in UTF-8; errors in OpenAI's format.
 
@@ -109,9 +113,7 @@ def json_object(request, *, lone_surrogates: bool = False) -> dict:
         # Python's parser would read encoded surrogates (and UTF-16) from bytes; the strict
         # codec refuses them.
         document = raw.decode("utf-8-sig", "surrogatepass" if lone_surrogates else "strict")
-        body = json.loads(
-            document or "null", parse_constant=_refuse_constant, parse_float=_finite_float
-        )
+        body = _STRICT_JSON.decode(document or "null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidJson(f"We could not parse the JSON body of your request. ({exc})") from None
     except RecursionError:
