@@ -408,6 +408,41 @@ def test_a_stream_event_that_is_not_utf8_json_is_an_upstream_error():
     assert "malformed stream event" in error.message
 
 
+def test_an_upstream_that_does_not_accept_the_connection_is_a_connect_timeout(settings):
+    """A listener whose queue is full drops new connection attempts: the connect timeout,
+    not the read timeout, ends the wait."""
+    import socket
+
+    settings.UPSTREAM_CONNECT_TIMEOUT = 0.3
+    settings.UPSTREAM_READ_TIMEOUT = 600
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = []
+    for _ in range(4):  # never accepted: they fill the queue
+        waiting = socket.socket()
+        waiting.setblocking(False)
+        waiting.connect_ex(("127.0.0.1", port))
+        queued.append(waiting)
+
+    async def scenario():
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        try:
+            with pytest.raises(UpstreamError) as raised:
+                await http.post_json(url, headers={}, body={})
+            return raised.value
+        finally:
+            await http.session_for(url).close()
+
+    try:
+        error = asyncio.run(scenario())
+    finally:
+        for sock in [listener, *queued]:
+            sock.close()
+    assert (error.code, error.retryable) == ("upstream_timeout", True)
+
+
 def test_an_upstream_answer_that_is_not_json_is_a_retryable_upstream_error():
     from aiohttp import web
 
