@@ -82,6 +82,14 @@ class Provider(Protocol):
     async def list_models(self, target: Target) -> list[dict]: ...
 
 
+def _passing_retry_after_on(error: UpstreamError) -> UpstreamError:
+    # When this error reaches the client, its SDK waits the upstream's pause before it
+    # retries (OpenAI's SDKs read retry-after on 429 and 5xx answers alike).
+    if error.retry_after is not None:
+        error.headers["retry-after"] = str(max(1, math.ceil(error.retry_after)))
+    return error
+
+
 def classify_status(status: int, body: dict | None, retry_after: float | None) -> UpstreamError:
     """Turn an upstream HTTP error into the error our client should see.
 
@@ -104,25 +112,25 @@ def classify_status(status: int, body: dict | None, retry_after: float | None) -
             upstream_body=body,
         )
     if status == 429:
-        error = UpstreamError(
-            "The upstream provider is rate limiting requests; try again later.",
-            upstream_status=status,
-            retryable=True,
-            retry_after=retry_after,
-            code="rate_limit_exceeded",
-            upstream_body=body,
+        return _passing_retry_after_on(
+            UpstreamError(
+                "The upstream provider is rate limiting requests; try again later.",
+                upstream_status=status,
+                retryable=True,
+                retry_after=retry_after,
+                code="rate_limit_exceeded",
+                upstream_body=body,
+            )
         )
-        if retry_after is not None:
-            # Passed on: the client's SDK waits this long before it retries.
-            error.headers["retry-after"] = str(max(1, math.ceil(retry_after)))
-        return error
     if status >= 500 or status in (408, 409):
-        return UpstreamError(
-            f"The upstream provider failed ({status}). {upstream_message}".strip(),
-            upstream_status=status,
-            retryable=True,
-            retry_after=retry_after,
-            upstream_body=body,
+        return _passing_retry_after_on(
+            UpstreamError(
+                f"The upstream provider failed ({status}). {upstream_message}".strip(),
+                upstream_status=status,
+                retryable=True,
+                retry_after=retry_after,
+                upstream_body=body,
+            )
         )
     if status == 404:
         return UpstreamError(

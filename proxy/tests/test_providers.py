@@ -191,8 +191,8 @@ def test_upstream_statuses_map_to_what_the_client_should_see(
     error = classify_status(status, {"error": {"message": "upstream says no"}}, 1.5)
     assert isinstance(error, UpstreamError)
     assert (error.code, error.status, error.retryable) == (code, client_status, retryable)
-    # An upstream's 429 passed on keeps its pause, rounded up to whole seconds.
-    assert error.headers.get("retry-after") == ("2" if status == 429 else None)
+    # An upstream's 429 or 5xx passed on keeps its pause, rounded up to whole seconds.
+    assert error.headers.get("retry-after") == ("2" if retryable else None)
 
 
 def _with_upstream(handler, scenario, host="127.0.0.1", method="POST", path="/v1/echo"):
