@@ -230,9 +230,7 @@ async def run_call(call: gateway.ProxyCall, kind: str):
         result = await gateway.run_json(call, plan, operation)
         return upstream_response(result, call)
     except DomainError as error:
-        error.synthlang_accounted = True
-        gateway.run_in_background(gateway.fail(call, error))
-        _add_call_headers(error, call)
+        _account_failure(call, error)
         raise
     except asyncio.CancelledError:
         call.client_disconnected = True
@@ -243,13 +241,15 @@ async def run_call(call: gateway.ProxyCall, kind: str):
         # A bug: logged here, answered as a 500 with the call's headers like any error.
         logger.exception("unexpected error in %s", call.endpoint)
         failure = DomainError()
-        failure.synthlang_accounted = True
-        gateway.run_in_background(gateway.fail(call, failure))
-        _add_call_headers(failure, call)
+        _account_failure(call, failure)
         raise failure from exc
 
 
-def _add_call_headers(error: DomainError, call: gateway.ProxyCall) -> None:
+def _account_failure(call: gateway.ProxyCall, error: DomainError) -> None:
+    """The failed call's usage event (after the response), its count (so the error
+    wrapper does not count it again) and its headers on the error."""
+    error.synthlang_accounted = True
+    gateway.run_in_background(gateway.fail(call, error))
     # The rate-limit headers too: an error after admission counted against the limits.
     error.headers = {**call.response_headers(), **error.headers}
 
