@@ -26,6 +26,7 @@ from proxy import metrics, ratelimit, response_cache, routing, translation
 from proxy.feed import feed_publish
 from proxy.providers import provider_for
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
+from proxy.providers.prompt_cache import with_prompt_cache
 from proxy.streaming import StreamAssembler, replay_chat_completion
 from proxy.synthlang.engine import compress_messages, compress_text
 from proxy.tokens import count_message_tokens, count_tokens
@@ -247,7 +248,7 @@ async def call_upstream(
     last_error: UpstreamError | None = None
     for position, deployment in enumerate(routing.attempt_order(plan)):
         provider = provider_for(deployment.provider)
-        target = deployment.target()
+        target = with_prompt_cache(deployment.target(), call.principal)
         for attempt in range(settings.UPSTREAM_MAX_RETRIES + 1):
             started = time.perf_counter()
             try:
