@@ -122,8 +122,9 @@ class _PrefixLength:
 
     def add(self, text: str) -> None:
         if text and not self.reached:
-            # Claude's tokenizer is not public; cl100k_base undercounts it slightly, so a
-            # prefix judged long enough here is long enough upstream.
+            # Claude's tokenizer is not public; cl100k_base is the closest public one
+            # (proxy/tokens.py). Near the minimum the estimate may be off by a few
+            # percent: a marker a little short is served uncached, no error.
             self.tokens += count_tokens(text, model="claude")
 
 
