@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run venv test lint format migrations-check bench bench-compression bench-cache clean
+.PHONY: run venv test lint format migrations-check bench bench-compression bench-cache bench-prompt-cache clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-cache: $(STAMP)
 
 bench-proxy: $(STAMP)
 	$(PY) bench/proxy_bench.py
+
+bench-prompt-cache: $(STAMP)
+	$(PY) bench/prompt_cache_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis staticfiles

@@ -120,6 +120,10 @@ class OrganizationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         ),
         ("Compression", {"fields": ["compression_level", "compression_roles"]}),
         ("Semantic cache", {"fields": ["cache_enabled", "cache_scope"]}),
+        (
+            "Provider prompt caching",
+            {"fields": ["prompt_cache_breakpoints", "prompt_cache_key_scope"]},
+        ),
     ]
 
     def get_readonly_fields(self, request, obj=None):

@@ -32,6 +32,12 @@ class CacheScope(models.TextChoices):
     PLATFORM = "platform", "Platform-wide"
 
 
+class PromptCacheKeyScope(models.TextChoices):
+    OFF = "off", "Off"
+    ORGANIZATION = "organization", "One key per organization"
+    KEY = "key", "One key per API key"
+
+
 def default_compression_roles() -> list[str]:
     return ["system", "user"]
 
@@ -57,6 +63,27 @@ class Organization(models.Model):
     cache_enabled = models.BooleanField(default=True)
     cache_scope = models.CharField(
         max_length=20, choices=CacheScope.choices, default=CacheScope.ORGANIZATION
+    )
+    # The upstream providers' own prompt caches (docs/decisions/0012).
+    prompt_cache_breakpoints = models.BooleanField(
+        "Anthropic cache breakpoints",
+        default=True,
+        help_text=(
+            "Mark the stable prefix (tools, system prompt, earlier turns) of requests to "
+            "Anthropic models for Anthropic's prompt cache, which bills cached input at a "
+            "tenth of the input price (writes at 1.25 times). Never when the client marks "
+            "it itself."
+        ),
+    )
+    prompt_cache_key_scope = models.CharField(
+        "OpenAI prompt_cache_key",
+        max_length=20,
+        choices=PromptCacheKeyScope.choices,
+        default=PromptCacheKeyScope.ORGANIZATION,
+        help_text=(
+            "Send OpenAI a prompt_cache_key (an opaque hash, never an id) so requests that "
+            "share a prefix reach the same cache, when the client sends none."
+        ),
     )
 
     class Meta:

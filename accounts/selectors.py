@@ -82,6 +82,8 @@ class Principal:
     compression_roles: tuple[str, ...] = ("system", "user")
     cache_enabled: bool = True
     cache_scope: str = "organization"
+    prompt_cache_breakpoints: bool = True
+    prompt_cache_key_scope: str = "organization"
 
     def may_use_model(self, model: str) -> bool:
         return all(
@@ -271,6 +273,8 @@ def _principal_from_db(raw_key: str, key_hash: str) -> Principal | DomainError:
         compression_roles=tuple(organization.compression_roles or ()),
         cache_enabled=organization.cache_enabled,
         cache_scope=organization.cache_scope,
+        prompt_cache_breakpoints=organization.prompt_cache_breakpoints,
+        prompt_cache_key_scope=organization.prompt_cache_key_scope,
     )
 
 

@@ -77,6 +77,8 @@ ORGANIZATION_SETTINGS = frozenset(
         "compression_roles",
         "cache_enabled",
         "cache_scope",
+        "prompt_cache_breakpoints",
+        "prompt_cache_key_scope",
     }
 )
 

@@ -51,6 +51,9 @@ class ReadOnlyAdminMixin:
 # --- Prices ------------------------------------------------------------------------------------
 
 
+_PRICE_FIELDS = ("input", "output", "cached_input", "cache_write")
+
+
 class PriceForm(forms.ModelForm):
     input_usd = forms.DecimalField(label="Input $/Mtok", min_value=0, decimal_places=6)
     output_usd = forms.DecimalField(label="Output $/Mtok", min_value=0, decimal_places=6)
@@ -61,6 +64,16 @@ class PriceForm(forms.ModelForm):
         required=False,
         help_text="Empty: cached tokens cost the input price.",
     )
+    cache_write_usd = forms.DecimalField(
+        label="Cache write $/Mtok",
+        min_value=0,
+        decimal_places=6,
+        required=False,
+        help_text=(
+            "Input written to the provider's prompt cache (Anthropic's 5-minute cache: "
+            "1.25 times the input price). Empty: the input price."
+        ),
+    )
 
     class Meta:
         model = Price
@@ -69,14 +82,14 @@ class PriceForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            for name in ("input", "output", "cached_input"):
+            for name in _PRICE_FIELDS:
                 micros = getattr(self.instance, f"{name}_per_mtok_micros")
                 if micros is not None:
                     self.initial[f"{name}_usd"] = Decimal(micros) / 1_000_000
 
     def clean(self):
         cleaned = super().clean()
-        for name in ("input", "output", "cached_input"):
+        for name in _PRICE_FIELDS:
             value = cleaned.get(f"{name}_usd")
             setattr(
                 self.instance,
@@ -94,7 +107,15 @@ class PriceAdmin(admin.ModelAdmin):
     """Platform-wide list prices. To change a price, add a row with a later date."""
 
     form = PriceForm
-    list_display = ("model_pattern", "effective_from", "input", "cached_input", "output", "source")
+    list_display = (
+        "model_pattern",
+        "effective_from",
+        "input",
+        "cached_input",
+        "cache_write",
+        "output",
+        "source",
+    )
     search_fields = ("model_pattern", "source")
     list_filter = ("effective_from",)
     ordering = ("model_pattern", "-effective_from")
@@ -106,6 +127,10 @@ class PriceAdmin(admin.ModelAdmin):
     @admin.display(description="Cached $/Mtok")
     def cached_input(self, obj):
         return _usd(obj.cached_input_per_mtok_micros)
+
+    @admin.display(description="Cache write $/Mtok")
+    def cache_write(self, obj):
+        return _usd(obj.cache_write_per_mtok_micros)
 
     @admin.display(description="Output $/Mtok")
     def output(self, obj):
@@ -258,6 +283,8 @@ class UsageEventAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin, admin.ModelAd
         "model",
         "status_code",
         "prompt_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
         "completion_tokens",
         "cost",
         "cache",
@@ -366,7 +393,7 @@ class DailyUsageRollupAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin, admin.M
             ),
             "savings": charts.columns_chart(
                 series("savings_micros"),
-                title="Savings per day (cache and compression)",
+                title="Savings per day (caches and compression)",
                 format_value=charts.usd,
                 color=charts.PALETTE[2],
             ),

@@ -34,6 +34,14 @@ class Price(models.Model):
         blank=True,
         help_text="Micro-dollars per million cached input tokens; empty = the input price.",
     )
+    cache_write_per_mtok_micros = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Micro-dollars per million input tokens written to the provider's prompt cache "
+            "(Anthropic: 1.25 times the input price); empty = the input price."
+        ),
+    )
     source = models.CharField(max_length=300, blank=True, help_text="Where the price comes from.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -94,7 +102,12 @@ class UsageEvent(models.Model):
     deployment = models.CharField(max_length=200, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
-    cached_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(
+        default=0, help_text="Input tokens read from the provider's prompt cache."
+    )
+    cache_write_tokens = models.PositiveIntegerField(
+        default=0, help_text="Input tokens written to the provider's prompt cache."
+    )
     status_code = models.PositiveSmallIntegerField(default=200)
     error_code = models.CharField(max_length=64, blank=True)
     stream = models.BooleanField(default=False)
@@ -112,6 +125,13 @@ class UsageEvent(models.Model):
     )
     compression_saved_micros = models.BigIntegerField(
         default=0, help_text="Value of the input tokens compression removed."
+    )
+    prompt_cache_saved_micros = models.BigIntegerField(
+        default=0,
+        help_text=(
+            "Input as if uncached minus input as billed (the provider's prompt cache); "
+            "negative on a request that only wrote to the cache."
+        ),
     )
     price_unknown = models.BooleanField(
         default=False, help_text="No price matched; the unknown-model rule priced it."
@@ -138,11 +158,13 @@ ROLLUP_SUMS = (
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
+    "cache_write_tokens",
     "cost_micros",
     "cache_hits",
     "avoided_cost_micros",
     "tokens_saved",
     "compression_saved_micros",
+    "prompt_cache_saved_micros",
     "price_unknown_requests",
     "latency_ms_sum",
     "upstream_ms_sum",
@@ -170,11 +192,13 @@ class DailyUsageRollup(models.Model):
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
     cached_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_tokens = models.PositiveBigIntegerField(default=0)
     cost_micros = models.BigIntegerField(default=0)
     cache_hits = models.PositiveBigIntegerField(default=0)
     avoided_cost_micros = models.BigIntegerField(default=0)
     tokens_saved = models.PositiveBigIntegerField(default=0)
     compression_saved_micros = models.BigIntegerField(default=0)
+    prompt_cache_saved_micros = models.BigIntegerField(default=0)
     price_unknown_requests = models.PositiveBigIntegerField(default=0)
     latency_ms_sum = models.FloatField(default=0.0)
     upstream_ms_sum = models.FloatField(default=0.0)

@@ -27,11 +27,13 @@ CSV_COLUMNS = (
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
+    "cache_write_tokens",
     "cost_usd",
     "cache_hits",
     "avoided_cost_usd",
     "tokens_saved",
     "compression_saved_usd",
+    "prompt_cache_saved_usd",
     "savings_usd",
     "avg_latency_ms",
 )
@@ -54,12 +56,23 @@ def _finish(row: dict) -> dict:
         if name.endswith("_micros"):
             row[name] = int(row[name])
     requests = row["requests"]
-    row["savings_micros"] = row["avoided_cost_micros"] + row["compression_saved_micros"]
+    # Three savings that never overlap: a response-cache hit made no upstream call (so
+    # neither of the others is counted on it), compression removed tokens before the
+    # call, and the provider's prompt cache priced the tokens that were sent.
+    row["savings_micros"] = (
+        row["avoided_cost_micros"]
+        + row["compression_saved_micros"]
+        + row["prompt_cache_saved_micros"]
+    )
     row["cost_usd"] = micros_to_usd(row["cost_micros"])
     row["avoided_cost_usd"] = micros_to_usd(row["avoided_cost_micros"])
     row["compression_saved_usd"] = micros_to_usd(row["compression_saved_micros"])
+    row["prompt_cache_saved_usd"] = micros_to_usd(row["prompt_cache_saved_micros"])
     row["savings_usd"] = micros_to_usd(row["savings_micros"])
     row["total_tokens"] = row["prompt_tokens"] + row["completion_tokens"]
+    row["prompt_cache_read_rate"] = (
+        round(row["cached_tokens"] / row["prompt_tokens"], 4) if row["prompt_tokens"] else 0.0
+    )
     row["cache_hit_rate"] = round(row["cache_hits"] / requests, 4) if requests else 0.0
     row["error_rate"] = round(row["errors"] / requests, 4) if requests else 0.0
     row["avg_latency_ms"] = round(row["latency_ms_sum"] / requests, 2) if requests else 0.0

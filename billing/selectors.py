@@ -28,6 +28,10 @@ class _PriceRow:
     specificity: tuple[int, int]
 
 
+def _optional_int(value) -> int | None:
+    return None if value is None else int(value)
+
+
 class _PriceTable:
     """Every price row in memory, reloaded after a short TTL.
 
@@ -56,6 +60,7 @@ class _PriceTable:
             "input_per_mtok_micros",
             "output_per_mtok_micros",
             "cached_input_per_mtok_micros",
+            "cache_write_per_mtok_micros",
         ):
             pattern = record.model_pattern.strip().lower()
             is_glob = bool(_GLOB_CHARS & set(pattern))
@@ -67,9 +72,8 @@ class _PriceTable:
                     price=pricing.Price(
                         int(record.input_per_mtok_micros),
                         int(record.output_per_mtok_micros),
-                        None
-                        if record.cached_input_per_mtok_micros is None
-                        else int(record.cached_input_per_mtok_micros),
+                        _optional_int(record.cached_input_per_mtok_micros),
+                        _optional_int(record.cache_write_per_mtok_micros),
                     ),
                     # An exact name beats any glob; among globs the one that spells out
                     # more of the name is the more specific.

@@ -37,7 +37,13 @@ class UsageRowSerializer(serializers.Serializer):
     errors = serializers.IntegerField()
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
-    cached_tokens = serializers.IntegerField()
+    cached_tokens = serializers.IntegerField(help_text="Input tokens read from the prompt cache.")
+    cache_write_tokens = serializers.IntegerField(
+        help_text="Input tokens written to the provider's prompt cache."
+    )
+    prompt_cache_read_rate = serializers.FloatField(
+        help_text="Share of input tokens read from the provider's prompt cache."
+    )
     total_tokens = serializers.IntegerField()
     cost_micros = serializers.IntegerField()
     cost_usd = serializers.CharField()
@@ -46,6 +52,9 @@ class UsageRowSerializer(serializers.Serializer):
     avoided_cost_micros = serializers.IntegerField()
     tokens_saved = serializers.IntegerField()
     compression_saved_micros = serializers.IntegerField()
+    prompt_cache_saved_micros = serializers.IntegerField(
+        help_text="Input as if uncached minus input as billed (the provider's prompt cache)."
+    )
     savings_micros = serializers.IntegerField()
     savings_usd = serializers.CharField()
     price_unknown_requests = serializers.IntegerField()

@@ -80,9 +80,12 @@ def usage_event_build(*, event: dict) -> UsageEvent:
     created_at = _parse_created_at(event.get("created_at"))
     model = str(event.get("model") or "")[:200]
     upstream_model = str(event.get("upstream_model") or "")[:200]
-    prompt_tokens = _as_int(event, "prompt_tokens")
-    completion_tokens = _as_int(event, "completion_tokens")
-    cached_tokens = min(_as_int(event, "cached_tokens"), prompt_tokens)
+    tokens = pricing.token_counts(
+        prompt_tokens=_as_int(event, "prompt_tokens"),
+        completion_tokens=_as_int(event, "completion_tokens"),
+        cache_read_tokens=_as_int(event, "cached_tokens"),
+        cache_write_tokens=_as_int(event, "cache_write_tokens"),
+    )
     tokens_saved = _as_int(event, "tokens_saved")
     cache = str(event.get("cache") or "off")
 
@@ -91,12 +94,7 @@ def usage_event_build(*, event: dict) -> UsageEvent:
     price = price_for(upstream_model or model, created_at)
     if price.unknown and upstream_model and model and upstream_model != model:
         price = price_for(model, created_at)
-    full_cost = pricing.cost_micros(
-        price=price,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cached_tokens=cached_tokens,
-    )
+    full_cost = pricing.tokens_cost_micros(price=price, tokens=tokens)
     hit = cache == "hit"
     user_id = event.get("user_id")
     api_key_id = event.get("api_key_id")
@@ -111,9 +109,10 @@ def usage_event_build(*, event: dict) -> UsageEvent:
         upstream_model=upstream_model,
         provider=str(event.get("provider") or "")[:32],
         deployment=str(event.get("deployment") or "")[:200],
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cached_tokens=cached_tokens,
+        prompt_tokens=tokens.prompt_tokens,
+        completion_tokens=tokens.completion_tokens,
+        cached_tokens=tokens.cache_read_tokens,
+        cache_write_tokens=tokens.cache_write_tokens,
         status_code=_as_int(event, "status_code") or 200,
         error_code=str(event.get("error_code") or "")[:64],
         stream=bool(event.get("stream")),
@@ -132,6 +131,10 @@ def usage_event_build(*, event: dict) -> UsageEvent:
         # compressed-away tokens as well would claim the same money twice.
         compression_saved_micros=(
             0 if hit else pricing.tokens_value_micros(price=price, input_tokens=tokens_saved)
+        ),
+        # The same on a hit: the provider's cache saved nothing on a call never made.
+        prompt_cache_saved_micros=(
+            0 if hit else pricing.prompt_cache_saved_micros(price=price, tokens=tokens)
         ),
         price_unknown=price.unknown,
     )
@@ -232,11 +235,13 @@ def _rollups_add(rows: list[UsageEvent]) -> None:
         sums["prompt_tokens"] += row.prompt_tokens
         sums["completion_tokens"] += row.completion_tokens
         sums["cached_tokens"] += row.cached_tokens
+        sums["cache_write_tokens"] += row.cache_write_tokens
         sums["cost_micros"] += row.cost_micros
         sums["cache_hits"] += 1 if row.cache == "hit" else 0
         sums["avoided_cost_micros"] += row.avoided_cost_micros
         sums["tokens_saved"] += row.tokens_saved
         sums["compression_saved_micros"] += row.compression_saved_micros
+        sums["prompt_cache_saved_micros"] += row.prompt_cache_saved_micros
         sums["price_unknown_requests"] += 1 if row.price_unknown else 0
         sums["latency_ms_sum"] += row.latency_ms
         sums["upstream_ms_sum"] += row.upstream_ms

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from billing import services
+from billing.pricing import usage_tokens
 from common.redis import sync_redis, write_batcher
 
 logger = logging.getLogger(__name__)
@@ -271,7 +272,7 @@ def background_usage_event(
 ) -> dict:
     """The event for an upstream call no client request made (compiling a system prompt,
     refreshing a cache entry): the organization's own spend, with no member or key."""
-    usage = usage if isinstance(usage, dict) else {}
+    tokens = usage_tokens(usage)
     event = {
         "request_id": request_id,
         "created_at": datetime.now(tz=UTC).isoformat(),
@@ -283,8 +284,10 @@ def background_usage_event(
         "upstream_model": upstream_model,
         "provider": provider,
         "deployment": deployment,
-        "prompt_tokens": int(usage.get("prompt_tokens") or 0),
-        "completion_tokens": int(usage.get("completion_tokens") or 0),
+        "prompt_tokens": tokens.prompt_tokens,
+        "completion_tokens": tokens.completion_tokens,
+        "cached_tokens": tokens.cache_read_tokens,
+        "cache_write_tokens": tokens.cache_write_tokens,
         "compression_level": "off",
     }
     if upstream_ms is not None:

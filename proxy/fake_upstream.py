@@ -7,6 +7,10 @@ failures by model name) and adds what only a real server can show: which provide
 key reached it, how many requests it saw, and whether a stream was abandoned by
 its client (the proxy must close the upstream request when its own client leaves).
 Model ``fake-flaky-<n>`` fails with 503 on its first n requests, then succeeds.
+
+It also speaks Anthropic's Messages API (``POST /v1/messages``, key in ``x-api-key``),
+so a route with provider ``anthropic`` can point at it; both dialects report prompt
+caching as the providers do (``proxy.providers.fake_cache``), per upstream key.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ def _fake():
     return fake
 
 
+def _client_key(request: web.Request) -> str:
+    authorization = request.headers.get("Authorization", "")
+    return authorization.removeprefix("Bearer ").strip() or request.headers.get("x-api-key", "")
+
+
 class FakeUpstream:
     def __init__(self, *, require_key: str = "", chunk_delay_ms: float = 0.0):
         self.require_key = require_key
@@ -47,6 +56,7 @@ class FakeUpstream:
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/embeddings", self.embeddings)
+        app.router.add_post("/v1/messages", self.messages)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/_stats", self.stats)
         app.router.add_post("/_reset", self.reset)
@@ -64,8 +74,7 @@ class FakeUpstream:
         self.requests[f"{request.path} {model}"] += 1
         if body is not None:
             self.last_bodies[model] = body
-        authorization = request.headers.get("Authorization", "")
-        key = authorization.removeprefix("Bearer ").strip()
+        key = _client_key(request)
         self.keys_seen[key[-4:] if key else ""] += 1
         if self.require_key and key != self.require_key:
             return self._error(401, "Incorrect API key provided.")
@@ -110,9 +119,53 @@ class FakeUpstream:
         if refused is not None:
             return refused
         fake = _fake()
+        scope = _client_key(request)
         if body.get("stream"):
-            return await self._stream(request, fake.chat_chunks(body, model=model), model)
-        return web.json_response(fake.chat_body(body, model=model))
+            chunks = fake.chat_chunks(body, model=model, cache_scope=scope)
+            return await self._stream(request, chunks, model)
+        return web.json_response(fake.chat_body(body, model=model, cache_scope=scope))
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic's Messages API, with Anthropic's error shape."""
+        from proxy.providers.fake_cache import CacheMarkerError
+
+        body = await request.json()
+        model = str(body.get("model", ""))
+        refused = await self._check(request, model, body)
+        if refused is not None:
+            return refused
+        fake = _fake()
+        scope = _client_key(request)
+        try:
+            if not body.get("stream"):
+                return web.json_response(fake.messages_body(body, cache_scope=scope))
+            events = list(fake.messages_events(body, cache_scope=scope))
+        except CacheMarkerError as error:
+            return web.json_response(
+                {
+                    "type": "error",
+                    "error": {"type": "invalid_request_error", "message": str(error)},
+                },
+                status=400,
+            )
+        return await self._stream_events(request, events, model)
+
+    async def _stream_events(self, request: web.Request, events, model: str):
+        delay = self.chunk_delay or _fake().staged_latency_ms(model) / 10000
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        self.streams_started += 1
+        try:
+            for name, data in events:
+                if delay:
+                    await asyncio.sleep(delay)
+                payload = f"event: {name}\ndata: {json.dumps(data)}\n\n"
+                await response.write(payload.encode())
+            self.streams_completed += 1
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.streams_abandoned += 1
+            raise
+        return response
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -152,7 +205,10 @@ class FakeUpstream:
         )
 
     async def reset(self, request: web.Request) -> web.Response:
+        from proxy.providers.fake_cache import prompt_caches_clear
+
         self.__init__(require_key=self.require_key, chunk_delay_ms=self.chunk_delay * 1000)
+        prompt_caches_clear()
         return web.json_response({"ok": True})
 
 

@@ -26,6 +26,7 @@ from proxy import metrics, ratelimit, response_cache, routing, translation
 from proxy.feed import feed_publish
 from proxy.providers import provider_for
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
+from proxy.providers.prompt_cache import with_prompt_cache
 from proxy.streaming import StreamAssembler, replay_chat_completion
 from proxy.synthlang.engine import compress_messages, compress_text
 from proxy.tokens import count_message_tokens, count_tokens
@@ -247,7 +248,7 @@ async def call_upstream(
     last_error: UpstreamError | None = None
     for position, deployment in enumerate(routing.attempt_order(plan)):
         provider = provider_for(deployment.provider)
-        target = deployment.target()
+        target = with_prompt_cache(deployment.target(), call.principal)
         for attempt in range(settings.UPSTREAM_MAX_RETRIES + 1):
             started = time.perf_counter()
             try:
@@ -309,35 +310,13 @@ async def open_stream(call: ProxyCall, plan: routing.RoutePlan, kind: str):
 # --- Accounting ------------------------------------------------------------------------
 
 
-def _token_count(value) -> int:
-    # An upstream's usage is not ours to trust: a count that is no number ("many", None)
-    # or a negative one is none, rather than an error that loses the usage event.
-    if isinstance(value, bool):
-        return 0
-    try:
-        count = int(value)
-    except (TypeError, ValueError, OverflowError):
-        return 0
-    return max(count, 0)
-
-
-def usage_numbers(usage: dict | None) -> tuple[int, int, int]:
-    if not isinstance(usage, dict):
-        return 0, 0, 0
-    details = usage.get("prompt_tokens_details")
-    return (
-        _token_count(usage.get("prompt_tokens")),
-        _token_count(usage.get("completion_tokens")),
-        _token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0,
-    )
-
-
 async def finish(call: ProxyCall, usage: dict | None) -> None:
     """Settle limits and budget with the real numbers and hand the usage event over."""
     if call.finished:
         return
     call.finished = True
-    prompt_tokens, completion_tokens, cached_tokens = usage_numbers(usage)
+    tokens = pricing.usage_tokens(usage)
+    prompt_tokens, completion_tokens = tokens.prompt_tokens, tokens.completion_tokens
     try:
         if call.admission is not None and call.cache != "hit":
             await ratelimit.settle_tokens(
@@ -349,12 +328,7 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
             else:
                 actual = 0
                 if call.cache != "hit" and call.price is not None:
-                    actual = pricing.cost_micros(
-                        price=call.price,
-                        prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens,
-                        cached_tokens=cached_tokens,
-                    )
+                    actual = pricing.tokens_cost_micros(price=call.price, tokens=tokens)
                 await budgets.abudget_settle(call.reservation, actual_micros=actual)
     except Exception:
         # Settling must never lose the usage event below.
@@ -382,7 +356,8 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
         "deployment": call.deployment,
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
-        "cached_tokens": cached_tokens,
+        "cached_tokens": tokens.cache_read_tokens,
+        "cache_write_tokens": tokens.cache_write_tokens,
         "status_code": call.status_code,
         "error_code": call.error_code,
         "stream": call.stream,

@@ -114,20 +114,22 @@ def playground_cost(request):
         data = {}
     model = str(data.get("model", ""))[:200]
     price = price_for(model, timezone.now())
-    prompt_tokens = _int_param(data, "prompt_tokens")
-    cost = pricing.cost_micros(
-        price=price,
-        prompt_tokens=prompt_tokens,
+    tokens = pricing.token_counts(
+        prompt_tokens=_int_param(data, "prompt_tokens"),
         completion_tokens=_int_param(data, "completion_tokens"),
-        cached_tokens=_int_param(data, "cached_tokens"),
+        cache_read_tokens=_int_param(data, "cached_tokens"),
+        cache_write_tokens=_int_param(data, "cache_write_tokens"),
     )
+    cost = pricing.tokens_cost_micros(price=price, tokens=tokens)
     saved = pricing.tokens_value_micros(price=price, input_tokens=_int_param(data, "tokens_saved"))
+    prompt_cache_saved = pricing.prompt_cache_saved_micros(price=price, tokens=tokens)
     return JsonResponse(
         {
             "model": model,
             "cost_micros": cost,
             "cost_usd": pricing.micros_to_usd(cost),
             "compression_saved_usd": pricing.micros_to_usd(saved),
+            "prompt_cache_saved_usd": pricing.micros_to_usd(prompt_cache_saved),
             "price_unknown": price.unknown,
         }
     )

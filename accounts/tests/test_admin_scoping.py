@@ -654,6 +654,7 @@ def test_organization_settings_changed_in_the_admin_are_audited(world, alice, or
             "compression_roles": ["user"],
             "cache_enabled": "on",
             "cache_scope": "key",
+            "prompt_cache_key_scope": "key",
         },
     )
 
@@ -664,6 +665,9 @@ def test_organization_settings_changed_in_the_admin_are_audited(world, alice, or
     entry = AuditLogEntry.objects.get(event="organization.settings_changed", actor=alice)
     assert entry.details["after"]["compression_level"] == "high"
     assert entry.details["before"]["rpm_limit"] is None
+    # An unticked box is a change too: the prompt-cache breakpoints were on by default.
+    assert (org_a.prompt_cache_breakpoints, org_a.prompt_cache_key_scope) == (False, "key")
+    assert entry.details["before"]["prompt_cache_key_scope"] == "organization"
 
 
 @pytest.mark.parametrize("who", ["alice", "root"])
@@ -706,11 +710,14 @@ def test_platform_staff_create_an_organization_and_a_platform_provider_key(root)
             "compression_roles": ["system", "user"],
             "cache_enabled": "on",
             "cache_scope": "organization",
+            "prompt_cache_breakpoints": "on",
+            "prompt_cache_key_scope": "organization",
         },
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     org_c = Organization.objects.get(slug="org-c")
     assert org_c.rpm_limit == 50
+    assert (org_c.prompt_cache_breakpoints, org_c.prompt_cache_key_scope) == (True, "organization")
     assert AuditLogEntry.objects.filter(event="organization.created", actor=root).exists()
 
     response = client.post(

@@ -80,7 +80,7 @@ def dashboard_context(request) -> dict:
             ),
         ),
         (
-            "Savings per day (cache and compression)",
+            "Savings per day (caches and compression)",
             charts.columns_chart(
                 series("savings_micros"),
                 title="Savings per day",
@@ -95,6 +95,16 @@ def dashboard_context(request) -> dict:
                 title="Cache hit rate per day",
                 format_value=charts.percent,
                 color=charts.PALETTE[1],
+                max_value=1.0,
+            ),
+        ),
+        (
+            "Input read from the provider's prompt cache",
+            charts.columns_chart(
+                series("prompt_cache_read_rate"),
+                title="Share of input tokens read from the provider's prompt cache per day",
+                format_value=charts.percent,
+                color=charts.PALETTE[4],
                 max_value=1.0,
             ),
         ),

@@ -7,8 +7,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+from billing.pricing import usage_tokens
 from proxy.providers import http
 from proxy.providers.base import Target, UpstreamError, UpstreamResult
+from proxy.providers.prompt_cache import client_marked_cache, place_breakpoints
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
@@ -43,25 +45,55 @@ def _content_blocks(content) -> list[dict]:
         if not isinstance(part, dict):
             continue
         if part.get("type") == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
+            block = {"type": "text", "text": part.get("text", "")}
         elif part.get("type") == "image_url":
             url = (part.get("image_url") or {}).get("url", "")
             if url.startswith("data:") and ";base64," in url:
                 media_type, data = url[5:].split(";base64,", 1)
-                blocks.append(
-                    {
-                        "type": "image",
-                        "source": {"type": "base64", "media_type": media_type, "data": data},
-                    }
-                )
+                block = {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": media_type, "data": data},
+                }
             else:
-                blocks.append({"type": "image", "source": {"type": "url", "url": url}})
+                block = {"type": "image", "source": {"type": "url", "url": url}}
+        else:
+            continue
+        # A client that marks its own cache breakpoints (as on Anthropic's API, or
+        # OpenRouter's and LiteLLM's OpenAI format) keeps them.
+        if "cache_control" in part:
+            block["cache_control"] = part["cache_control"]
+        blocks.append(block)
     return blocks
 
 
-def to_messages_request(body: dict, upstream_model: str) -> dict:
-    """OpenAI chat request -> Anthropic Messages request."""
-    system_parts: list[str] = []
+def _marked(blocks: list[dict], message: dict) -> list[dict]:
+    # LiteLLM's form: cache_control on the message marks its last block.
+    if "cache_control" in message and blocks:
+        blocks[-1]["cache_control"] = message["cache_control"]
+    return blocks
+
+
+def _system(messages: list[dict]):
+    """The system prompt: one string, or text blocks when the client marked any."""
+    system = [m for m in messages if m.get("role") in ("system", "developer")]
+    if not system:
+        return None
+    if not any(client_marked_cache({"messages": [message]}) for message in system):
+        return "\n\n".join(_text_of(message.get("content")) for message in system)
+    blocks = []
+    for message in system:
+        content = message.get("content")
+        parts = _content_blocks(content) if content else []
+        blocks.extend(_marked([b for b in parts if b["type"] == "text"], message))
+    return blocks
+
+
+def to_messages_request(body: dict, upstream_model: str, *, breakpoints: bool = False) -> dict:
+    """OpenAI chat request -> Anthropic Messages request.
+
+    With ``breakpoints``, the stable prefix is marked for Anthropic's prompt cache,
+    unless the client marked breakpoints itself: then its own are the only ones.
+    """
     messages: list[dict] = []
 
     def append(role: str, blocks: list[dict]) -> None:
@@ -73,10 +105,8 @@ def to_messages_request(body: dict, upstream_model: str) -> dict:
 
     for message in body.get("messages") or []:
         role = message.get("role")
-        if role in ("system", "developer"):
-            system_parts.append(_text_of(message.get("content")))
-        elif role == "user":
-            append("user", _content_blocks(message.get("content")))
+        if role == "user":
+            append("user", _marked(_content_blocks(message.get("content")), message))
         elif role == "assistant":
             blocks = _content_blocks(message.get("content")) if message.get("content") else []
             for call in message.get("tool_calls") or []:
@@ -93,18 +123,14 @@ def to_messages_request(body: dict, upstream_model: str) -> dict:
                         "input": arguments,
                     }
                 )
-            append("assistant", blocks)
+            append("assistant", _marked(blocks, message))
         elif role == "tool":
-            append(
-                "user",
-                [
-                    {
-                        "type": "tool_result",
-                        "tool_use_id": message.get("tool_call_id"),
-                        "content": _text_of(message.get("content")),
-                    }
-                ],
-            )
+            result = {
+                "type": "tool_result",
+                "tool_use_id": message.get("tool_call_id"),
+                "content": _text_of(message.get("content")),
+            }
+            append("user", _marked([result], message))
     request: dict = {
         "model": upstream_model,
         "messages": messages,
@@ -112,8 +138,9 @@ def to_messages_request(body: dict, upstream_model: str) -> dict:
         or body.get("max_tokens")
         or DEFAULT_MAX_TOKENS,
     }
-    if system_parts:
-        request["system"] = "\n\n".join(system_parts)
+    system = _system(body.get("messages") or [])
+    if system:
+        request["system"] = system
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             request[name] = body[name]
@@ -121,15 +148,7 @@ def to_messages_request(body: dict, upstream_model: str) -> dict:
     if stop:
         request["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     if body.get("tools"):
-        request["tools"] = [
-            {
-                "name": tool["function"]["name"],
-                "description": tool["function"].get("description", ""),
-                "input_schema": tool["function"].get("parameters") or {"type": "object"},
-            }
-            for tool in body["tools"]
-            if tool.get("type") == "function"
-        ]
+        request["tools"] = [_tool(tool) for tool in body["tools"] if tool.get("type") == "function"]
     choice = body.get("tool_choice")
     if choice == "required":
         request["tool_choice"] = {"type": "any"}
@@ -139,22 +158,43 @@ def to_messages_request(body: dict, upstream_model: str) -> dict:
         request["tool_choice"] = {"type": "tool", "name": choice["function"]["name"]}
     if isinstance(body.get("user"), str):
         request["metadata"] = {"user_id": body["user"]}
+    if "cache_control" in body:
+        # Anthropic's automatic caching: one marker that follows the conversation.
+        request["cache_control"] = body["cache_control"]
+    elif breakpoints and not client_marked_cache(body):
+        place_breakpoints(request, model=upstream_model)
     return request
 
 
+def _tool(tool: dict) -> dict:
+    function = tool["function"]
+    definition = {
+        "name": function["name"],
+        "description": function.get("description", ""),
+        "input_schema": function.get("parameters") or {"type": "object"},
+    }
+    marker = tool.get("cache_control") or function.get("cache_control")
+    if marker:
+        definition["cache_control"] = marker
+    return definition
+
+
 def _usage(usage: dict) -> dict:
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    prompt = (
-        int(usage.get("input_tokens") or 0)
-        + cached
-        + int(usage.get("cache_creation_input_tokens") or 0)
-    )
-    completion = int(usage.get("output_tokens") or 0)
+    """Anthropic's usage in OpenAI's terms, as the client's SDK reads it.
+
+    Anthropic's ``input_tokens`` leaves out what was read from or written to the cache;
+    OpenAI's ``prompt_tokens`` counts every input token and ``cached_tokens`` the ones
+    read. Anthropic's two cache counts stay beside them (as LiteLLM reports them), so
+    accounting can bill writes, which cost more than fresh input, apart from reads.
+    """
+    tokens = usage_tokens(usage)
     return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
+        "prompt_tokens": tokens.prompt_tokens,
+        "completion_tokens": tokens.completion_tokens,
+        "total_tokens": tokens.prompt_tokens + tokens.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": tokens.cache_read_tokens},
+        "cache_read_input_tokens": tokens.cache_read_tokens,
+        "cache_creation_input_tokens": tokens.cache_write_tokens,
     }
 
 
@@ -204,18 +244,23 @@ class AnthropicProvider:
     def _headers(self, target: Target) -> dict[str, str]:
         return {"x-api-key": target.api_key, "anthropic-version": ANTHROPIC_VERSION}
 
+    def _request(self, target: Target, body: dict) -> dict:
+        return to_messages_request(
+            body, target.upstream_model, breakpoints=target.prompt_cache.breakpoints
+        )
+
     async def chat(self, target: Target, body: dict) -> UpstreamResult:
         payload, headers, _raw = await http.post_json(
             self._url(target),
             headers=self._headers(target),
-            body=to_messages_request(body, target.upstream_model),
+            body=self._request(target, body),
         )
         return UpstreamResult(
             body=from_messages_response(payload, target.upstream_model), headers=headers
         )
 
     async def chat_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
-        request = {**to_messages_request(body, target.upstream_model), "stream": True}
+        request = {**self._request(target, body), "stream": True}
         base = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion.chunk",

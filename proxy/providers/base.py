@@ -15,6 +15,22 @@ from common.errors import DomainError
 
 
 @dataclass(frozen=True)
+class PromptCache:
+    """What the organization wants of the upstream's own prompt cache on this call.
+
+    ``breakpoints``: mark the stable prefix for a provider whose cache is opt-in per
+    request (Anthropic's ``cache_control``). ``key``: the ``prompt_cache_key`` to send a
+    provider that routes by one (OpenAI), when the client sent none; "" sends none.
+    """
+
+    breakpoints: bool = False
+    key: str = ""
+
+
+NO_PROMPT_CACHE = PromptCache()
+
+
+@dataclass(frozen=True)
 class Target:
     """A resolved deployment: which provider, with which key, under which model name."""
 
@@ -24,6 +40,7 @@ class Target:
     api_key: str = ""  # decrypted just before the call; never logged or cached
     options: dict = field(default_factory=dict, hash=False)
     label: str = ""  # "<provider>/<upstream model>[#deployment id]" for usage and metrics
+    prompt_cache: PromptCache = NO_PROMPT_CACHE
 
     def __repr__(self) -> str:  # keep the key out of every traceback and log line
         return f"Target({self.label or self.provider + '/' + self.upstream_model})"

@@ -4,6 +4,10 @@ The same answer for the same request, token counts from the real tokenizer, and
 behaviour controlled by the upstream model name so tests can stage failures:
 ``fake-fail-<status>`` always fails with that HTTP status, ``fake-slow-<ms>`` waits
 that long before answering (and between stream chunks, a tenth of it).
+
+Usage reports prompt caching as the providers do (``fake_cache``): OpenAI's automatic
+cache here, Anthropic's marked one in ``messages_body`` (the HTTP fake upstream's
+Messages API).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from django.conf import settings
 
 from proxy.providers.base import Target, UpstreamResult, classify_status
+from proxy.providers.fake_cache import anthropic_cache_usage, openai_cached_tokens
 from proxy.tokens import count_message_tokens, count_tokens
 
 FAKE_MODELS = (
@@ -73,10 +78,21 @@ def staged_latency_ms(model: str) -> float:
     return float(match.group(1)) if match else float(settings.FAKE_LATENCY_MS)
 
 
-def chat_body(body: dict, *, model: str) -> dict:
+def _prompt_usage(body: dict, *, model: str, cache_scope: str) -> dict:
+    messages = body.get("messages") or []
+    prompt_tokens = count_message_tokens(messages, model=model)
+    cached = openai_cached_tokens(
+        scope=cache_scope, model=model, messages=messages, tools=body.get("tools")
+    )
+    return {"prompt_tokens": prompt_tokens, "cached_tokens": min(cached, prompt_tokens)}
+
+
+def chat_body(body: dict, *, model: str, cache_scope: str = "") -> dict:
+    """The answer; ``cache_scope`` is whose prompt cache it reads (the upstream key)."""
     messages = body.get("messages") or []
     text = "".join(answer_words(_last_user_text(messages), _max_tokens(body)))
-    prompt_tokens = count_message_tokens(messages, model=model)
+    prompt = _prompt_usage(body, model=model, cache_scope=cache_scope)
+    prompt_tokens = prompt["prompt_tokens"]
     completion_tokens = count_tokens(text, model=model)
     return {
         "id": _response_id("chatcmpl", body),
@@ -96,13 +112,13 @@ def chat_body(body: dict, *, model: str) -> dict:
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": prompt["cached_tokens"]},
             "completion_tokens_details": {"reasoning_tokens": 0},
         },
     }
 
 
-def chat_chunks(body: dict, *, model: str) -> Iterator[dict]:
+def chat_chunks(body: dict, *, model: str, cache_scope: str = "") -> Iterator[dict]:
     """The stream of the same answer; the final usage chunk as OpenAI sends it."""
     messages = body.get("messages") or []
     words = answer_words(_last_user_text(messages), _max_tokens(body))
@@ -136,7 +152,8 @@ def chat_chunks(body: dict, *, model: str) -> Iterator[dict]:
         **base,
         "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}],
     }
-    prompt_tokens = count_message_tokens(messages, model=model)
+    prompt = _prompt_usage(body, model=model, cache_scope=cache_scope)
+    prompt_tokens = prompt["prompt_tokens"]
     completion_tokens = count_tokens("".join(words), model=model)
     yield {
         **base,
@@ -145,6 +162,7 @@ def chat_chunks(body: dict, *, model: str) -> Iterator[dict]:
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": prompt["cached_tokens"]},
         },
     }
 
@@ -211,6 +229,87 @@ def embedding_body(body: dict, *, model: str) -> dict:
     }
 
 
+# --- Anthropic's Messages API, for the HTTP fake upstream ----------------------------------
+
+
+def _last_user_blocks_text(messages: list) -> str:
+    for message in reversed(messages or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            return " ".join(
+                str(block.get("text", ""))
+                for block in content or []
+                if isinstance(block, dict) and block.get("type") == "text"
+            )
+    return ""
+
+
+def _messages_answer(request: dict) -> tuple[list[str], str]:
+    natural = answer_words(_last_user_blocks_text(request.get("messages")), None)
+    limit = request.get("max_tokens")
+    words = natural[: max(1, limit)] if isinstance(limit, int) else natural
+    return words, "max_tokens" if len(words) < len(natural) else "end_turn"
+
+
+def messages_body(request: dict, *, cache_scope: str = "") -> dict:
+    """A Messages API response, its usage from the Anthropic prompt-cache emulation.
+
+    Raises ``fake_cache.CacheMarkerError`` for cache markers the real API refuses.
+    """
+    usage = anthropic_cache_usage(scope=cache_scope, request=request)
+    words, stop_reason = _messages_answer(request)
+    text = "".join(words)
+    usage["output_tokens"] = count_tokens(text, model="claude")
+    return {
+        "id": _response_id("msg", request),
+        "type": "message",
+        "role": "assistant",
+        "model": str(request.get("model") or ""),
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+
+
+def messages_events(request: dict, *, cache_scope: str = "") -> Iterator[tuple[str, dict]]:
+    """The same answer as the Messages API streams it: ``(event name, data)`` pairs."""
+    full = messages_body(request, cache_scope=cache_scope)
+    usage = full["usage"]
+    start = {**full, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    yield "message_start", {"type": "message_start", "message": start}
+    yield (
+        "content_block_start",
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        },
+    )
+    words, _ = _messages_answer(request)
+    for word in words:
+        yield (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": word},
+            },
+        )
+    yield "content_block_stop", {"type": "content_block_stop", "index": 0}
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": full["stop_reason"], "stop_sequence": None},
+            "usage": {"output_tokens": usage["output_tokens"]},
+        },
+    )
+    yield "message_stop", {"type": "message_stop"}
+
+
 def model_list() -> list[dict]:
     return [
         {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "synthlang-fake"}
@@ -234,11 +333,14 @@ class FakeProvider:
 
     async def chat(self, target: Target, body: dict) -> UpstreamResult:
         await self._before(target)
-        return UpstreamResult(body=chat_body(body, model=target.upstream_model))
+        return UpstreamResult(
+            body=chat_body(body, model=target.upstream_model, cache_scope=target.api_key)
+        )
 
     async def chat_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
         latency = await self._before(target)
-        for chunk in chat_chunks(body, model=target.upstream_model):
+        chunks = chat_chunks(body, model=target.upstream_model, cache_scope=target.api_key)
+        for chunk in chunks:
             if latency:
                 await asyncio.sleep(latency / 10000)
             yield chunk

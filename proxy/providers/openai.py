@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 from proxy.providers import http
 from proxy.providers.base import Target, UpstreamResult
 
 AZURE_DEFAULT_API_VERSION = "2024-10-21"
+# The hosts known to accept prompt_cache_key. Other OpenAI-compatible servers may refuse
+# a field they do not know (a 400 would be worse than no key), so they get it only when
+# their provider key's options say {"prompt_cache_key": true}.
+PROMPT_CACHE_KEY_HOSTS = frozenset({"api.openai.com"})
 
 
 class OpenAICompatibleProvider:
@@ -22,11 +27,26 @@ class OpenAICompatibleProvider:
     def _body(self, target: Target, body: dict) -> dict:
         return {**body, "model": target.upstream_model}
 
+    def _takes_prompt_cache_key(self, target: Target) -> bool:
+        option = target.options.get("prompt_cache_key")
+        if isinstance(option, bool):
+            return option
+        return (urlsplit(target.base_url).hostname or "") in PROMPT_CACHE_KEY_HOSTS
+
+    def _chat_body(self, target: Target, body: dict) -> dict:
+        """The chat request, with the organization's ``prompt_cache_key`` when the client
+        sent none: OpenAI then routes requests that share a prefix to the same cache."""
+        payload = self._body(target, body)
+        key = target.prompt_cache.key
+        if key and "prompt_cache_key" not in body and self._takes_prompt_cache_key(target):
+            payload["prompt_cache_key"] = key
+        return payload
+
     async def chat(self, target: Target, body: dict) -> UpstreamResult:
         payload, headers, raw = await http.post_json(
             self._url(target, "/chat/completions"),
             headers=self._headers(target),
-            body=self._body(target, body),
+            body=self._chat_body(target, body),
         )
         return UpstreamResult(body=payload, headers=headers, raw=raw)
 
@@ -34,7 +54,7 @@ class OpenAICompatibleProvider:
         async for _event, chunk in http.post_sse(
             self._url(target, "/chat/completions"),
             headers=self._headers(target),
-            body=self._body(target, body),
+            body=self._chat_body(target, body),
         ):
             yield chunk
 
@@ -86,6 +106,10 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
 
     def _headers(self, target: Target) -> dict[str, str]:
         return {"api-key": target.api_key} if target.api_key else {}
+
+    def _takes_prompt_cache_key(self, target: Target) -> bool:
+        # Whether an Azure deployment accepts it depends on its API version: opt-in only.
+        return target.options.get("prompt_cache_key") is True
 
     def _body(self, target: Target, body: dict) -> dict:
         # Azure routes by deployment; a "model" field is ignored, so drop it.

@@ -93,6 +93,8 @@ def test_messages_response_becomes_a_chat_completion():
         "completion_tokens": 5,
         "total_tokens": 19,
         "prompt_tokens_details": {"cached_tokens": 4},
+        "cache_read_input_tokens": 4,
+        "cache_creation_input_tokens": 0,
     }
 
 

@@ -101,19 +101,3 @@ def test_the_async_hand_off_keeps_the_event_in_process_when_redis_is_down(
     stored = UsageEvent.objects.get(request_id=event["request_id"])
     assert (stored.organization_id, stored.user_id) == (org_a.pk, alice.pk)
     assert (stored.prompt_tokens, stored.completion_tokens) == (12, 7)
-
-
-@pytest.mark.parametrize(
-    ("usage", "numbers"),
-    [
-        ({"prompt_tokens": 12, "completion_tokens": 3}, (12, 3, 0)),
-        ({"prompt_tokens": 12.0, "prompt_tokens_details": {"cached_tokens": "4"}}, (12, 0, 4)),
-        # An upstream's nonsense counts as nothing rather than losing the whole event.
-        ({"prompt_tokens": "many", "completion_tokens": -5}, (0, 0, 0)),
-        ({"prompt_tokens": float("inf"), "prompt_tokens_details": [1]}, (0, 0, 0)),
-        ({"prompt_tokens": True, "completion_tokens": None}, (0, 0, 0)),
-        (None, (0, 0, 0)),
-    ],
-)
-def test_usage_numbers_are_non_negative_integers_whatever_the_upstream_says(usage, numbers):
-    assert gateway.usage_numbers(usage) == numbers

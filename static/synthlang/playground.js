@@ -126,6 +126,7 @@
         prompt_tokens: usage.prompt_tokens || 0,
         completion_tokens: usage.completion_tokens || 0,
         cached_tokens: cached,
+        cache_write_tokens: usage.cache_creation_input_tokens || 0,
         tokens_saved: Number(headers.get("x-synthlang-tokens-saved") || 0),
       }),
     });
@@ -133,7 +134,8 @@
     const hit = headers.get("x-synthlang-cache") === "hit";
     let text = hit
       ? `$0 (cache hit; upstream would have cost $${cost.cost_usd})`
-      : `$${cost.cost_usd}; compression saved $${cost.compression_saved_usd}`;
+      : `$${cost.cost_usd}; compression saved $${cost.compression_saved_usd}, ` +
+        `the provider's prompt cache $${cost.prompt_cache_saved_usd}`;
     if (cost.price_unknown) {
       text += " (no price for this model: the unknown-model rule)";
     }

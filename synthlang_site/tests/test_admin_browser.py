@@ -96,6 +96,35 @@ def test_playground_cost_is_computed_with_the_price_in_force(alice):
 
 
 @pytest.mark.django_db
+def test_playground_cost_prices_prompt_cache_reads_and_writes_as_billing_does(alice):
+    from django.utils import timezone
+
+    from billing.models import Price
+    from billing.selectors import price_cache_forget
+
+    Price.objects.create(
+        model_pattern="cached-model",
+        effective_from=timezone.now() - timezone.timedelta(days=1),
+        input_per_mtok_micros=3_000_000,
+        cached_input_per_mtok_micros=300_000,
+        cache_write_per_mtok_micros=3_750_000,
+        output_per_mtok_micros=15_000_000,
+    )
+    price_cache_forget()  # this process may hold the table from before the row existed
+    client = Client()
+    client.force_login(alice)
+    counts = {"prompt_tokens": 3540, "completion_tokens": 50, "cached_tokens": 3000}
+    response = client.post(
+        "/admin/playground/cost/",
+        json.dumps({"model": "cached-model", **counts, "cache_write_tokens": 500}),
+        content_type="application/json",
+    )
+    # 40 fresh ($3), 3000 read ($0.30), 500 written ($3.75), 50 out ($15) per Mtok.
+    assert response.json()["cost_micros"] == 120 + 900 + 1875 + 750
+    assert response.json()["prompt_cache_saved_usd"] == "0.007725"
+
+
+@pytest.mark.django_db
 def test_dashboard_on_the_index_shows_only_the_admins_organization(alice, charlie, org_a, org_b):
     from datetime import UTC, datetime
 
