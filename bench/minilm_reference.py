@@ -72,7 +72,7 @@ class MiniLMReference:
         self.weights = load_file(str(paths["model.safetensors"]))
         self.tokenizer = Tokenizer.from_file(str(paths["tokenizer.json"]))
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -93,9 +93,7 @@ class MiniLMReference:
             + w["embeddings.position_embeddings.weight"][:length][None]
             + w["embeddings.token_type_embeddings.weight"][0][None, None]
         )
-        x = _layer_norm(
-            x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps
-        )
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
         head_dim = self.dim // heads
         attention_bias = (1.0 - mask)[:, None, None, :] * -1e9
         for layer in range(self.config["num_hidden_layers"]):

@@ -217,12 +217,12 @@ def _chat(base_url: str, key: str, question: str) -> tuple[str, dict]:
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - localhost
+    with urllib.request.urlopen(request, timeout=30) as response:
         return response.headers["x-synthlang-cache"], json.loads(response.read())
 
 
 def _health(base_url: str) -> dict:
-    with urllib.request.urlopen(f"{base_url}/health", timeout=30) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{base_url}/health", timeout=30) as response:
         return json.loads(response.read())
 
 

@@ -1,5 +1,6 @@
 import pytest
 
+from proxy.semantic_cache.embedding import StaticEmbedder, english_lexicon
 from proxy.semantic_cache.index import Candidate
 from proxy.semantic_cache.normalize import (
     exact_cache_key,
@@ -7,7 +8,6 @@ from proxy.semantic_cache.normalize import (
     normalize_for_embedding,
     normalize_text,
 )
-from proxy.semantic_cache.embedding import StaticEmbedder, english_lexicon
 from proxy.semantic_cache.verify import (
     ALL_CHECKS,
     CHECK_DIRECTION,
