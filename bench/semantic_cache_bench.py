@@ -27,11 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from proxy.semantic_cache.embedding import EMBEDDING_DIM, StaticEmbedder, english_lexicon
-from proxy.semantic_cache.evaluation import (
-    format_table,
-    load_pairs,
-    run_evaluation,
-)
+from proxy.semantic_cache.evaluation import load_pairs, run_evaluation
+from proxy.semantic_cache.evaluation_report import format_table
 from proxy.semantic_cache.index import SemanticIndex
 from proxy.semantic_cache.normalize import normalize_for_embedding
 from proxy.semantic_cache.verify import verify

@@ -4,13 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.semantic_cache.evaluation import (
-    Pair,
-    format_report,
-    load_pairs,
-    run_evaluation,
-    score,
-)
+from proxy.semantic_cache.evaluation import Pair, load_pairs, run_evaluation, score
+from proxy.semantic_cache.evaluation_report import format_report
 from proxy.semantic_cache.verify import ALL_CHECKS
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,10 +9,10 @@ from proxy.semantic_cache.evaluation import (
     DEFAULT_CANDIDATE_THRESHOLD,
     DEFAULT_CANDIDATES,
     DEFAULT_COSINE_THRESHOLD,
-    format_report,
     load_pairs,
     run_evaluation,
 )
+from proxy.semantic_cache.evaluation_report import format_report
 from proxy.semantic_cache.verify import DEFAULT_PARAPHRASE_THRESHOLD
 
 
@@ -46,10 +46,12 @@ class Command(BaseCommand):
         parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
         parser.add_argument(
             "--embedder",
-            choices=("local", "minilm-reference"),
+            choices=("local", "upstream", "minilm-reference"),
             default="local",
-            help="local: the offline default; minilm-reference: all-MiniLM-L6-v2 run with numpy "
-            "from --model-dir, a stand-in for a stronger (upstream) embedder, measurement only",
+            help="local: the offline default; upstream: the embeddings API configured for "
+            "CACHE_EMBEDDER=upstream (to calibrate CACHE_SIMILARITY_THRESHOLD for it; every "
+            "text is one paid embedding); minilm-reference: all-MiniLM-L6-v2 run with numpy "
+            "from --model-dir, a stand-in for a stronger embedder, measurement only",
         )
         parser.add_argument(
             "--model-dir",
@@ -92,6 +94,18 @@ class Command(BaseCommand):
     def _embedder(self, options):
         if options["embedder"] == "local":
             return StaticEmbedder()
+        if options["embedder"] == "upstream":
+            from django.conf import settings
+
+            from proxy.semantic_cache.embedding import UpstreamEmbedder
+
+            return UpstreamEmbedder(
+                base_url=settings.OPENAI_BASE_URL,
+                api_key=settings.OPENAI_API_KEY,
+                model=settings.CACHE_EMBEDDING_MODEL,
+                dimensions=settings.CACHE_EMBEDDING_DIMENSIONS,
+                timeout_seconds=60.0,
+            )
         if options["model_dir"] is None:
             raise CommandError("--embedder minilm-reference needs --model-dir")
         from bench.minilm_reference import MiniLMReference
