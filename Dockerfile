@@ -22,11 +22,11 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /build
-COPY requirements.txt requirements-nodeps.txt ./
+COPY requirements.txt ./
 RUN pip wheel --wheel-dir /wheels -r requirements.txt \
     && python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-index --find-links /wheels -r requirements.txt \
-    && /opt/venv/bin/pip install --no-deps -r requirements-nodeps.txt
+    && /opt/venv/bin/pip check
 
 # --- runtime: the venv, the code, a non-root user ---------------------------------------------
 FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS runtime

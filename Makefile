@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run venv test lint format migrations-check bench bench-compression bench-cache bench-prompt-cache clean
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip check
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -21,6 +21,7 @@ from accounts.admin_scoping import OrganizationScopedAdmin, administered_organiz
 from accounts.models import (
     ApiKey,
     AuditLogEntry,
+    CacheScope,
     Membership,
     Organization,
     ProviderCredential,
@@ -96,6 +97,27 @@ class OrganizationForm(forms.ModelForm):
         model = Organization
         fields = ["name", "slug", *sorted(ORGANIZATION_SETTINGS - {"name"})]
 
+    def limit_cache_scope(self, *, platform_staff: bool) -> None:
+        """Only platform staff may share an organization's cache with other tenants; an
+        organization admin sees the platform scope only while it is already set (and may
+        leave it)."""
+        field = self.fields.get("cache_scope")
+        current = self.instance.cache_scope if self.instance.pk else None
+        if field is None or platform_staff or current == CacheScope.PLATFORM:
+            return
+        field.choices = [c for c in field.choices if c[0] != CacheScope.PLATFORM]
+
+    def clean_cache_scope(self):
+        value = self.cleaned_data.get("cache_scope")
+        current = self.instance.cache_scope if self.instance.pk else None
+        if (
+            value == CacheScope.PLATFORM
+            and current != CacheScope.PLATFORM
+            and not getattr(self, "platform_staff", False)
+        ):
+            raise ValidationError("Only platform staff can share an organization's cache.")
+        return value
+
 
 @admin.register(Organization)
 class OrganizationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
@@ -119,7 +141,15 @@ class OrganizationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
             {"fields": ["rpm_limit", "tpm_limit", "allowed_models"]},
         ),
         ("Compression", {"fields": ["compression_level", "compression_roles"]}),
-        ("Semantic cache", {"fields": ["cache_enabled", "cache_scope"]}),
+        (
+            "Semantic cache",
+            {
+                "fields": ["cache_enabled", "cache_scope"],
+                "description": "Platform-wide sharing is set by platform staff only, and then "
+                "only among organizations whose route for a model is the same platform "
+                "upstream; answers from an organization's own provider key are never shared.",
+            },
+        ),
         (
             "Provider prompt caching",
             {"fields": ["prompt_cache_breakpoints", "prompt_cache_key_scope"]},
@@ -129,6 +159,18 @@ class OrganizationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The slug names the organization in API calls and URLs; it is chosen once.
         return ["created_at", "slug"] if obj is not None else ["created_at"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        platform_staff = _is_platform_staff(request)
+
+        class ScopedForm(form_class):
+            def __init__(self, *args, **form_kwargs):
+                super().__init__(*args, **form_kwargs)
+                self.platform_staff = platform_staff
+                self.limit_cache_scope(platform_staff=platform_staff)
+
+        return ScopedForm
 
     def has_add_permission(self, request):
         return _is_platform_staff(request) and super().has_add_permission(request)

@@ -16,6 +16,7 @@ from accounts.crypto import encrypt_secret, reencrypt_secret
 from accounts.models import (
     ApiKey,
     AuditLogEntry,
+    CacheScope,
     Membership,
     Organization,
     ProviderCredential,
@@ -25,7 +26,7 @@ from accounts.models import (
 )
 from accounts.permissions import ORGANIZATION_ADMINS_GROUP
 from accounts.selectors import principal_cache_forget
-from common.errors import InvalidRequest
+from common.errors import InvalidRequest, PermissionDenied
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,14 @@ def organization_update_settings(
     unknown = set(changes) - ORGANIZATION_SETTINGS
     if unknown:
         raise InvalidRequest(f"Unknown organization settings: {', '.join(sorted(unknown))}")
+    if (
+        changes.get("cache_scope") == CacheScope.PLATFORM
+        and organization.cache_scope != CacheScope.PLATFORM
+        and not (actor is None or actor.is_superuser)
+    ):
+        # Sharing cached answers with other tenants is the platform's decision (what one
+        # tenant's answers may reach another), never an organization admin's.
+        raise PermissionDenied("Only platform staff can share an organization's cache.")
     before = {field: getattr(organization, field) for field in changes}
     for field, value in changes.items():
         setattr(organization, field, value)

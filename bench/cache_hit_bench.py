@@ -1,8 +1,11 @@
-"""Latency of a semantic cache hit through the proxy (p50/p99), against the fake upstream.
+"""Latency of a semantic cache hit through the proxy beside a miss, in one run.
 
 Starts `python -m proxy.fake_upstream` and a proxy process as `bench/proxy_bench.py` does,
-stores a few hundred questions in one organization's scope, then asks a reworded (misspelt)
-form of one of them many times: every request is a semantic hit (embed, search, verify).
+stores a few hundred questions in one organization's scope, then alternates two requests:
+a reworded (misspelt) form of a stored question, which is a semantic hit (embed, search,
+verify), and a question never asked, which is a miss (lookup, the fake upstream, the
+store in the background). Alternating them gives both the same machine load, so their ratio
+means something on a shared machine even when the absolute figures do not.
 
     python bench/cache_hit_bench.py --requests 300
 """
@@ -76,19 +79,31 @@ async def main_async(args) -> dict:
             )
             await asyncio.sleep(2.0)  # stores happen in the background
             reworded = payload("how do i cancle my subscripton")
-            latencies, hits = [], 0
-            for _ in range(args.requests):
-                started = time.perf_counter()
-                async with client.post(url, headers=headers, json=reworded) as response:
-                    await response.read()
-                    hits += response.headers.get("x-synthlang-cache") == "hit"
-                latencies.append((time.perf_counter() - started) * 1000)
+            latencies: dict[str, list[float]] = {"hit": [], "miss": []}
+            outcomes: dict[str, int] = {"hit": 0, "miss": 0}
+            for number in range(args.requests):
+                for kind, body in (
+                    ("hit", reworded),
+                    ("miss", payload(f"What colour is the {number}th fence on road {number}?")),
+                ):
+                    started = time.perf_counter()
+                    async with client.post(url, headers=headers, json=body) as response:
+                        await response.read()
+                        outcomes[kind] += response.headers.get("x-synthlang-cache") == kind
+                    latencies[kind].append((time.perf_counter() - started) * 1000)
+        hit_p50 = percentile(latencies["hit"], 0.5)
+        miss_p50 = percentile(latencies["miss"], 0.5)
         return {
             "entries": args.entries + 1,
-            "requests": args.requests,
-            "hits": hits,
-            "p50_ms": round(percentile(latencies, 0.5), 2),
-            "p99_ms": round(percentile(latencies, 0.99), 2),
+            "requests_each": args.requests,
+            "semantic_hits": outcomes["hit"],
+            "misses": outcomes["miss"],
+            "hit_p50_ms": round(hit_p50, 2),
+            "hit_p99_ms": round(percentile(latencies["hit"], 0.99), 2),
+            "miss_p50_ms": round(miss_p50, 2),
+            "miss_p99_ms": round(percentile(latencies["miss"], 0.99), 2),
+            "hit_over_miss_p50": round(hit_p50 / miss_p50, 3),
+            "load_average": round(os.getloadavg()[0], 1),
         }
     finally:
         for process in processes:

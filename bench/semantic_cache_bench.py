@@ -26,12 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from proxy.semantic_cache.embedding import EMBEDDING_DIM, LocalMiniLMEmbedder
-from proxy.semantic_cache.evaluation import (
-    format_table,
-    load_pairs,
-    run_evaluation,
-)
+from proxy.semantic_cache.embedding import EMBEDDING_DIM, StaticEmbedder, english_lexicon
+from proxy.semantic_cache.evaluation import load_pairs, run_evaluation
+from proxy.semantic_cache.evaluation_report import format_table
 from proxy.semantic_cache.index import SemanticIndex
 from proxy.semantic_cache.normalize import normalize_for_embedding
 from proxy.semantic_cache.verify import verify
@@ -71,7 +68,7 @@ def clustered_vectors(count: int, generator: np.random.Generator) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def bench_embedding(embedder: LocalMiniLMEmbedder) -> list[list[object]]:
+def bench_embedding(embedder: StaticEmbedder) -> list[list[object]]:
     start = time.perf_counter()
     embedder.warm_up()
     load_ms = (time.perf_counter() - start) * 1000
@@ -89,15 +86,19 @@ def bench_embedding(embedder: LocalMiniLMEmbedder) -> list[list[object]]:
     ]
 
 
-def bench_verify(embedder: LocalMiniLMEmbedder) -> list[list[object]]:
-    lexicon = embedder.lexicon()
+def bench_verify(embedder: StaticEmbedder) -> list[list[object]]:
+    lexicon = english_lexicon()
     pairs = [(SENTENCES[i], SENTENCES[(i + 1) % len(SENTENCES)]) for i in range(len(SENTENCES))]
     samples = []
     for _ in range(50):
         for stored, incoming in pairs:
             samples += timed_ms(
                 lambda s=stored, i=incoming: verify(
-                    stored=s, incoming=i, cosine=0.95, lexicon=lexicon
+                    stored=s,
+                    incoming=i,
+                    cosine=0.95,
+                    lexicon=lexicon,
+                    word_vectors=embedder.word_vectors,
                 ),
                 1,
             )
@@ -125,7 +126,7 @@ def bench_index(sizes: list[int]) -> tuple[list[list[object]], list[list[object]
             for position, vector in enumerate(vectors):
                 index.add(entry_id=str(position), vector=vector, text="")
             samples = [
-                timed_ms(lambda q=query, i=index: i.search(vector=q, k=5, threshold=0.75), 1)[0]
+                timed_ms(lambda q=query, i=index: i.search(vector=q, k=5, threshold=0.5), 1)[0]
                 for query in queries
             ]
             best = [index.search(vector=query, k=1)[0].entry_id for query in queries]
@@ -185,8 +186,8 @@ def bench_memory() -> list[list[object]]:
     return rows
 
 
-def bench_hit_path(embedder: LocalMiniLMEmbedder) -> list[list[object]]:
-    lexicon = embedder.lexicon()
+def bench_hit_path(embedder: StaticEmbedder) -> list[list[object]]:
+    lexicon = english_lexicon()
     generator = np.random.default_rng(5)
     index = SemanticIndex(dim=EMBEDDING_DIM, max_items=10_000)
     for position, vector in enumerate(clustered_vectors(10_000 - len(SENTENCES), generator)):
@@ -197,9 +198,13 @@ def bench_hit_path(embedder: LocalMiniLMEmbedder) -> list[list[object]]:
 
     def hit(question: str) -> None:
         vector = embedder.embed([normalize_for_embedding(text=question, lexicon=lexicon)])[0]
-        for candidate in index.search(vector=vector, k=5, threshold=0.75):
+        for candidate in index.search(vector=vector, k=5, threshold=0.5):
             if verify(
-                stored=candidate.text, incoming=question, cosine=candidate.score, lexicon=lexicon
+                stored=candidate.text,
+                incoming=question,
+                cosine=candidate.score,
+                lexicon=lexicon,
+                word_vectors=embedder.word_vectors,
             ):
                 return
         raise AssertionError(f"expected a hit for {question!r}")
@@ -215,12 +220,16 @@ def bench_hit_path(embedder: LocalMiniLMEmbedder) -> list[list[object]]:
     ]
 
 
-def bench_storage_on_dataset(embedder: LocalMiniLMEmbedder, dataset: Path) -> list[list[object]]:
+def bench_storage_on_dataset(embedder: StaticEmbedder, dataset: Path) -> list[list[object]]:
     pairs = load_pairs(path=dataset)
     rows = []
     for storage in ("float32", "float16", "int8"):
         report = run_evaluation(
-            pairs=pairs, embedder=embedder, lexicon=embedder.lexicon(), storage=storage
+            pairs=pairs,
+            embedder=embedder,
+            lexicon=english_lexicon(),
+            word_vectors=embedder.word_vectors,
+            storage=storage,
         )
         scores = report.verified
         rows.append([storage, scores.true_hits, scores.false_hits, scores.precision, scores.recall])
@@ -234,11 +243,11 @@ def main() -> None:
     arguments = parser.parse_args()
     sizes = [int(size) for size in arguments.sizes.split(",")]
 
-    embedder = LocalMiniLMEmbedder()
+    embedder = StaticEmbedder()
     load = os.getloadavg()[0]
     print(f"(machine load average {load:.1f} on {os.cpu_count()} CPUs: figures are noisy if high)")
     print()
-    print("Embedding (all-MiniLM-L6-v2 int8, ONNX Runtime, CPU)")
+    print("Embedding (WordLlama l2_supercat 256, static, numpy)")
     print(format_table(headers=("step", "p50", "p99"), rows=bench_embedding(embedder)))
     print()
     print(format_table(headers=("step", "p50", "p99"), rows=bench_verify(embedder)))
@@ -254,7 +263,7 @@ def main() -> None:
         )
     )
     print()
-    print("Memory per 100,000 entries (384-dim)")
+    print(f"Memory per 100,000 entries ({EMBEDDING_DIM}-dim)")
     print(
         format_table(
             headers=("storage", "vectors + bookkeeping", "with question text and ids"),

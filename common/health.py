@@ -3,13 +3,16 @@
 The database decides the status code: without it nothing works, so a load balancer
 should take the instance out (503). The cache and the broker are shared by every
 instance; if they fail, failing every instance's health check would only turn a
-degraded service into an outage, so they are reported but answer 200.
+degraded service into an outage, so they are reported but answer 200. The same holds for
+the components the apps register (``component_register``): the semantic cache tier, whose
+embedder failing leaves exact repeats working.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
@@ -54,12 +57,33 @@ def check_broker() -> dict:
     return {"transport": app.conf.broker_url.split("://", 1)[0]}
 
 
+# name -> a function returning that component's state: {"status": "ok"|"degraded"|..., ...}.
+# Apps register theirs in AppConfig.ready(), so this module imports none of them.
+_registered: dict[str, Callable[[], dict]] = {}
+
+
+def component_register(name: str, state: Callable[[], dict]) -> None:
+    _registered[name] = state
+
+
+def _registered_state(state: Callable[[], dict]) -> dict:
+    started = time.perf_counter()
+    try:
+        result = dict(state())
+    except Exception as exc:  # a broken probe is reported, never raised
+        result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return result
+
+
 def component_states() -> dict[str, dict]:
     states = {"database": _timed(check_database), "cache": _timed(check_cache)}
     if settings.CELERY_BROKER_URL:
         states["broker"] = _timed(check_broker)
     else:
         states["broker"] = {"status": "disabled", "detail": "tasks run eagerly in-process"}
+    for name, state in _registered.items():
+        states[name] = _registered_state(state)
     return states
 
 
@@ -67,7 +91,9 @@ def component_states() -> dict[str, dict]:
 def health(request):
     components = component_states()
     database_ok = components["database"]["status"] == "ok"
-    failing = [name for name, state in components.items() if state["status"] == "error"]
+    failing = [
+        name for name, state in components.items() if state["status"] in ("error", "degraded")
+    ]
     if not database_ok:
         status = "unhealthy"
     elif failing:

@@ -26,3 +26,7 @@ class ProxyConfig(AppConfig):
         organization_admin_permissions_register(
             app_label=self.label, codenames=ORGANIZATION_ADMIN_PERMISSIONS
         )
+        from common.health import component_register
+        from proxy.response_cache.tier import semantic_tier_state
+
+        component_register("semantic_cache", semantic_tier_state)

@@ -1,6 +1,6 @@
 """The proxy's Prometheus metrics. Every name starts with ``synthlang_``."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
@@ -60,4 +60,22 @@ CACHE_EVICTIONS = Counter(
     "synthlang_cache_evictions_total",
     "Entries evicted from the semantic cache by tier.",
     ["tier"],
+)
+CACHE_SEMANTIC_UP = Gauge(
+    "synthlang_cache_semantic_up",
+    "1 while the semantic cache tier's embedder works, 0 after it failed (exact tier only).",
+)
+CACHE_SEMANTIC_FAILURES = Counter(
+    "synthlang_cache_semantic_failures_total",
+    "Embeddings the semantic cache tier could not compute (model missing or failing).",
+)
+CACHE_VERIFIER_CALLS = Counter(
+    "synthlang_cache_verifier_calls_total",
+    "Borderline semantic candidates sent to the verifier model, by its answer.",
+    ["result"],
+)
+CACHE_NOT_STORED = Counter(
+    "synthlang_cache_not_stored_total",
+    "Answers the cache declined to keep, by reason.",
+    ["reason"],
 )

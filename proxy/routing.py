@@ -36,6 +36,10 @@ class DeploymentPlan:
     # The platform's own key (OPENAI_API_KEY): read from the settings at call time, where it
     # already lives in plaintext, so the plan holds no copy and no decryption is needed.
     platform_key: bool = False
+    # Which stored credential answers, and whether an organization owns it: answers from an
+    # organization's own key are never shared with another tenant (response_cache.scope).
+    credential_id: int | None = None
+    organization_owned: bool = False
 
     @property
     def label(self) -> str:
@@ -115,6 +119,8 @@ def _credential_plan(credential: ProviderCredential | None, default_base_url: st
         "base_url": credential.base_url or default_base_url,
         "encrypted_key": credential.encrypted_key,
         "options": dict(credential.options),
+        "credential_id": credential.pk,
+        "organization_owned": credential.organization_id is not None,
     }
 
 

@@ -101,7 +101,7 @@ step "Release $(as_app git rev-parse --short HEAD 2>/dev/null || echo "(not a gi
 
 step "Installing requirements"
 as_app "$VENV/bin/pip" install --disable-pip-version-check -r requirements.txt
-as_app "$VENV/bin/pip" install --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+as_app "$VENV/bin/pip" check
 
 step "Checking the production settings"
 as_app "$VENV/bin/python" manage.py check --deploy --fail-level WARNING

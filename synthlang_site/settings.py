@@ -234,11 +234,16 @@ CACHE_EMBEDDING_MODEL = (
     env_str("CACHE_EMBEDDING_MODEL", "text-embedding-3-small") or "text-embedding-3-small"
 )
 CACHE_EMBEDDING_DIMENSIONS = env_int("CACHE_EMBEDDING_DIMENSIONS", 512, minimum=8, maximum=8192)
-# Threads the local model uses for one embedding. Two halve the time of a lookup on an
-# otherwise idle core; 1 suits a host that runs one proxy process per core.
-CACHE_EMBEDDING_THREADS = env_int(
-    "CACHE_EMBEDDING_THREADS", min(2, os.cpu_count() or 1), minimum=1, maximum=16
+# Prompts (text of all messages) and answers (JSON) longer than this are neither looked up
+# nor stored: a document this size is rarely repeated and would weigh on Redis and the
+# database (one 42 MB prompt became an 84 MB Redis value).
+CACHE_MAX_ENTRY_CHARS = env_int(
+    "CACHE_MAX_ENTRY_CHARS", 262_144, minimum=1_024, maximum=16 * 1024 * 1024
 )
+# Optional second opinion on borderline semantic candidates, by a cheap model through the
+# organization's route, accounted as its usage. Empty: off.
+CACHE_VERIFIER_MODEL = env_str("CACHE_VERIFIER_MODEL", "")
+CACHE_VERIFIER_MAX_CALLS = env_int("CACHE_VERIFIER_MAX_CALLS", 1, minimum=1, maximum=5)
 # Opt-in refresh of popular entries before they expire; 0 turns it off.
 CACHE_WARM_MAX_USD_PER_DAY = env_float(
     "CACHE_WARM_MAX_USD_PER_DAY", 0.0, minimum=0.0, maximum=1_000_000

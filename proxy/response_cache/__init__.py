@@ -20,60 +20,28 @@ from django.conf import settings
 from accounts.selectors import Principal
 from common import redis as shared_redis
 from common.db import run_in_db_thread
-from proxy.response_cache import store
-from proxy.semantic_cache.normalize import (
-    exact_cache_key,
-    fingerprint,
-    normalize_for_embedding,
+from proxy import metrics
+from proxy.response_cache import store, tier, verifier
+from proxy.response_cache.context import (
+    ANSWER_SHAPING_FIELDS,
+    CacheContext,
+    cache_context,
+    cache_scope,
+    final_user_text,
+    prompt_size,
+    response_size,
+    semantic_allowed_for,
 )
-from proxy.semantic_cache.verify import (
-    MAX_VERIFIED_WORDS,
-    VerificationPolicy,
-    first_verified_candidate,
-)
+from proxy.response_cache.scope import scope_for
+from proxy.semantic_cache.embedding import english_lexicon
+from proxy.semantic_cache.normalize import normalize_for_embedding
+from proxy.semantic_cache.verify import VerificationPolicy, review_candidates
 
 logger = logging.getLogger(__name__)
 
-# Request fields that change the answer: they are part of the cache key.
-ANSWER_SHAPING_FIELDS = (
-    "model",
-    "tools",
-    "tool_choice",
-    "functions",
-    "function_call",
-    "response_format",
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "seed",
-    "stop",
-    "frequency_penalty",
-    "presence_penalty",
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "n",
-    "reasoning_effort",
-    "modalities",
-    "audio",
-    "prediction",
-    "parallel_tool_calls",
-)
 # Index candidates start here; verification decides (docs/decisions/0004).
-CANDIDATE_FLOOR = 0.75
+CANDIDATE_FLOOR = 0.5
 CANDIDATES = 5
-
-
-@dataclass(frozen=True)
-class CacheContext:
-    scope: str
-    organization_id: int | None
-    context_fingerprint: str
-    exact_key: str
-    question: str
-    model: str
-    semantic_allowed: bool
 
 
 @dataclass(frozen=True)
@@ -91,58 +59,14 @@ class CacheLookup:
 OFF = CacheLookup(status="off")
 
 
-def cache_scope(principal: Principal) -> str:
-    if principal.cache_scope == "key":
-        return f"key:{principal.key_id}"
-    if principal.cache_scope == "platform":
-        return "platform"
-    return f"org:{principal.organization_id}"
-
-
-def final_user_text(messages: list[dict]) -> tuple[str, list[dict]] | None:
-    """The last message's text if it is a user turn, and the history before it."""
-    if not messages or messages[-1].get("role") != "user":
-        return None
-    content = messages[-1].get("content")
-    if isinstance(content, list):
-        if any(part.get("type") != "text" for part in content if isinstance(part, dict)):
-            return None  # images and audio: no sound way to compare them here
-        content = "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    if not isinstance(content, str) or not content.strip():
-        return None
-    return content, messages[:-1]
-
-
-def cache_context(principal: Principal, body: dict) -> CacheContext | None:
-    extracted = final_user_text(body.get("messages") or [])
-    if extracted is None:
-        return None
-    question, history = extracted
-    shaping = {name: body.get(name) for name in ANSWER_SHAPING_FIELDS if name in body}
-    context_fingerprint = fingerprint(parts={"history": history, "shaping": shaping})
-    temperature = body.get("temperature")
-    semantic_allowed = (
-        temperature is None or temperature <= settings.CACHE_SEMANTIC_MAX_TEMPERATURE
-    ) and len(question.split()) <= MAX_VERIFIED_WORDS
-    return CacheContext(
-        scope=cache_scope(principal),
-        organization_id=None if principal.cache_scope == "platform" else principal.organization_id,
-        context_fingerprint=context_fingerprint,
-        exact_key=exact_cache_key(text=question, context_fingerprint=context_fingerprint),
-        question=question,
-        model=str(body.get("model", "")),
-        semantic_allowed=semantic_allowed,
-    )
-
-
 def caching_enabled(principal: Principal, control: str) -> bool:
     return settings.ENABLE_CACHE and principal.cache_enabled and control != "off"
 
 
 def verification_policy() -> VerificationPolicy:
-    # CACHE_SIMILARITY_THRESHOLD is the bar for a question that adds one word to a stored one;
-    # rewordings keep the engine's own bar (docs/decisions/0004).
-    return VerificationPolicy(added_word_threshold=settings.CACHE_SIMILARITY_THRESHOLD)
+    # CACHE_SIMILARITY_THRESHOLD is the cosine a reworded question needs once every precise
+    # check passed; its default suits the local model (docs/decisions/0004).
+    return VerificationPolicy(paraphrase_threshold=settings.CACHE_SIMILARITY_THRESHOLD)
 
 
 # --- Lookup -----------------------------------------------------------------------------
@@ -152,7 +76,14 @@ async def cache_lookup(*, principal: Principal, body: dict, control: str) -> Cac
     """``control``: "" (normal), "off" (bypass entirely) or "refresh" (re-ask, replace)."""
     if not caching_enabled(principal, control) or body.get("n") not in (None, 1):
         return OFF
-    context = cache_context(principal, body)
+    messages = body.get("messages") or []
+    if prompt_size(messages) > settings.CACHE_MAX_ENTRY_CHARS:
+        # Neither looked up nor stored: hashing and keeping a document this large costs
+        # more than the repeat it might save (and a Redis value that size hurts everyone).
+        metrics.CACHE_NOT_STORED.labels(reason="prompt_too_large").inc()
+        return OFF
+    scope, shared = await scope_for(principal, body)
+    context = cache_context(principal, body, scope=scope, shared=shared)
     if context is None:
         return OFF
     if control == "refresh":
@@ -261,13 +192,17 @@ async def _find_with(
 async def _semantic_match_safely(
     state: store.ScopeState, context: CacheContext, embedding: asyncio.Future | None
 ):
-    """The verified match, or None; a failing embedder only costs the semantic tier."""
+    """The verified match, or None; a failing embedder only costs the semantic tier.
+
+    The failure is reported once (``tier``), never logged per request.
+    """
     try:
         vector = await (embedding if embedding is not None else _embed_question(context.question))
-        return await _semantic_match(state, context, vector)
-    except Exception:
-        logger.warning("cache: the semantic tier is unavailable (embedding failed)", exc_info=True)
+    except Exception as error:
+        tier.semantic_failed(error)
         return None
+    tier.semantic_succeeded()
+    return await _semantic_match(state, context, vector)
 
 
 async def _semantic_match(state: store.ScopeState, context: CacheContext, vector: np.ndarray):
@@ -277,18 +212,25 @@ async def _semantic_match(state: store.ScopeState, context: CacheContext, vector
 
     def search():
         # Search and verification are CPU work, like the embedding: off the event loop.
-        lexicon = store.embedder().lexicon()
         candidates = index.search(vector=vector, k=CANDIDATES, threshold=CANDIDATE_FLOOR)
-        match, _ = first_verified_candidate(
+        return review_candidates(
             candidates=candidates,
             incoming=context.question,
             policy=verification_policy(),
-            lexicon=lexicon,
+            lexicon=english_lexicon(),
+            word_vectors=store.word_vectors_or_none(),
         )
-        return match
 
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(store._embed_executor, search)
+    review = await loop.run_in_executor(store._embed_executor, search)
+    if review.match is not None or not verifier.verifier_enabled():
+        return review.match
+    for candidate in review.borderline[: settings.CACHE_VERIFIER_MAX_CALLS]:
+        if await verifier.verifier_confirms(
+            organization_id=context.requester_id, stored=candidate.text, incoming=context.question
+        ):
+            return candidate
+    return None
 
 
 async def _response_of(state: store.ScopeState, scope: str, key: str) -> dict | None:
@@ -333,6 +275,9 @@ async def cache_store(lookup: CacheLookup, *, response: dict) -> None:
     """Keep a complete, successful answer for the lookup's key (called in the background)."""
     if lookup.status != "miss" or lookup.context is None or not response.get("choices"):
         return
+    if response_size(response) > settings.CACHE_MAX_ENTRY_CHARS:
+        metrics.CACHE_NOT_STORED.labels(reason="answer_too_large").inc()
+        return
     context = lookup.context
     entry = _entry_for(context, response)
     if context.semantic_allowed:
@@ -341,9 +286,17 @@ async def cache_store(lookup: CacheLookup, *, response: dict) -> None:
         state = await store.ensure_scope(context.scope)
         with store._lock:
             state.put(store.Entry(**entry.__dict__))
-        entry.vector = await (
-            lookup.embedding if lookup.embedding is not None else _embed_question(context.question)
-        )
+        try:
+            entry.vector = await (
+                lookup.embedding
+                if lookup.embedding is not None
+                else _embed_question(context.question)
+            )
+        except Exception as error:
+            # The exact tier never depends on the embedder: the entry is stored and shared
+            # without a vector, and the semantic tier's failure is reported once.
+            tier.semantic_failed(error)
+            entry.vector = None
     await store_entry(entry)
 
 
@@ -363,7 +316,7 @@ def _entry_for(context: CacheContext, response: dict) -> store.Entry:
 async def _embed_question(question: str):
     def embed():
         embedder = store.embedder()
-        text = normalize_for_embedding(text=question, lexicon=embedder.lexicon())
+        text = normalize_for_embedding(text=question, lexicon=english_lexicon())
         return embedder.embed([text])[0]
 
     loop = asyncio.get_running_loop()
@@ -429,4 +382,7 @@ __all__ = [
     "cache_warm_start",
     "caching_enabled",
     "final_user_text",
+    "prompt_size",
+    "response_size",
+    "semantic_allowed_for",
 ]

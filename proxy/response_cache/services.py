@@ -21,6 +21,7 @@ from common.db import run_in_db_thread
 from proxy.beat import CACHE_REFRESH_EVERY_SECONDS
 from proxy.models import CacheEntry
 from proxy.response_cache import store
+from proxy.semantic_cache.embedding import english_lexicon
 from proxy.semantic_cache.normalize import fingerprint
 
 logger = logging.getLogger(__name__)
@@ -72,8 +73,8 @@ def _organization_scopes(organization_id: int) -> list[str]:
         .values_list("scope", flat=True)
         .distinct()
     )
-    scopes.discard("platform")  # shared by every tenant: one organization cannot clear it
-    return sorted(scopes)
+    # Shared scopes belong to no organization: one organization cannot clear them.
+    return sorted(scope for scope in scopes if not scope.startswith("platform"))
 
 
 def cache_clear_organization_blocking(*, organization_id: int) -> int:
@@ -100,11 +101,15 @@ def cache_remove_entries(*, entries) -> int:
 
 
 def _warm_blocking() -> None:
+    from proxy.response_cache import tier
+
     try:
         store.embedder().warm_up()
-        store.embedder().lexicon()
-    except Exception:
-        logger.exception("cache warm-up: the embedding model did not load")
+        english_lexicon()
+        tier.semantic_succeeded()
+    except Exception as error:
+        # Reported once, as the semantic tier's state; the exact tier does not need it.
+        tier.semantic_failed(error)
     try:
         recent = (
             CacheEntry.objects.filter(expires_at__gt=datetime.now(tz=UTC))

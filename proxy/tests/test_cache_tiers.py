@@ -246,8 +246,11 @@ def test_a_miss_embeds_its_question_once_and_stores_that_vector(cache_mode, org_
 
 
 def test_a_failing_embedder_costs_the_semantic_tier_only(cache_mode, org_a, monkeypatch):
-    """A miss still answers (and an exact repeat still hits) when embeddings fail, and the
-    failed embedding task never surfaces as an unretrieved exception."""
+    """A miss still answers and is still stored, an exact repeat still hits (in this process
+    and in another), and the failed embedding task never surfaces as an unretrieved
+    exception."""
+    from proxy.response_cache import tier
+
     unhandled = []
 
     def broken_embed(texts):
@@ -268,14 +271,24 @@ def test_a_failing_embedder_costs_the_semantic_tier_only(cache_mode, org_a, monk
         exact = await ask(principal, "What is the capital of Norway?")
         reworded = await ask(principal, "what is the capitol of norway")
         new = await ask(principal, "What is the capital of Sweden?")
-        with pytest.raises(RuntimeError):
-            await response_cache.cache_store(new, response=answer("Stockholm."))
+        await response_cache.cache_store(new, response=answer("Stockholm."))
+        await settle()
+        store.memory_forget()  # a new process: only Redis and the database know the entry
+        repeat = await ask(principal, "What is the capital of Sweden?")
+        await settle()
         await asyncio.sleep(0.1)
-        return exact, reworded, new
+        return exact, reworded, new, repeat
 
-    exact, reworded, new = asyncio.run(scenario())
+    try:
+        exact, reworded, new, repeat = asyncio.run(scenario())
+        state = tier.semantic_tier_state()
+    finally:
+        tier.reset_for_tests()
     gc.collect()
     assert (exact.status, exact.tier) == ("hit", "exact")
     assert reworded.status == "miss"  # no embedding, no semantic tier; not an error
     assert new.status == "miss"
+    assert (repeat.status, repeat.tier) == ("hit", "exact")
+    assert repeat.response["choices"][0]["message"]["content"] == "Stockholm."
+    assert state["status"] == "degraded" and "embedding model unavailable" in state["error"]
     assert not [message for message in unhandled if "never retrieved" in (message or "")]

