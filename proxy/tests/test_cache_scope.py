@@ -167,6 +167,8 @@ def _post_scope(client, organization, scope):
             "compression_roles": ["system", "user"],
             "cache_enabled": "on",
             "cache_scope": scope,
+            "prompt_cache_breakpoints": "on",
+            "prompt_cache_key_scope": "organization",
         },
     )
 
