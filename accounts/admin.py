@@ -513,7 +513,8 @@ class ProviderCredentialForm(forms.ModelForm):
     base_url = forms.URLField(
         required=False,
         assume_scheme="https",
-        help_text="Empty: the provider's default (OPENAI_BASE_URL for OpenAI-compatible).",
+        help_text="Empty: the provider's default (OPENAI_BASE_URL for OpenAI-compatible). "
+        "https only, to a public host unless platform staff allow-listed it.",
     )
     key = forms.CharField(
         label="API key",
@@ -533,6 +534,15 @@ class ProviderCredentialForm(forms.ModelForm):
         cleaned = super().clean()
         if self.instance.pk is None and not cleaned.get("key"):
             self.add_error("key", "Enter the provider's API key.")
+        if "base_url" in cleaned and "options" in cleaned:
+            try:
+                services.provider_settings_check(
+                    base_url=cleaned["base_url"], options=cleaned["options"]
+                )
+            except DomainError as error:
+                field = error.param if error.param in self.fields else None
+                message = error.message.removeprefix("base_url: ")
+                self.add_error(field, message)
         return cleaned
 
 

@@ -7,6 +7,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 
+from common.outbound import validate_outbound_url
+
 
 class User(AbstractUser):
     """The project's user from the first migration, so it can grow without a swap."""
@@ -177,7 +179,11 @@ class ProviderCredential(models.Model):
     )
     provider = models.CharField(max_length=20, choices=Provider.choices)
     name = models.CharField(max_length=100, default="default")
-    base_url = models.URLField(blank=True)
+    base_url = models.URLField(
+        blank=True,
+        validators=[validate_outbound_url],
+        help_text="https only, public hosts only unless platform staff allow-listed it.",
+    )
     encrypted_key = models.TextField(editable=False)
     last_four = models.CharField(max_length=4, editable=False)
     # Provider-specific options, such as Azure's api-version.

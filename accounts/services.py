@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from accounts.models import (
 from accounts.permissions import ORGANIZATION_ADMINS_GROUP
 from accounts.selectors import principal_cache_forget
 from common.errors import InvalidRequest
+from common.outbound import url_problem
 
 logger = logging.getLogger(__name__)
 
@@ -414,6 +416,7 @@ def provider_credential_set(
     """Store (or replace) an upstream key, encrypted; only its last four stay readable."""
     if not key:
         raise InvalidRequest("The provider key is empty.")
+    provider_settings_check(base_url=base_url, options=options)
     credential, created = ProviderCredential.objects.select_for_update().get_or_create(
         organization=organization,
         provider=provider,
@@ -444,6 +447,7 @@ def provider_credential_update(
     actor: User | None,
 ) -> ProviderCredential:
     """Change where and how a stored key is used, keeping the key itself."""
+    provider_settings_check(base_url=base_url, options=options)
     before = {"base_url": credential.base_url, "options": credential.options}
     credential.base_url = base_url
     credential.options = options or {}
@@ -456,6 +460,29 @@ def provider_credential_update(
         details={"before": before, "after": {"base_url": base_url, "options": options or {}}},
     )
     return credential
+
+
+# Azure's api-version goes into the query string the provider builds; a date, optionally
+# "-preview", is all it ever is, so nothing else can ride along in it.
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+
+
+def provider_settings_check(*, base_url: str, options: dict | None) -> None:
+    """Where a credential may send requests: the outbound policy (common/outbound.py)."""
+    if base_url:
+        problem = url_problem(base_url)
+        if problem:
+            raise InvalidRequest(f"base_url: {problem}", param="base_url")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("options must be a JSON object.", param="options")
+    api_version = (options or {}).get("api_version")
+    if api_version is not None and not (
+        isinstance(api_version, str) and _API_VERSION.match(api_version)
+    ):
+        raise InvalidRequest(
+            "options.api_version must be a date such as 2024-10-21 (optionally -preview).",
+            param="options",
+        )
 
 
 @transaction.atomic

@@ -27,6 +27,7 @@ from billing.models import Budget, BudgetAlert, DailyUsageRollup, MonthlyReport,
 from billing.pricing import micros_to_usd, usd_to_micros
 from billing.selectors import price_cache_forget
 from common.errors import DomainError
+from common.outbound import url_problem
 
 DASHBOARD_PERIODS = (7, 30, 90, 365)
 
@@ -155,6 +156,13 @@ class BudgetForm(forms.ModelForm):
             ):
                 if micros is not None:
                     self.initial[field] = Decimal(micros) / 1_000_000
+
+    def clean_webhook_url(self):
+        url = self.cleaned_data.get("webhook_url") or ""
+        problem = url_problem(url) if url else None
+        if problem:
+            raise forms.ValidationError(problem)
+        return url
 
     def clean(self):
         cleaned = super().clean()

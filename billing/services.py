@@ -27,6 +27,7 @@ from billing.models import (
 )
 from billing.selectors import budget_cache_forget, price_for
 from common.errors import InvalidRequest
+from common.outbound import url_problem
 
 logger = logging.getLogger(__name__)
 
@@ -330,6 +331,11 @@ def budget_set(
         before = {"hard": budget.monthly_limit_micros, "soft": budget.soft_limit_micros}
     budget.monthly_limit_micros = monthly_limit_micros
     budget.soft_limit_micros = soft_limit_micros
+    if webhook_url:
+        # The alert is POSTed from the proxy's own network: the outbound policy decides.
+        problem = url_problem(webhook_url)
+        if problem:
+            raise InvalidRequest(f"webhook_url: {problem}", param="webhook_url")
     if webhook_url is not None:
         budget.webhook_url = webhook_url
     budget.full_clean()

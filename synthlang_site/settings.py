@@ -274,6 +274,13 @@ UPSTREAM_MAX_RETRIES = env_int("UPSTREAM_MAX_RETRIES", 2, minimum=0, maximum=10)
 UPSTREAM_BACKOFF_BASE = env_float("UPSTREAM_BACKOFF_BASE", 0.25, minimum=0, maximum=10)
 UPSTREAM_BACKOFF_MAX = env_float("UPSTREAM_BACKOFF_MAX", 8.0, minimum=0, maximum=120)
 UPSTREAM_POOL_SIZE = env_int("UPSTREAM_POOL_SIZE", 200, minimum=1)
+# URLs an organization sets (its provider keys' base URLs, budget webhooks) must be https
+# and reach public addresses only (common/outbound.py). Platform staff allow-list internal
+# hosts here (names, addresses or networks such as 10.0.0.0/8; http is allowed to them
+# too); OUTBOUND_ALLOW_HTTP allows plain http to any public host. OPENAI_BASE_URL, the
+# operator's own choice, is never restricted.
+OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS")
+OUTBOUND_ALLOW_HTTP = env_bool("OUTBOUND_ALLOW_HTTP", False)
 # Largest API request body. Django's default (2.5 MB) refuses chat requests with a few
 # images in base64; OpenAI takes up to 50 MB of images per request.
 MAX_REQUEST_BODY_MB = env_int("MAX_REQUEST_BODY_MB", 50, minimum=1, maximum=1024)

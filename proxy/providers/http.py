@@ -7,6 +7,7 @@ import contextlib
 import email.utils
 import functools
 import json
+import logging
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,8 +18,11 @@ import orjson
 from django.conf import settings
 from yarl import URL
 
+from common import outbound
 from common.loops import forget_closed_loops
 from proxy.providers.base import UpstreamError, classify_status
+
+logger = logging.getLogger(__name__)
 
 # Keyed by the loop object (see common.loops): a session is bound to its loop, and a closed
 # loop's id may be reused by the next one.
@@ -88,6 +92,30 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+@functools.lru_cache(maxsize=1024)
+def _guarded(origin: str, platform_base_url: str, allowed_hosts: tuple[str, ...]) -> bool:
+    """Whether calls to ``origin`` go through the outbound policy: every origin but the
+    platform's own upstream and the hosts platform staff allow-listed."""
+    if outbound.origin_is_platform(origin):
+        return False
+    return not outbound.host_allowed(urlsplit(origin).hostname or "")
+
+
+def guarded(url: str) -> bool:
+    return _guarded(_origin(url), settings.OPENAI_BASE_URL, tuple(settings.OUTBOUND_ALLOWED_HOSTS))
+
+
+def _connector(*, guard: bool) -> aiohttp.TCPConnector:
+    options = {}
+    if guard:
+        # Each resolved address is checked just before it is dialled: DNS rebinding
+        # cannot slip an internal address past a check made at save time.
+        options["socket_factory"] = outbound.guarded_socket_factory
+    return aiohttp.TCPConnector(
+        limit=settings.UPSTREAM_POOL_SIZE, ttl_dns_cache=300, keepalive_timeout=30, **options
+    )
+
+
 def session_for(url: str) -> aiohttp.ClientSession:
     """The pool for this upstream. Keyed by loop too: a session is bound to its loop."""
     loop = asyncio.get_running_loop()
@@ -95,9 +123,7 @@ def session_for(url: str) -> aiohttp.ClientSession:
     session = _sessions.get(key)
     if session is None or session.closed:
         forget_closed_loops(_sessions, loop_of=lambda registry_key: registry_key[0])
-        connector = aiohttp.TCPConnector(
-            limit=settings.UPSTREAM_POOL_SIZE, ttl_dns_cache=300, keepalive_timeout=30
-        )
+        connector = _connector(guard=guarded(url))
         session = aiohttp.ClientSession(
             connector=connector,
             json_serialize_bytes=_encode_body,
@@ -161,14 +187,30 @@ async def _error_from_response(response: aiohttp.ClientResponse) -> UpstreamErro
     return classify_status(response.status, body, _retry_after(response.headers))
 
 
+# One message for every way a connection can fail (refused, reset, not HTTP, refused by
+# the outbound policy): different ones would tell a client whether a port is open.
+UNREACHABLE = "Could not reach the upstream provider."
+
+
 def _connection_error(exc: Exception) -> UpstreamError:
     if isinstance(exc, asyncio.TimeoutError):
         return UpstreamError(
             "The upstream provider did not answer in time.", retryable=True, code="upstream_timeout"
         )
-    return UpstreamError(
-        f"Could not reach the upstream provider ({type(exc).__name__}).", retryable=True
-    )
+    logger.warning("upstream connection failed: %s: %s", type(exc).__name__, exc)
+    return UpstreamError(UNREACHABLE, retryable=True)
+
+
+def _refused_by_policy(url: str) -> UpstreamError | None:
+    """An organization's URL that the outbound policy refuses (a row saved before the
+    policy, or a setting changed since): logged with the reason, answered generically."""
+    if not guarded(url):
+        return None
+    problem = outbound.url_problem(url, resolve=False, allow_query=True)
+    if problem is None:
+        return None
+    logger.warning("outbound policy refused an upstream URL: %s", problem)
+    return UpstreamError(UNREACHABLE, retryable=False)
 
 
 @contextlib.asynccontextmanager
@@ -179,11 +221,27 @@ async def _upstream_response(
 
     An error status becomes the matching UpstreamError; a timeout or connection failure,
     whether while connecting or while the caller reads the body, a retryable one."""
+    refused = _refused_by_policy(url)
+    if refused is not None:
+        raise refused
     session = session_for(url)
     try:
         async with session.request(
-            method, _parsed_url(url), json=body, headers=headers, timeout=request_timeout()
+            method,
+            _parsed_url(url),
+            json=body,
+            headers=headers,
+            timeout=request_timeout(),
+            # A redirect would let an upstream send the proxy (and the provider key)
+            # anywhere, past the outbound policy's check of the URL.
+            allow_redirects=False,
         ) as response:
+            if 300 <= response.status < 400:
+                raise UpstreamError(
+                    f"The upstream provider answered with a redirect ({response.status}), "
+                    "which the proxy does not follow.",
+                    upstream_status=response.status,
+                )
             if response.status >= 400:
                 raise await _error_from_response(response)
             yield response
