@@ -179,12 +179,23 @@ def _retry_after(headers) -> float | None:
         return None
 
 
-async def _error_from_response(response: aiohttp.ClientResponse) -> UpstreamError:
+def _secrets_in(headers: dict) -> tuple[str, ...]:
+    """The credential a request carries, to be redacted from whatever the upstream says."""
+    found = []
+    for name, value in headers.items():
+        if name.lower() in ("authorization", "api-key", "x-api-key") and value:
+            found.append(value.split(" ", 1)[1] if " " in value else value)
+    return tuple(found)
+
+
+async def _error_from_response(
+    response: aiohttp.ClientResponse, secrets: tuple[str, ...]
+) -> UpstreamError:
     try:
         body = await response.json(content_type=None)
     except (ValueError, aiohttp.ClientError):
         body = None
-    return classify_status(response.status, body, _retry_after(response.headers))
+    return classify_status(response.status, body, _retry_after(response.headers), secrets=secrets)
 
 
 # One message for every way a connection can fail (refused, reset, not HTTP, refused by
@@ -243,7 +254,7 @@ async def _upstream_response(
                     upstream_status=response.status,
                 )
             if response.status >= 400:
-                raise await _error_from_response(response)
+                raise await _error_from_response(response, _secrets_in(headers))
             yield response
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise _connection_error(exc) from exc
@@ -306,5 +317,5 @@ async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tupl
                     "The upstream provider sent a malformed stream event.", retryable=False
                 ) from None
             if isinstance(parsed, dict) and "error" in parsed and not event:
-                raise classify_status(500, parsed, None)
+                raise classify_status(500, parsed, None, secrets=_secrets_in(headers))
             yield event, parsed
