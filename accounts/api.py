@@ -58,7 +58,10 @@ def _caller(request) -> OrganizationCaller:
 
 class ApiKeyListCreateView(APIView):
     """``GET``: the keys you may manage (an admin: all of the organization's; a member:
-    their own). ``POST``: create a key; its plaintext is in that response only."""
+    their own). ``POST``: create a key (organization admins only); its plaintext is in
+    that response only. A key created with an API key is never wider than that key
+    (models, limits, expiry), spends from its key budget too and stops working when it
+    is revoked."""
 
     @extend_schema(
         operation_id="api_keys_list",
@@ -75,20 +78,20 @@ class ApiKeyListCreateView(APIView):
         request=ApiKeyCreateSerializer,
         responses={
             201: ApiKeyCreatedSerializer,
-            403: OpenApiResponse(description="Only admins may create keys for other members."),
+            403: OpenApiResponse(description="Only organization admins may create keys."),
             **ERRORS,
         },
     )
     def post(self, request):
         caller = _caller(request)
+        if not caller.is_admin:
+            raise PermissionDenied("Only organization admins can create API keys.")
         payload = ApiKeyCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         owner = caller.user
         username = data.get("user")
         if username and username != caller.user.username:
-            if not caller.is_admin:
-                raise PermissionDenied("Only organization admins can create keys for others.")
             membership = (
                 selectors.members_for_org(organization=caller.organization)
                 .filter(user__username=username)
@@ -107,6 +110,11 @@ class ApiKeyListCreateView(APIView):
             allowed_models=data["allowed_models"],
             rpm_limit=data.get("rpm_limit"),
             tpm_limit=data.get("tpm_limit"),
+            parent=(
+                selectors.api_key_for_principal(principal=request.auth)
+                if isinstance(request.auth, Principal)
+                else None
+            ),
             actor=caller.user,
         )
         logger.info("api key %s created for %s by %s", api_key.masked, owner.username, caller.user)

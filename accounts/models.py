@@ -138,6 +138,17 @@ class ApiKey(models.Model):
     allowed_models = models.JSONField(default=list, blank=True)
     rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="0 = unlimited")
     tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="0 = unlimited")
+    # The key that created this one through the API. A child is never wider than its
+    # parent (models, limits, expiry), spends from its parent's key budget too, and stops
+    # working when its parent is revoked (docs/decisions: key lineage).
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="children",
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 
