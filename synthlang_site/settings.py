@@ -267,8 +267,17 @@ SYNTHLANG_TRANSLATE_MIN_RATIO = env_float(
 
 # Upstream calls: timeouts in seconds, retries with exponential backoff and jitter,
 # and a cool-down for a deployment that keeps failing.
+# Per attempt: a hung upstream (connected, silent) fails within a minute by default, and
+# a read timeout moves on to the next deployment rather than waiting again on the same one.
+# Raise UPSTREAM_READ_TIMEOUT for models that think for longer before a non-streamed answer.
 UPSTREAM_CONNECT_TIMEOUT = env_float("UPSTREAM_CONNECT_TIMEOUT", 5.0, minimum=0.1, maximum=120)
-UPSTREAM_READ_TIMEOUT = env_float("UPSTREAM_READ_TIMEOUT", 120.0, minimum=0.1, maximum=3600)
+# Non-streamed: the longest silence while waiting for (and reading) the answer.
+UPSTREAM_READ_TIMEOUT = env_float("UPSTREAM_READ_TIMEOUT", 45.0, minimum=0.1, maximum=3600)
+# Streamed: the longest silence before the first chunk and between two chunks.
+UPSTREAM_STREAM_IDLE_TIMEOUT = env_float(
+    "UPSTREAM_STREAM_IDLE_TIMEOUT", 30.0, minimum=0.1, maximum=3600
+)
+# The whole of one attempt, a long stream included.
 UPSTREAM_TOTAL_TIMEOUT = env_float("UPSTREAM_TOTAL_TIMEOUT", 600.0, minimum=1, maximum=7200)
 UPSTREAM_MAX_RETRIES = env_int("UPSTREAM_MAX_RETRIES", 2, minimum=0, maximum=10)
 UPSTREAM_BACKOFF_BASE = env_float("UPSTREAM_BACKOFF_BASE", 0.25, minimum=0, maximum=10)

@@ -138,12 +138,12 @@ def session_for(url: str) -> aiohttp.ClientSession:
     return session
 
 
-def request_timeout() -> aiohttp.ClientTimeout:
+def request_timeout(*, stream: bool = False) -> aiohttp.ClientTimeout:
     return _client_timeout(
         settings.UPSTREAM_TOTAL_TIMEOUT,
         settings.UPSTREAM_CONNECT_TIMEOUT,
-        # Waiting for the first byte and for each later chunk of a stream.
-        settings.UPSTREAM_READ_TIMEOUT,
+        # The longest silence: waiting for the answer, or (streams) for each next chunk.
+        settings.UPSTREAM_STREAM_IDLE_TIMEOUT if stream else settings.UPSTREAM_READ_TIMEOUT,
     )
 
 
@@ -205,8 +205,13 @@ UNREACHABLE = "Could not reach the upstream provider."
 
 def _connection_error(exc: Exception) -> UpstreamError:
     if isinstance(exc, asyncio.TimeoutError):
+        # A connection that could not be made may be made on a second try; an upstream
+        # that went silent after accepting the request is not asked again (the gateway
+        # moves on to the next deployment): retrying it made a hung upstream cost minutes.
         return UpstreamError(
-            "The upstream provider did not answer in time.", retryable=True, code="upstream_timeout"
+            "The upstream provider did not answer in time.",
+            retryable=isinstance(exc, aiohttp.ConnectionTimeoutError),
+            code="upstream_timeout",
         )
     logger.warning("upstream connection failed: %s: %s", type(exc).__name__, exc)
     return UpstreamError(UNREACHABLE, retryable=True)
@@ -226,7 +231,7 @@ def _refused_by_policy(url: str) -> UpstreamError | None:
 
 @contextlib.asynccontextmanager
 async def _upstream_response(
-    method: str, url: str, *, headers: dict, body: dict | None = None
+    method: str, url: str, *, headers: dict, body: dict | None = None, stream: bool = False
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """A successful upstream response, through the shared pool and the configured timeouts.
 
@@ -242,7 +247,7 @@ async def _upstream_response(
             _parsed_url(url),
             json=body,
             headers=headers,
-            timeout=request_timeout(),
+            timeout=request_timeout(stream=stream),
             # A redirect would let an upstream send the proxy (and the provider key)
             # anywhere, past the outbound policy's check of the URL.
             allow_redirects=False,
@@ -294,7 +299,7 @@ async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tupl
     Leaving the generator early (the client hung up) closes the response, which
     closes the upstream connection: the upstream stops generating.
     """
-    async with _upstream_response("POST", url, headers=headers, body=body) as response:
+    async with _upstream_response("POST", url, headers=headers, body=body, stream=True) as response:
         event = ""
         async for raw_line in response.content:
             # Bytes, as they came: the decoder reads UTF-8 itself.
