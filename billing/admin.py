@@ -271,7 +271,14 @@ class UsageEventAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin, admin.ModelAd
         "cache",
         "latency_ms",
     )
-    list_filter = ("endpoint", "cache", "price_unknown", "stream", "status_code")
+    list_filter = (
+        "endpoint",
+        "cache",
+        "price_unknown",
+        "usage_estimated",
+        "stream",
+        "status_code",
+    )
     search_fields = ("request_id", "model", "upstream_model")
     list_select_related = ("organization", "user")
     # Counting millions of rows on every page view is what makes change lists slow.

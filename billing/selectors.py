@@ -146,6 +146,19 @@ async def aprice_for(model: str, at: datetime) -> pricing.Price:
     return _lookup(model, at) or unknown_model_price()
 
 
+async def aprice_for_models(models: list[str], at: datetime) -> pricing.Price:
+    """The price to hold against a budget for a call that any of ``models`` may serve
+    (the public name and each deployment's upstream model): the dearest that has a price,
+    so a routed alias without a price row of its own is not held at zero; the
+    unknown-model rule only when none is priced."""
+    if not _prices.fresh():
+        await run_in_db_thread(_prices.load)
+    known = [price for price in (_lookup(model, at) for model in models if model) if price]
+    if not known:
+        return unknown_model_price()
+    return max(known, key=lambda price: (price.output_per_mtok_micros, price.input_per_mtok_micros))
+
+
 # --- Budgets ---------------------------------------------------------------------------
 
 

@@ -135,6 +135,7 @@ def usage_event_build(*, event: dict) -> UsageEvent:
             0 if hit else pricing.tokens_value_micros(price=price, input_tokens=tokens_saved)
         ),
         price_unknown=price.unknown,
+        usage_estimated=bool(event.get("usage_estimated")),
     )
 
 

@@ -20,6 +20,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "invalid_api_key": (401, "invalid_request_error"),
     "permission_denied": (403, "invalid_request_error"),
     "model_not_allowed": (403, "invalid_request_error"),
+    "model_not_priced": (403, "invalid_request_error"),
     "not_found": (404, "invalid_request_error"),
     "model_not_found": (404, "invalid_request_error"),
     "method_not_allowed": (405, "invalid_request_error"),
