@@ -343,6 +343,11 @@ ROLE_RATE_LIMITS = {
     },
 }
 
+# --- Metrics ---------------------------------------------------------------------------
+# When set, GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (Prometheus'
+# authorization.credentials); unset, it is open, for a scraper on a private network.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
 # --- Backups ---------------------------------------------------------------------------
 # Encrypted with the first ENCRYPTION_KEY; a relative directory is under the project.
 _backup_dir = Path(env_str("BACKUP_DIR", "./backups") or "./backups")

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from common.health import health
-from common.views import not_found, server_error
+from common.views import metrics_export, not_found, server_error
 from synthlang_site.admin_views import admin_urlpatterns
 
 urlpatterns = [
@@ -11,7 +11,7 @@ urlpatterns = [
     path("v1/", include("proxy.urls")),
     path("health", health, name="health"),
     path("health/", health),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics_export, name="prometheus-django-metrics"),
     *admin_urlpatterns(),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
