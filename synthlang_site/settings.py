@@ -6,6 +6,7 @@ provider; production points DATABASE_URL and REDIS_URL at shared services.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -75,6 +76,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI assets served locally, for /api/docs/
     "django_prometheus",
     "channels",
+    # Failed admin sign-ins, per account and per address (see "Brute force" below).
+    "axes",
     "accounts",
     "billing",
     "proxy",
@@ -85,6 +88,8 @@ MIDDLEWARE = [
     "common.middleware.RequestIdMiddleware",
     # Before host validation: platform health probes use whatever Host header they like.
     "common.middleware.HealthCheckMiddleware",
+    # Before any other work: a blocked address costs nothing more (/api/ only).
+    "accounts.throttle.KeyLookupThrottleMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -94,6 +99,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # The OpenAI-compatible API (/v1/) runs through these only: each must be async-native,
@@ -101,6 +108,7 @@ MIDDLEWARE = [
 API_MIDDLEWARE = [
     "common.middleware.RequestIdMiddleware",
     "common.middleware.AllowedHostMiddleware",
+    "accounts.throttle.KeyLookupThrottleMiddleware",
 ]
 
 ROOT_URLCONF = "synthlang_site.urls"
@@ -151,6 +159,13 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+
+# django-axes first: it refuses a locked-out account or address before a password is
+# checked. Any later sign-in backend (SSO) goes after it and is throttled the same way.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -342,6 +357,30 @@ ROLE_RATE_LIMITS = {
         "tpm": env_int("ADMIN_TPM", 0, minimum=0),
     },
 }
+
+# --- Brute force ---------------------------------------------------------------------
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks, such as
+# 127.0.0.1 for nginx on the same host or the load balancer's subnet). Empty: the
+# connection's own peer is the client. Never the header's leftmost entry, which any
+# client can write.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+# Admin sign-ins (django-axes, database-backed): after ADMIN_LOGIN_FAILURE_LIMIT failures
+# an account, and separately an address, is locked for ADMIN_LOGIN_LOCKOUT_MINUTES.
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env_int("ADMIN_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60)
+)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "common.client_address.client_address"
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_VERBOSE = False
+# API keys: after KEY_LOOKUP_FAILURE_LIMIT requests with a wrong key in the window, an
+# address gets 429 until the window ends (accounts/throttle.py; 0 switches it off).
+KEY_LOOKUP_FAILURE_LIMIT = env_int("KEY_LOOKUP_FAILURE_LIMIT", 20, minimum=0)
+KEY_LOOKUP_FAILURE_WINDOW_SECONDS = env_int(
+    "KEY_LOOKUP_FAILURE_WINDOW_SECONDS", 300, minimum=1, maximum=86_400
+)
 
 # --- Metrics ---------------------------------------------------------------------------
 # When set, GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (Prometheus'
