@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.templatetags.static import static
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import status
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import (
+    invitations,
     schema,  # noqa: F401 - registers the API key scheme with the schema
     selectors,
     services,
@@ -27,6 +29,8 @@ from accounts.serializers import (
     ApiKeyCreateSerializer,
     ApiKeyListSerializer,
     ApiKeySerializer,
+    InvitationSerializer,
+    MemberInviteSerializer,
     MemberListSerializer,
     MemberSerializer,
 )
@@ -152,6 +156,46 @@ class ApiKeyRevokeView(APIView):
 
 
 class MemberListView(APIView):
+    """``GET``: the organization's members. ``POST`` (admins): invite an e-mail address.
+
+    The answer to an invitation is the same whoever the address belongs to, or if it
+    belongs to nobody: the admin learns nothing about users outside the organization.
+    """
+
+    @extend_schema(
+        operation_id="members_invite",
+        parameters=[ORGANIZATION_PARAMETER],
+        request=MemberInviteSerializer,
+        responses={
+            202: InvitationSerializer,
+            403: OpenApiResponse(description="Only organization admins may invite."),
+            **ERRORS,
+        },
+    )
+    def post(self, request):
+        caller = _caller(request)
+        if not caller.is_admin:
+            raise PermissionDenied("Only organization admins can invite members.")
+        payload = MemberInviteSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        invitation = invitations.member_invite(
+            organization=caller.organization,
+            email=payload.validated_data["email"],
+            role=payload.validated_data.get("role"),
+            actor=caller.user,
+            accept_url=lambda token: request.build_absolute_uri(
+                reverse("invitation-accept", args=[token])
+            ),
+        )
+        body = {
+            "object": "invitation",
+            "email": invitation.email,
+            "role": invitation.role,
+            "status": "sent",
+            "expires_at": invitation.expires_at,
+        }
+        return Response(InvitationSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(
         operation_id="members_list",
         parameters=[ORGANIZATION_PARAMETER],

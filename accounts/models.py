@@ -224,6 +224,48 @@ class ProviderCredential(models.Model):
         return f"{self.provider}/{self.name} ({owner}) …{self.last_four}"
 
 
+class InvitationQuerySet(models.QuerySet):
+    def for_org(self, organization) -> InvitationQuerySet:
+        return self.filter(organization=organization)
+
+
+class Invitation(models.Model):
+    """An invitation to join an organization, sent to an e-mail address.
+
+    Members join by e-mail, never by username: whether an address or a user already
+    exists anywhere is not the inviting admin's to learn, so every invitation is sent
+    and answered alike. Only a SHA-256 of the link's token is stored.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.BASIC)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(editable=False)
+    accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Replaced by a newer invitation to the same address, or withdrawn.
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.organization} ({self.role})"
+
+
 class AuditLogEntry(models.Model):
     """An append-only record of who changed what. Written only by services."""
 

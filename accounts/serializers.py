@@ -79,3 +79,20 @@ class MemberSerializer(serializers.Serializer):
 class MemberListSerializer(serializers.Serializer):
     object = serializers.CharField(default="list")
     data = MemberSerializer(many=True)
+
+
+class MemberInviteSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(
+        choices=["admin", "premium", "basic"],
+        required=False,
+        help_text="Defaults to DEFAULT_ROLE.",
+    )
+
+
+class InvitationSerializer(serializers.Serializer):
+    object = serializers.CharField(default="invitation")
+    email = serializers.EmailField()
+    role = serializers.CharField()
+    status = serializers.CharField(default="sent")
+    expires_at = serializers.DateTimeField()

@@ -382,6 +382,22 @@ KEY_LOOKUP_FAILURE_WINDOW_SECONDS = env_int(
     "KEY_LOOKUP_FAILURE_WINDOW_SECONDS", 300, minimum=1, maximum=86_400
 )
 
+# --- E-mail (member invitations) ------------------------------------------------------
+# Without EMAIL_HOST, messages are written to the console (the embedded default).
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "synthlang@localhost") or "synthlang@localhost"
+INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 7, minimum=1, maximum=90)
+
 # --- Metrics ---------------------------------------------------------------------------
 # When set, GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (Prometheus'
 # authorization.credentials); unset, it is open, for a scraper on a private network.

@@ -139,7 +139,7 @@ def test_with_redis_down_the_process_still_counts(low_limit, alice_key):
     low_limit.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
 
     async def run():
-        for index in range(5):
+        for _ in range(5):
             await throttle.afailure_record("203.0.113.70")
 
     asyncio.run(run())
