@@ -152,10 +152,28 @@ if _use_sqlite:
     }
 else:
     DATABASES = {"default": database_from_url("DATABASE_URL", _database_url)}
-    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+    # Under ASGI, Django's persistent connections belong to the async-to-sync bridge's
+    # threads, which come and go with the load: each kept its own connection until
+    # PostgreSQL ran out. psycopg's pool caps them per process; a thread borrows one for a
+    # request (or a query batch on the API path) and gives it back at the end.
+    # DB_POOL=false opens one connection per request instead (behind PgBouncer, say).
+    # Figures and the choice: docs/decisions (database connections).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # With the pool: each connection is checked as it is lent, so one broken by a
+    # database restart is replaced rather than handed out.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
     # A database that does not answer must fail fast (health checks, start-up).
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+    _db_options["connect_timeout"] = 5
+    if env_bool("DB_POOL", True):
+        _db_options["pool"] = {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 1, minimum=0, maximum=1000),
+            "max_size": env_int("DB_POOL_MAX_SIZE", 10, minimum=1, maximum=1000),
+            # How long a request waits for a free connection before it fails.
+            "timeout": env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1, maximum=300),
+        }
+        if _db_options["pool"]["min_size"] > _db_options["pool"]["max_size"]:
+            raise ImproperlyConfigured("DB_POOL_MIN_SIZE cannot exceed DB_POOL_MAX_SIZE.")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

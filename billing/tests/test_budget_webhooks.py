@@ -16,7 +16,6 @@ from billing.models import AlertKind, BudgetAlert
 from billing.tasks import budget_alert_deliver
 from billing.webhooks import UNREACHABLE
 from common.errors import InvalidRequest
-from synthlang_site.celery import app as celery_app
 
 
 @contextmanager
@@ -49,11 +48,9 @@ def receiver(host: str = "127.0.0.1", *, redirect_to: str = ""):
 
 
 @pytest.fixture(autouse=True)
-def _eager_tasks():
-    original = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = original
+def _eager_tasks(celery_eager):
+    # The delivery task runs here, and a failed delivery is not queued for a retry.
+    return celery_eager
 
 
 def _alert_for(org, url: str) -> BudgetAlert:
