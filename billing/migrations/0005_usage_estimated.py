@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0004_rollup_day_index'),
+        ("billing", "0004_rollup_day_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='usageevent',
-            name='usage_estimated',
-            field=models.BooleanField(default=False, help_text='The upstream sent no usage; the tokens were counted here.'),
+            model_name="usageevent",
+            name="usage_estimated",
+            field=models.BooleanField(
+                default=False, help_text="The upstream sent no usage; the tokens were counted here."
+            ),
         ),
     ]
