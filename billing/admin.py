@@ -124,10 +124,15 @@ class PriceAdmin(admin.ModelAdmin):
 # --- Budgets -----------------------------------------------------------------------------------
 
 
+# The largest limit whose micro-dollars fit the 64-bit column (with room to spare).
+MAX_BUDGET_USD = Decimal("9000000000000")
+
+
 class BudgetForm(forms.ModelForm):
     monthly_usd = forms.DecimalField(
         label="Monthly hard limit ($)",
         min_value=0,
+        max_value=MAX_BUDGET_USD,
         decimal_places=6,
         required=False,
         help_text="Requests that would exceed it get 429 insufficient_quota. Empty: none.",
@@ -135,6 +140,7 @@ class BudgetForm(forms.ModelForm):
     soft_usd = forms.DecimalField(
         label="Soft limit ($)",
         min_value=0,
+        max_value=MAX_BUDGET_USD,
         decimal_places=6,
         required=False,
         help_text="An alert (and the webhook) once a month when spend reaches it.",

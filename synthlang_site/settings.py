@@ -166,6 +166,9 @@ else:
     # A database that does not answer must fail fast (health checks, start-up).
     _db_options["connect_timeout"] = 5
     if env_bool("DB_POOL", True):
+        # Django's backend, failing at once instead of waiting on the pool when the
+        # database cannot be reached (common/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "common.postgresql"
         _db_options["pool"] = {
             "min_size": env_int("DB_POOL_MIN_SIZE", 1, minimum=0, maximum=1000),
             "max_size": env_int("DB_POOL_MAX_SIZE", 10, minimum=1, maximum=1000),

@@ -159,3 +159,13 @@ def test_the_budget_admin_explains_a_refused_webhook(client, alice, org_a):
     )
     assert response.status_code == 200
     assert "allow-list" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_budget_beyond_the_columns_range_is_a_form_error(client, alice, org_a):
+    client.force_login(alice)
+    response = client.post(
+        "/admin/billing/budget/add/", {"organization": org_a.pk, "monthly_usd": "1e20"}
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors
