@@ -217,12 +217,20 @@ def _connection_error(exc: Exception) -> UpstreamError:
     return UpstreamError(UNREACHABLE, retryable=True)
 
 
+@functools.lru_cache(maxsize=1024)
+def _url_problem(url: str, allowed_hosts: tuple[str, ...], allow_http: bool) -> str | None:
+    # Per URL and policy: the same few URLs are called over and over.
+    return outbound.url_problem(url, resolve=False, allow_query=True)
+
+
 def _refused_by_policy(url: str) -> UpstreamError | None:
     """An organization's URL that the outbound policy refuses (a row saved before the
     policy, or a setting changed since): logged with the reason, answered generically."""
     if not guarded(url):
         return None
-    problem = outbound.url_problem(url, resolve=False, allow_query=True)
+    problem = _url_problem(
+        url, tuple(settings.OUTBOUND_ALLOWED_HOSTS), settings.OUTBOUND_ALLOW_HTTP
+    )
     if problem is None:
         return None
     logger.warning("outbound policy refused an upstream URL: %s", problem)
