@@ -86,4 +86,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://localhost:%s/health' % os.environ.get('PORT', '8000'), timeout=4)"]
 
 # exec: Daphne becomes PID 1 and receives SIGTERM directly for a graceful stop.
-CMD ["sh", "-c", "exec daphne --proxy-headers -b \"${HOST:-0.0.0.0}\" -p \"${PORT:-8000}\" synthlang_site.asgi:application"]
+CMD ["sh", "-c", "exec daphne -b \"${HOST:-0.0.0.0}\" -p \"${PORT:-8000}\" synthlang_site.asgi:application"]

@@ -47,9 +47,11 @@ def _flush_retries_on_deadlock():
 
 
 def _forget_process_state() -> None:
+    from accounts.throttle import key_lookup_throttle_forget
     from proxy import feed, models_catalog, ratelimit, routing
 
     principal_cache_forget()
+    key_lookup_throttle_forget()
     ratelimit.reset_local_counters()
     routing.route_cache_forget()
     routing.reset_deployment_health()

@@ -13,15 +13,18 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 
-from accounts import services
+from accounts import invitations, services
 from accounts.admin_scoping import OrganizationScopedAdmin, administered_organization_ids
 from accounts.models import (
     ApiKey,
     AuditLogEntry,
     CacheScope,
+    Invitation,
     Membership,
     Organization,
     ProviderCredential,
@@ -209,9 +212,10 @@ class OrganizationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
 
 
 class MembershipAddForm(forms.ModelForm):
-    username = forms.CharField(
-        max_length=150, help_text="An existing user of your organizations, or a new user."
-    )
+    """Platform staff only: organization admins invite by e-mail (``InvitationAdmin``),
+    since a form that looks a username up tells them who exists elsewhere."""
+
+    username = forms.CharField(max_length=150, help_text="An existing user, or a new user.")
     email = forms.EmailField(required=False, help_text="For a new user.")
 
     class Meta:
@@ -263,6 +267,10 @@ class MembershipAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.change_fieldsets
 
+    def has_add_permission(self, request):
+        # Organization admins add members through invitations.
+        return _is_platform_staff(request) and super().has_add_permission(request)
+
     def get_readonly_fields(self, request, obj=None):
         return ["user", "organization", "created_at"] if obj is not None else []
 
@@ -296,6 +304,68 @@ class MembershipAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for membership in queryset.select_related("organization", "user"):
             services.membership_remove(membership=membership, actor=request.user)
+
+
+# --- Invitations -------------------------------------------------------------------------
+
+
+class InvitationForm(forms.ModelForm):
+    class Meta:
+        model = Invitation
+        fields = ["organization", "email", "role"]
+        help_texts = {
+            "email": "An invitation is sent to this address; the person joins when they "
+            "accept it. Nothing is said about whether the address has an account.",
+        }
+
+
+@admin.register(Invitation)
+class InvitationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
+    form = InvitationForm
+    list_display = ["email", "organization", "role", "state", "created_at", "expires_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["email"]
+    list_select_related = ["organization"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["organization", "email", "role", "state", "created_at", "expires_at"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["organization", "email", "role"]
+        return ["organization", "email", "role", "state", "created_at", "expires_at"]
+
+    def has_change_permission(self, request, obj=None):
+        # An invitation is sent as it is; send another for another role.
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.accepted_at:
+            return "accepted"
+        if obj.revoked_at:
+            return "replaced or withdrawn"
+        if obj.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+    def save_scoped_model(self, request, obj, form, change):
+        invitation = invitations.member_invite(
+            organization=form.cleaned_data["organization"],
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"] or None,
+            actor=request.user,
+            accept_url=lambda token: request.build_absolute_uri(
+                reverse("invitation-accept", args=[token])
+            ),
+        )
+        _adopt(obj, invitation)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self.message_user(request, f"Invitation sent to {obj.email}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:accounts_invitation_changelist"))
 
 
 # --- Limits per role -----------------------------------------------------------------------
@@ -559,7 +629,8 @@ class ProviderCredentialForm(forms.ModelForm):
     base_url = forms.URLField(
         required=False,
         assume_scheme="https",
-        help_text="Empty: the provider's default (OPENAI_BASE_URL for OpenAI-compatible).",
+        help_text="Empty: the provider's default (OPENAI_BASE_URL for OpenAI-compatible). "
+        "https only, to a public host unless platform staff allow-listed it.",
     )
     key = forms.CharField(
         label="API key",
@@ -579,6 +650,15 @@ class ProviderCredentialForm(forms.ModelForm):
         cleaned = super().clean()
         if self.instance.pk is None and not cleaned.get("key"):
             self.add_error("key", "Enter the provider's API key.")
+        if "base_url" in cleaned and "options" in cleaned:
+            try:
+                services.provider_settings_check(
+                    base_url=cleaned["base_url"], options=cleaned["options"]
+                )
+            except DomainError as error:
+                field = error.param if error.param in self.fields else None
+                message = error.message.removeprefix("base_url: ")
+                self.add_error(field, message)
         return cleaned
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.templatetags.static import static
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import status
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import (
+    invitations,
     schema,  # noqa: F401 - registers the API key scheme with the schema
     selectors,
     services,
@@ -27,6 +29,8 @@ from accounts.serializers import (
     ApiKeyCreateSerializer,
     ApiKeyListSerializer,
     ApiKeySerializer,
+    InvitationSerializer,
+    MemberInviteSerializer,
     MemberListSerializer,
     MemberSerializer,
 )
@@ -58,7 +62,10 @@ def _caller(request) -> OrganizationCaller:
 
 class ApiKeyListCreateView(APIView):
     """``GET``: the keys you may manage (an admin: all of the organization's; a member:
-    their own). ``POST``: create a key; its plaintext is in that response only."""
+    their own). ``POST``: create a key (organization admins only); its plaintext is in
+    that response only. A key created with an API key is never wider than that key
+    (models, limits, expiry), spends from its key budget too and stops working when it
+    is revoked."""
 
     @extend_schema(
         operation_id="api_keys_list",
@@ -75,20 +82,20 @@ class ApiKeyListCreateView(APIView):
         request=ApiKeyCreateSerializer,
         responses={
             201: ApiKeyCreatedSerializer,
-            403: OpenApiResponse(description="Only admins may create keys for other members."),
+            403: OpenApiResponse(description="Only organization admins may create keys."),
             **ERRORS,
         },
     )
     def post(self, request):
         caller = _caller(request)
+        if not caller.is_admin:
+            raise PermissionDenied("Only organization admins can create API keys.")
         payload = ApiKeyCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         owner = caller.user
         username = data.get("user")
         if username and username != caller.user.username:
-            if not caller.is_admin:
-                raise PermissionDenied("Only organization admins can create keys for others.")
             membership = (
                 selectors.members_for_org(organization=caller.organization)
                 .filter(user__username=username)
@@ -107,6 +114,11 @@ class ApiKeyListCreateView(APIView):
             allowed_models=data["allowed_models"],
             rpm_limit=data.get("rpm_limit"),
             tpm_limit=data.get("tpm_limit"),
+            parent=(
+                selectors.api_key_for_principal(principal=request.auth)
+                if isinstance(request.auth, Principal)
+                else None
+            ),
             actor=caller.user,
         )
         logger.info("api key %s created for %s by %s", api_key.masked, owner.username, caller.user)
@@ -144,6 +156,46 @@ class ApiKeyRevokeView(APIView):
 
 
 class MemberListView(APIView):
+    """``GET``: the organization's members. ``POST`` (admins): invite an e-mail address.
+
+    The answer to an invitation is the same whoever the address belongs to, or if it
+    belongs to nobody: the admin learns nothing about users outside the organization.
+    """
+
+    @extend_schema(
+        operation_id="members_invite",
+        parameters=[ORGANIZATION_PARAMETER],
+        request=MemberInviteSerializer,
+        responses={
+            202: InvitationSerializer,
+            403: OpenApiResponse(description="Only organization admins may invite."),
+            **ERRORS,
+        },
+    )
+    def post(self, request):
+        caller = _caller(request)
+        if not caller.is_admin:
+            raise PermissionDenied("Only organization admins can invite members.")
+        payload = MemberInviteSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        invitation = invitations.member_invite(
+            organization=caller.organization,
+            email=payload.validated_data["email"],
+            role=payload.validated_data.get("role"),
+            actor=caller.user,
+            accept_url=lambda token: request.build_absolute_uri(
+                reverse("invitation-accept", args=[token])
+            ),
+        )
+        body = {
+            "object": "invitation",
+            "email": invitation.email,
+            "role": invitation.role,
+            "status": "sent",
+            "expires_at": invitation.expires_at,
+        }
+        return Response(InvitationSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(
         operation_id="members_list",
         parameters=[ORGANIZATION_PARAMETER],

@@ -7,6 +7,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 
+from common.outbound import validate_outbound_url
+
 
 class User(AbstractUser):
     """The project's user from the first migration, so it can grow without a swap."""
@@ -163,6 +165,17 @@ class ApiKey(models.Model):
     allowed_models = models.JSONField(default=list, blank=True)
     rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="0 = unlimited")
     tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="0 = unlimited")
+    # The key that created this one through the API. A child is never wider than its
+    # parent (models, limits, expiry), spends from its parent's key budget too, and stops
+    # working when its parent is revoked (docs/decisions: key lineage).
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="children",
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -204,7 +217,11 @@ class ProviderCredential(models.Model):
     )
     provider = models.CharField(max_length=20, choices=Provider.choices)
     name = models.CharField(max_length=100, default="default")
-    base_url = models.URLField(blank=True)
+    base_url = models.URLField(
+        blank=True,
+        validators=[validate_outbound_url],
+        help_text="https only, public hosts only unless platform staff allow-listed it.",
+    )
     encrypted_key = models.TextField(editable=False)
     last_four = models.CharField(max_length=4, editable=False)
     # Provider-specific options, such as Azure's api-version.
@@ -232,6 +249,48 @@ class ProviderCredential(models.Model):
     def __str__(self) -> str:
         owner = self.organization or "platform"
         return f"{self.provider}/{self.name} ({owner}) …{self.last_four}"
+
+
+class InvitationQuerySet(models.QuerySet):
+    def for_org(self, organization) -> InvitationQuerySet:
+        return self.filter(organization=organization)
+
+
+class Invitation(models.Model):
+    """An invitation to join an organization, sent to an e-mail address.
+
+    Members join by e-mail, never by username: whether an address or a user already
+    exists anywhere is not the inviting admin's to learn, so every invitation is sent
+    and answered alike. Only a SHA-256 of the link's token is stored.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.BASIC)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(editable=False)
+    accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Replaced by a newer invitation to the same address, or withdrawn.
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.organization} ({self.role})"
 
 
 class AuditLogEntry(models.Model):

@@ -236,6 +236,9 @@ def _principal_from_db(raw_key: str, key_hash: str) -> Principal | DomainError:
         return ApiKeyInvalid()
     if api_key.revoked_at is not None:
         return ApiKeyRevoked()
+    expires_at = _lineage_expiry(api_key)
+    if isinstance(expires_at, DomainError):
+        return expires_at
     membership = Membership.objects.filter(
         organization_id=api_key.organization_id, user_id=api_key.user_id
     ).first()
@@ -264,7 +267,7 @@ def _principal_from_db(raw_key: str, key_hash: str) -> Principal | DomainError:
         user_id=api_key.user_id,
         username=api_key.user.username,
         role=membership.role,
-        expires_at=api_key.expires_at,
+        expires_at=expires_at,
         model_rules=tuple(tuple(rule) for rule in model_rules if rule),
         key_limit=_limit(api_key.rpm_limit, api_key.tpm_limit, None),
         member_limit=member_limit,
@@ -276,6 +279,37 @@ def _principal_from_db(raw_key: str, key_hash: str) -> Principal | DomainError:
         prompt_cache_breakpoints=organization.prompt_cache_breakpoints,
         prompt_cache_key_scope=organization.prompt_cache_key_scope,
     )
+
+
+# Deeper lineages than this are refused rather than walked (no loop can form through the
+# API, but a hand-edited row must not make the lookup spin).
+MAX_KEY_LINEAGE = 16
+
+
+def _lineage_expiry(api_key: ApiKey) -> datetime | None | DomainError:
+    """The earliest expiry along the key's lineage, or the error when a key that created
+    it (directly or not) was revoked: a child stops working with its parent."""
+    expires_at = api_key.expires_at
+    parent_id = api_key.parent_id
+    for _depth in range(MAX_KEY_LINEAGE):
+        if parent_id is None:
+            return expires_at
+        parent = (
+            ApiKey.objects.filter(pk=parent_id)
+            .only("pk", "parent_id", "revoked_at", "expires_at")
+            .first()
+        )
+        if parent is None or parent.revoked_at is not None:
+            return ApiKeyRevoked("The API key that created this key has been revoked.")
+        if parent.expires_at is not None and (expires_at is None or parent.expires_at < expires_at):
+            expires_at = parent.expires_at
+        parent_id = parent.parent_id
+    return ApiKeyRevoked("This API key's lineage is too deep.")
+
+
+def api_key_for_principal(*, principal: Principal) -> ApiKey:
+    """The key row behind a management API caller's key (the parent of keys it creates)."""
+    return ApiKey.objects.get(pk=principal.key_id, organization_id=principal.organization_id)
 
 
 def _check_fresh(entry: Principal | DomainError) -> Principal:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
+from accounts.services import LIMIT_MAX
+
 
 class ApiKeySerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
@@ -55,8 +57,12 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     allowed_models = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, default=list
     )
-    rpm_limit = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    tpm_limit = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    rpm_limit = serializers.IntegerField(
+        min_value=0, max_value=LIMIT_MAX, required=False, allow_null=True
+    )
+    tpm_limit = serializers.IntegerField(
+        min_value=0, max_value=LIMIT_MAX, required=False, allow_null=True
+    )
 
     def validate_expires_at(self, value):
         if value is not None and value <= timezone.now():
@@ -73,3 +79,20 @@ class MemberSerializer(serializers.Serializer):
 class MemberListSerializer(serializers.Serializer):
     object = serializers.CharField(default="list")
     data = MemberSerializer(many=True)
+
+
+class MemberInviteSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(
+        choices=["admin", "premium", "basic"],
+        required=False,
+        help_text="Defaults to DEFAULT_ROLE.",
+    )
+
+
+class InvitationSerializer(serializers.Serializer):
+    object = serializers.CharField(default="invitation")
+    email = serializers.EmailField()
+    role = serializers.CharField()
+    status = serializers.CharField(default="sent")
+    expires_at = serializers.DateTimeField()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
+import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,6 +29,7 @@ from accounts.models import (
 from accounts.permissions import ORGANIZATION_ADMINS_GROUP
 from accounts.selectors import principal_cache_forget
 from common.errors import InvalidRequest, PermissionDenied
+from common.outbound import url_problem
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +249,7 @@ def role_limit_set(
     allowed_models: list[str] | None = None,
     actor: User | None,
 ) -> RoleLimit:
+    limits_check(rpm_limit=rpm_limit, tpm_limit=tpm_limit)
     limit, _ = RoleLimit.objects.update_or_create(
         organization=organization,
         role=role,
@@ -285,6 +289,83 @@ def role_limit_delete(*, role_limit: RoleLimit, actor: User | None) -> None:
     principal_cache_forget()
 
 
+# The largest limit a PositiveIntegerField holds on every database.
+LIMIT_MAX = 2_147_483_647
+
+
+def limits_check(**limits: int | None) -> None:
+    """Requests/tokens per minute: whole numbers from 0 (unlimited) to ``LIMIT_MAX``."""
+    for name, value in limits.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= LIMIT_MAX:
+            raise InvalidRequest(
+                f"{name} must be a whole number from 0 (unlimited) to {LIMIT_MAX}.", param=name
+            )
+
+
+def _model_within(name: str, patterns: list[str]) -> bool:
+    """A child's model entry is within its parent's list: listed there as written, or a
+    plain name one of the parent's patterns matches (a pattern of the child's own could
+    match names the parent's do not)."""
+    if name in patterns:
+        return True
+    if set(name) & set("*?[]"):
+        return False
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def _narrowed_limit(name: str, requested: int | None, parent_value: int | None) -> int | None:
+    if not parent_value:  # the parent has no limit of its own here (None or 0 = unlimited)
+        return requested
+    if requested is None:
+        return parent_value
+    if requested == 0 or requested > parent_value:
+        raise InvalidRequest(
+            f"{name} cannot be wider than the key creating it ({parent_value}).", param=name
+        )
+    return requested
+
+
+def api_key_narrowed_to_parent(
+    *,
+    parent: ApiKey,
+    expires_at: datetime | None,
+    allowed_models: list[str] | None,
+    rpm_limit: int | None,
+    tpm_limit: int | None,
+) -> dict:
+    """What a key created by ``parent`` may be: never wider. An unset field inherits the
+    parent's value; a wider one is refused, rather than silently narrowed, so the caller
+    knows what it got."""
+    allowed_models = list(allowed_models or [])
+    if parent.allowed_models:
+        if not allowed_models:
+            allowed_models = list(parent.allowed_models)
+        wider = [name for name in allowed_models if not _model_within(name, parent.allowed_models)]
+        if wider:
+            raise InvalidRequest(
+                f"allowed_models cannot be wider than the key creating it: {', '.join(wider)} "
+                f"is outside {', '.join(parent.allowed_models)}.",
+                param="allowed_models",
+            )
+    if parent.expires_at is not None:
+        if expires_at is None:
+            expires_at = parent.expires_at
+        elif expires_at > parent.expires_at:
+            raise InvalidRequest(
+                "expires_at cannot be later than the expiry of the key creating it "
+                f"({parent.expires_at.isoformat()}).",
+                param="expires_at",
+            )
+    return {
+        "expires_at": expires_at,
+        "allowed_models": allowed_models,
+        "rpm_limit": _narrowed_limit("rpm_limit", rpm_limit, parent.rpm_limit),
+        "tpm_limit": _narrowed_limit("tpm_limit", tpm_limit, parent.tpm_limit),
+    }
+
+
 @transaction.atomic
 def api_key_create(
     *,
@@ -295,11 +376,30 @@ def api_key_create(
     allowed_models: list[str] | None = None,
     rpm_limit: int | None = None,
     tpm_limit: int | None = None,
+    parent: ApiKey | None = None,
     actor: User | None,
 ) -> tuple[ApiKey, str]:
-    """Create a key; the plaintext is returned once and never stored."""
+    """Create a key; the plaintext is returned once and never stored.
+
+    ``parent`` is the key that asked for this one (through the API): the new key is
+    narrowed to it (``api_key_narrowed_to_parent``) and lives only as long as it does.
+    """
     if not Membership.objects.filter(organization=organization, user=user).exists():
         raise InvalidRequest(f"{user} is not a member of {organization}.")
+    limits_check(rpm_limit=rpm_limit, tpm_limit=tpm_limit)
+    if parent is not None:
+        if parent.organization_id != organization.pk:
+            raise InvalidRequest("The parent key belongs to another organization.")
+        narrowed = api_key_narrowed_to_parent(
+            parent=parent,
+            expires_at=expires_at,
+            allowed_models=allowed_models,
+            rpm_limit=rpm_limit,
+            tpm_limit=tpm_limit,
+        )
+        expires_at = narrowed["expires_at"]
+        allowed_models = narrowed["allowed_models"]
+        rpm_limit, tpm_limit = narrowed["rpm_limit"], narrowed["tpm_limit"]
     for _attempt in range(5):
         plaintext, lookup = keys.generate_key()
         try:
@@ -315,30 +415,53 @@ def api_key_create(
                     allowed_models=allowed_models or [],
                     rpm_limit=rpm_limit,
                     tpm_limit=tpm_limit,
+                    parent=parent,
                 )
             break
         except IntegrityError:
             continue  # a lookup prefix collision: astronomically rare, draw again
     else:
         raise RuntimeError("could not draw a unique API key prefix")
+    details = {"user": user.username, "name": name}
+    if parent is not None:
+        details["parent"] = parent.masked
     audit_record(
         organization=organization,
         actor=actor,
         event="api_key.created",
         target=api_key,
-        details={"user": user.username, "name": name},
+        details=details,
     )
     return api_key, plaintext
 
 
+def _descendants(api_key: ApiKey) -> list[ApiKey]:
+    found: list[ApiKey] = []
+    frontier = [api_key.pk]
+    seen = set(frontier)
+    while frontier:
+        children = list(ApiKey.objects.filter(parent_id__in=frontier).exclude(pk__in=seen))
+        found.extend(children)
+        frontier = [child.pk for child in children]
+        seen.update(frontier)
+    return found
+
+
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, actor: User | None) -> ApiKey:
-    if api_key.revoked_at is None:
-        api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at"])
-        audit_record(
-            organization=api_key.organization, actor=actor, event="api_key.revoked", target=api_key
-        )
+    """Revoke a key and every key created from it (their lookup refuses them anyway)."""
+    now = timezone.now()
+    for key in [api_key, *_descendants(api_key)]:
+        if key.revoked_at is None:
+            key.revoked_at = now
+            key.save(update_fields=["revoked_at"])
+            audit_record(
+                organization=key.organization,
+                actor=actor,
+                event="api_key.revoked",
+                target=key,
+                details={"with_parent": api_key.masked} if key is not api_key else {},
+            )
     # Other processes notice within API_KEY_CACHE_SECONDS; this one at once.
     principal_cache_forget()
     return api_key
@@ -346,7 +469,11 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None) -> ApiKey:
 
 @transaction.atomic
 def api_key_rotate(*, api_key: ApiKey, actor: User | None) -> tuple[ApiKey, str]:
-    """Replace a key with a new one carrying the same settings; the old one is revoked."""
+    """Replace a key with a new one carrying the same settings; the old one is revoked.
+
+    Keys created from the old key now hang from the new one, so rotating a key does not
+    revoke its children.
+    """
     new_key, plaintext = api_key_create(
         organization=api_key.organization,
         user=api_key.user,
@@ -355,8 +482,10 @@ def api_key_rotate(*, api_key: ApiKey, actor: User | None) -> tuple[ApiKey, str]
         allowed_models=api_key.allowed_models,
         rpm_limit=api_key.rpm_limit,
         tpm_limit=api_key.tpm_limit,
+        parent=api_key.parent,
         actor=actor,
     )
+    ApiKey.objects.filter(parent=api_key).update(parent=new_key)
     api_key_revoke(api_key=api_key, actor=actor)
     audit_record(
         organization=api_key.organization,
@@ -377,6 +506,17 @@ def api_key_update_limits(
     allowed_models: list[str] | None,
     actor: User | None,
 ) -> ApiKey:
+    limits_check(rpm_limit=rpm_limit, tpm_limit=tpm_limit)
+    if api_key.parent_id is not None:
+        narrowed = api_key_narrowed_to_parent(
+            parent=api_key.parent,
+            expires_at=api_key.expires_at,
+            allowed_models=allowed_models,
+            rpm_limit=rpm_limit,
+            tpm_limit=tpm_limit,
+        )
+        allowed_models = narrowed["allowed_models"]
+        rpm_limit, tpm_limit = narrowed["rpm_limit"], narrowed["tpm_limit"]
     before = {
         "rpm": api_key.rpm_limit,
         "tpm": api_key.tpm_limit,
@@ -425,6 +565,7 @@ def provider_credential_set(
     """Store (or replace) an upstream key, encrypted; only its last four stay readable."""
     if not key:
         raise InvalidRequest("The provider key is empty.")
+    provider_settings_check(base_url=base_url, options=options)
     credential, created = ProviderCredential.objects.select_for_update().get_or_create(
         organization=organization,
         provider=provider,
@@ -455,6 +596,7 @@ def provider_credential_update(
     actor: User | None,
 ) -> ProviderCredential:
     """Change where and how a stored key is used, keeping the key itself."""
+    provider_settings_check(base_url=base_url, options=options)
     before = {"base_url": credential.base_url, "options": credential.options}
     credential.base_url = base_url
     credential.options = options or {}
@@ -467,6 +609,29 @@ def provider_credential_update(
         details={"before": before, "after": {"base_url": base_url, "options": options or {}}},
     )
     return credential
+
+
+# Azure's api-version goes into the query string the provider builds; a date, optionally
+# "-preview", is all it ever is, so nothing else can ride along in it.
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+
+
+def provider_settings_check(*, base_url: str, options: dict | None) -> None:
+    """Where a credential may send requests: the outbound policy (common/outbound.py)."""
+    if base_url:
+        problem = url_problem(base_url)
+        if problem:
+            raise InvalidRequest(f"base_url: {problem}", param="base_url")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("options must be a JSON object.", param="options")
+    api_version = (options or {}).get("api_version")
+    if api_version is not None and not (
+        isinstance(api_version, str) and _API_VERSION.match(api_version)
+    ):
+        raise InvalidRequest(
+            "options.api_version must be a date such as 2024-10-21 (optionally -preview).",
+            param="options",
+        )
 
 
 @transaction.atomic

@@ -27,6 +27,7 @@ from billing.models import Budget, BudgetAlert, DailyUsageRollup, MonthlyReport,
 from billing.pricing import micros_to_usd, usd_to_micros
 from billing.selectors import price_cache_forget
 from common.errors import DomainError
+from common.outbound import url_problem
 
 DASHBOARD_PERIODS = (7, 30, 90, 365)
 
@@ -148,10 +149,15 @@ class PriceAdmin(admin.ModelAdmin):
 # --- Budgets -----------------------------------------------------------------------------------
 
 
+# The largest limit whose micro-dollars fit the 64-bit column (with room to spare).
+MAX_BUDGET_USD = Decimal("9000000000000")
+
+
 class BudgetForm(forms.ModelForm):
     monthly_usd = forms.DecimalField(
         label="Monthly hard limit ($)",
         min_value=0,
+        max_value=MAX_BUDGET_USD,
         decimal_places=6,
         required=False,
         help_text="Requests that would exceed it get 429 insufficient_quota. Empty: none.",
@@ -159,6 +165,7 @@ class BudgetForm(forms.ModelForm):
     soft_usd = forms.DecimalField(
         label="Soft limit ($)",
         min_value=0,
+        max_value=MAX_BUDGET_USD,
         decimal_places=6,
         required=False,
         help_text="An alert (and the webhook) once a month when spend reaches it.",
@@ -180,6 +187,13 @@ class BudgetForm(forms.ModelForm):
             ):
                 if micros is not None:
                     self.initial[field] = Decimal(micros) / 1_000_000
+
+    def clean_webhook_url(self):
+        url = self.cleaned_data.get("webhook_url") or ""
+        problem = url_problem(url) if url else None
+        if problem:
+            raise forms.ValidationError(problem)
+        return url
 
     def clean(self):
         cleaned = super().clean()
@@ -290,7 +304,14 @@ class UsageEventAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin, admin.ModelAd
         "cache",
         "latency_ms",
     )
-    list_filter = ("endpoint", "cache", "price_unknown", "stream", "status_code")
+    list_filter = (
+        "endpoint",
+        "cache",
+        "price_unknown",
+        "usage_estimated",
+        "stream",
+        "status_code",
+    )
     search_fields = ("request_id", "model", "upstream_model")
     list_select_related = ("organization", "user")
     # Counting millions of rows on every page view is what makes change lists slow.

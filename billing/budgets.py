@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 
 from django.conf import settings
 
-from billing import selectors
+from billing import pricing, selectors
 from billing.models import AlertKind, BudgetScope
 from billing.selectors import BudgetLimit
 from common.db import run_in_db_thread
@@ -44,6 +44,34 @@ _SCOPE_WORDS = {
 class BudgetExceeded(DomainError):
     code = "insufficient_quota"
     message = "You exceeded your current quota, please check your plan and billing details."
+
+
+class ModelNotPriced(DomainError):
+    """A hard budget applies and the model has no price: its cost could not be held
+    against the budget, so it would spend without limit."""
+
+    code = "model_not_priced"
+    message = "This model has no price, and a budget applies to your requests."
+
+
+def unpriced_under_budget(
+    *, limits: list[BudgetLimit], price: pricing.Price | None, model: str
+) -> ModelNotPriced | None:
+    """The refusal for a model that no price row matches while a hard budget applies,
+    unless the platform prices unknown models with a non-zero fallback
+    (``UNKNOWN_MODEL_PRICE_PER_MTOK_USD``); None when the request may go on."""
+    if price is None or not price.unknown:
+        return None
+    if price.input_per_mtok_micros or price.output_per_mtok_micros:
+        return None  # priced by the configured fallback
+    if not any(limit.hard_micros is not None for limit in limits):
+        return None  # soft limits only alert; nothing to exceed
+    return ModelNotPriced(
+        f"The model '{model}' has no price, and a monthly budget applies to your requests, "
+        "so its cost could not be counted against it. Ask an administrator to add its "
+        "price, or to set UNKNOWN_MODEL_PRICE_PER_MTOK_USD.",
+        param="model",
+    )
 
 
 @dataclass(frozen=True)
@@ -297,8 +325,11 @@ def budget_reserve(
     api_key_id: int | None,
     estimate_micros: int,
     at: datetime | None = None,
+    price: pricing.Price | None = None,
+    model: str = "",
 ) -> Reservation:
-    """Hold ``estimate_micros`` against every applicable budget or raise ``BudgetExceeded``."""
+    """Hold ``estimate_micros`` against every applicable budget or raise ``BudgetExceeded``
+    (``ModelNotPriced`` when ``price`` is the unknown-model rule's zero under a budget)."""
     month = _month_of(at or datetime.now(UTC))
     estimate = max(int(estimate_micros), 0)
     limits = selectors.budgets_applicable(
@@ -307,6 +338,9 @@ def budget_reserve(
     reservation = Reservation(organization_id, user_id, api_key_id, estimate, month)
     if not limits:
         return reservation
+    refusal = unpriced_under_budget(limits=limits, price=price, model=model)
+    if refusal is not None:
+        raise refusal
     holds = _holds(limits, month)
     keys = [hold.counter_key for hold in holds]
     seeds = [-1] * len(holds)
@@ -332,6 +366,8 @@ async def abudget_reserve(
     api_key_id: int | None,
     estimate_micros: int,
     at: datetime | None = None,
+    price: pricing.Price | None = None,
+    model: str = "",
 ) -> Reservation:
     """``budget_reserve`` for the event loop: one Redis round trip when nothing is missing."""
     month = _month_of(at or datetime.now(UTC))
@@ -342,6 +378,9 @@ async def abudget_reserve(
     reservation = Reservation(organization_id, user_id, api_key_id, estimate, month)
     if not limits:
         return reservation
+    refusal = unpriced_under_budget(limits=limits, price=price, model=model)
+    if refusal is not None:
+        raise refusal
     holds = _holds(limits, month)
     keys = [hold.counter_key for hold in holds]
     seeds = [-1] * len(holds)

@@ -136,6 +136,9 @@ class UsageEvent(models.Model):
     price_unknown = models.BooleanField(
         default=False, help_text="No price matched; the unknown-model rule priced it."
     )
+    usage_estimated = models.BooleanField(
+        default=False, help_text="The upstream sent no usage; the tokens were counted here."
+    )
 
     objects = UsageEventQuerySet.as_manager()
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from django.conf import settings
-from django.db.models import QuerySet, Sum
+from django.db.models import Max, QuerySet, Sum
 
+from accounts.models import ApiKey
 from billing import pricing
 from billing.models import Budget, BudgetScope, DailyUsageRollup, Price, UsageEvent
 from common.db import run_in_db_thread
@@ -149,6 +150,19 @@ async def aprice_for(model: str, at: datetime) -> pricing.Price:
     return _lookup(model, at) or unknown_model_price()
 
 
+async def aprice_for_models(models: list[str], at: datetime) -> pricing.Price:
+    """The price to hold against a budget for a call that any of ``models`` may serve
+    (the public name and each deployment's upstream model): the dearest that has a price,
+    so a routed alias without a price row of its own is not held at zero; the
+    unknown-model rule only when none is priced."""
+    if not _prices.fresh():
+        await run_in_db_thread(_prices.load)
+    known = [price for price in (_lookup(model, at) for model in models if model) if price]
+    if not known:
+        return unknown_model_price()
+    return max(known, key=lambda price: (price.output_per_mtok_micros, price.input_per_mtok_micros))
+
+
 # --- Budgets ---------------------------------------------------------------------------
 
 
@@ -166,6 +180,27 @@ class BudgetLimit:
     has_webhook: bool
 
 
+@dataclass(frozen=True)
+class _OrgBudgets:
+    limits: tuple[BudgetLimit, ...]
+    # Key id -> the key that created it, for the keys with a parent: a child key spends
+    # from its ancestors' key budgets too, so creating keys cannot widen a budget.
+    key_parents: dict[int, int]
+    # The newest key when this was loaded (None: no key budgets, lineage does not matter).
+    # A key created since could be a child whose parent has a budget: load again.
+    newest_key_id: int | None = None
+
+    def knows(self, api_key_id: int | None) -> bool:
+        return self.newest_key_id is None or not api_key_id or api_key_id <= self.newest_key_id
+
+    def key_lineage(self, api_key_id: int | None) -> set[int]:
+        lineage: set[int] = set()
+        while api_key_id and api_key_id not in lineage:
+            lineage.add(api_key_id)
+            api_key_id = self.key_parents.get(api_key_id)
+        return lineage
+
+
 class _BudgetTable:
     """Each organization's budgets, cached per process for a few seconds.
 
@@ -175,15 +210,15 @@ class _BudgetTable:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_org: dict[int, tuple[float, tuple[BudgetLimit, ...]]] = {}
+        self._by_org: dict[int, tuple[float, _OrgBudgets]] = {}
 
-    def get(self, organization_id: int) -> tuple[BudgetLimit, ...] | None:
+    def get(self, organization_id: int) -> _OrgBudgets | None:
         entry = self._by_org.get(organization_id)
         if entry is None or entry[0] <= time.monotonic():
             return None
         return entry[1]
 
-    def load(self, organization_id: int) -> tuple[BudgetLimit, ...]:
+    def load(self, organization_id: int) -> _OrgBudgets:
         limits = tuple(
             BudgetLimit(
                 budget_id=budget.pk,
@@ -197,10 +232,17 @@ class _BudgetTable:
             )
             for budget in Budget.objects.filter(organization_id=organization_id)
         )
+        parents: dict[int, int] = {}
+        newest_key_id = None
+        if any(limit.scope == BudgetScope.KEY for limit in limits):
+            keys = ApiKey.objects.filter(organization_id=organization_id)
+            parents = dict(keys.filter(parent__isnull=False).values_list("pk", "parent_id"))
+            newest_key_id = keys.aggregate(newest=Max("pk"))["newest"] or 0
+        loaded = _OrgBudgets(limits=limits, key_parents=parents, newest_key_id=newest_key_id)
         ttl = float(getattr(settings, "BUDGET_CACHE_SECONDS", 5))
         with self._lock:
-            self._by_org[organization_id] = (time.monotonic() + ttl, limits)
-        return limits
+            self._by_org[organization_id] = (time.monotonic() + ttl, loaded)
+        return loaded
 
     def forget(self, organization_id: int | None = None) -> None:
         with self._lock:
@@ -218,16 +260,17 @@ def budget_cache_forget(*, organization_id: int | None = None) -> None:
 
 
 def _applicable(
-    limits: tuple[BudgetLimit, ...], user_id: int | None, api_key_id: int | None
+    budgets: _OrgBudgets, user_id: int | None, api_key_id: int | None
 ) -> list[BudgetLimit]:
     found = []
-    for limit in limits:
+    lineage = budgets.key_lineage(api_key_id)
+    for limit in budgets.limits:
         if limit.hard_micros is None and limit.soft_micros is None:
             continue
         if (
             limit.scope == BudgetScope.ORGANIZATION
             or (limit.scope == BudgetScope.MEMBER and user_id and limit.user_id == user_id)
-            or (limit.scope == BudgetScope.KEY and api_key_id and limit.api_key_id == api_key_id)
+            or (limit.scope == BudgetScope.KEY and limit.api_key_id in lineage)
         ):
             found.append(limit)
     return found
@@ -237,7 +280,7 @@ def budgets_applicable(
     *, organization_id: int, user_id: int | None, api_key_id: int | None
 ) -> list[BudgetLimit]:
     limits = _budgets.get(organization_id)
-    if limits is None:
+    if limits is None or not limits.knows(api_key_id):
         limits = _budgets.load(organization_id)
     return _applicable(limits, user_id, api_key_id)
 
@@ -246,7 +289,7 @@ async def abudgets_applicable(
     *, organization_id: int, user_id: int | None, api_key_id: int | None
 ) -> list[BudgetLimit]:
     limits = _budgets.get(organization_id)
-    if limits is None:
+    if limits is None or not limits.knows(api_key_id):
         limits = await run_in_db_thread(_budgets.load, organization_id)
     return _applicable(limits, user_id, api_key_id)
 
@@ -263,8 +306,22 @@ def budget_month_spent_micros(*, limit: BudgetLimit, month: date) -> int:
     if limit.scope == BudgetScope.MEMBER:
         rows = rows.filter(user_id=limit.user_id)
     elif limit.scope == BudgetScope.KEY:
-        rows = rows.filter(api_key_id=limit.api_key_id)
+        rows = rows.filter(api_key_id__in=_key_and_descendants(limit.api_key_id))
     return int(rows.aggregate(total=Sum("cost_micros"))["total"] or 0)
+
+
+def _key_and_descendants(api_key_id: int) -> list[int]:
+    """A key budget covers the keys created from that key, at any depth."""
+    found = [api_key_id]
+    frontier = [api_key_id]
+    while frontier:
+        frontier = [
+            pk
+            for pk in ApiKey.objects.filter(parent_id__in=frontier).values_list("pk", flat=True)
+            if pk not in found
+        ]
+        found.extend(frontier)
+    return found
 
 
 # --- Tenant-scoped usage reads ----------------------------------------------------------

@@ -27,6 +27,7 @@ from billing.models import (
 )
 from billing.selectors import budget_cache_forget, price_for
 from common.errors import InvalidRequest
+from common.outbound import url_problem
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def usage_event_build(*, event: dict) -> UsageEvent:
             0 if hit else pricing.prompt_cache_saved_micros(price=price, tokens=tokens)
         ),
         price_unknown=price.unknown,
+        usage_estimated=bool(event.get("usage_estimated")),
     )
 
 
@@ -335,6 +337,11 @@ def budget_set(
         before = {"hard": budget.monthly_limit_micros, "soft": budget.soft_limit_micros}
     budget.monthly_limit_micros = monthly_limit_micros
     budget.soft_limit_micros = soft_limit_micros
+    if webhook_url:
+        # The alert is POSTed from the proxy's own network: the outbound policy decides.
+        problem = url_problem(webhook_url)
+        if problem:
+            raise InvalidRequest(f"webhook_url: {problem}", param="webhook_url")
     if webhook_url is not None:
         budget.webhook_url = webhook_url
     budget.full_clean()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.error
-import urllib.request
 from datetime import UTC, date, datetime
 
 from celery import shared_task
@@ -14,6 +11,7 @@ from django.conf import settings
 from accounts.models import Organization
 from billing import services, usage
 from billing.models import BudgetAlert
+from billing.webhooks import WebhookFailed, webhook_post
 
 logger = logging.getLogger(__name__)
 
@@ -72,19 +70,11 @@ def budget_alert_deliver(self, alert_id: int) -> None:
     alert = alert.first()
     if alert is None or alert.webhook_delivered_at is not None or not alert.budget.webhook_url:
         return
-    url = alert.budget.webhook_url
-    if not url.startswith(("https://", "http://")):
-        services.budget_alert_mark_delivered(alert=alert, error="webhook URL must be http(s)")
-        return
-    body = json.dumps(services.budget_alert_payload(alert=alert)).encode()
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
     timeout = float(getattr(settings, "BUDGET_WEBHOOK_TIMEOUT_SECONDS", 5))
+    payload = services.budget_alert_payload(alert=alert)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            response.read(1024)
-    except (urllib.error.URLError, OSError) as error:
+        webhook_post(alert.budget.webhook_url, payload, timeout=timeout)
+    except WebhookFailed as error:
         services.budget_alert_mark_delivered(alert=alert, error=str(error))
         if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
             logger.warning("budget alert webhook %s failed: %s", alert_id, error)

@@ -45,6 +45,7 @@ _TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 _NAME = re.compile(r"^synthlang-(?P<vendor>[a-z0-9]+)-(?P<stamp>\d{8}T\d{6}\.\d{6}Z)\.bak$")
 _ENGINE_VENDORS = {
     "django.db.backends.postgresql": "postgresql",
+    "common.postgresql": "postgresql",  # the same backend behind the connection pool
     "django.db.backends.sqlite3": "sqlite",
 }
 

@@ -20,6 +20,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "invalid_api_key": (401, "invalid_request_error"),
     "permission_denied": (403, "invalid_request_error"),
     "model_not_allowed": (403, "invalid_request_error"),
+    "model_not_priced": (403, "invalid_request_error"),
     "not_found": (404, "invalid_request_error"),
     "model_not_found": (404, "invalid_request_error"),
     "method_not_allowed": (405, "invalid_request_error"),
@@ -114,6 +115,13 @@ def _first_field_error(detail) -> tuple[str | None, str]:
                 return inner_field, message
             return (f"{field}.{inner_field}" if inner_field else field), message
     if isinstance(detail, list) and detail:
+        if all(isinstance(item, dict) for item in detail):
+            # A list of objects (``messages``): DRF gives every item its errors, an empty
+            # dict for the valid ones; the first invalid one is named by its index.
+            for index, item in enumerate(detail):
+                if item:
+                    inner_field, message = _first_field_error(item)
+                    return (f"{index}.{inner_field}" if inner_field else str(index)), message
         return _first_field_error(detail[0])
     return None, str(detail)
 

@@ -11,23 +11,57 @@ from datetime import UTC, datetime
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 # Anything shaped like a credential. Order matters: the specific forms come first so
-# the generic "key=value" rule does not leave half a token behind.
+# the generic "key=value" rule does not leave half a token behind. Upstreams echo keys
+# half-masked ("sk-proj-abc1*****wxyz"), so "*" counts as part of a key.
 SECRET_PATTERNS = [
-    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+    # OpenAI (sk-, sk-proj-), Anthropic (sk-ant-), DeepSeek and most OpenAI-compatible APIs.
+    re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}"),
+    # Stripe-style live/test keys, Groq, Hugging Face, xAI, Replicate, GitHub, Slack.
+    re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9*]{8,}"),
+    re.compile(r"\b(?:gsk|hf|xai|r8|ghp|gho|ghs|ghu|github_pat)_[A-Za-z0-9_*]{8,}"),
+    re.compile(r"\bxai-[A-Za-z0-9*]{8,}"),
+    re.compile(r"\bxox[abprs]-[A-Za-z0-9\-*]{8,}"),
+    # Google API keys and AWS access key ids.
+    re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"),
+    re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    # JSON Web Tokens (three base64url parts, the first two JSON objects).
+    re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-*]{8,}"),
     re.compile(r"gAAAAA[A-Za-z0-9_\-=]{20,}"),  # Fernet tokens (encrypted provider keys)
-    re.compile(r"(?i)((?:api[_-]?key|password|secret|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
+    re.compile(
+        r"(?i)((?:api[_-]?key|x-api-key|password|secret|token)[\"']?\s*[:=]\s*[\"']?)"
+        r"[^\s\"',}]{6,}"
+    ),
 ]
 REDACTED = "[REDACTED]"
 
 
-def redact(text: str) -> str:
+def redact(text: str, *, secrets: tuple[str, ...] | list[str] = ()) -> str:
+    """``text`` without secrets: the given ones (the credential in use, whatever its
+    shape) and anything shaped like a credential. The one redaction function: logs,
+    errors shown to clients and text stored for the admin all go through it."""
+    if not text:
+        return text
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
     for pattern in SECRET_PATTERNS:
         if pattern.groups:
             text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
         else:
             text = pattern.sub(REDACTED, text)
     return text
+
+
+def redact_value(value, *, secrets: tuple[str, ...] | list[str] = ()):
+    """``redact`` applied to every string inside a JSON-like value (an upstream's body)."""
+    if isinstance(value, str):
+        return redact(value, secrets=secrets)
+    if isinstance(value, dict):
+        return {key: redact_value(item, secrets=secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_value(item, secrets=secrets) for item in value]
+    return value
 
 
 class RequestIdFilter(logging.Filter):

@@ -1,6 +1,9 @@
 """Error pages: OpenAI's JSON error body for API paths, Django's pages elsewhere."""
 
-from django.http import JsonResponse
+import hmac
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
@@ -35,3 +38,23 @@ def server_error(request):
             status=500,
         )
     return defaults.server_error(request)
+
+
+def metrics_export(request):
+    """Prometheus' exposition, behind ``METRICS_TOKEN`` (a bearer token) when it is set."""
+    from django_prometheus.exports import ExportToDjangoView
+
+    token = getattr(settings, "METRICS_TOKEN", "")
+    if token:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), token.encode()
+        ):
+            response = HttpResponse(
+                "/metrics needs the METRICS_TOKEN bearer token.\n",
+                status=401,
+                content_type="text/plain; charset=utf-8",
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return ExportToDjangoView(request)

@@ -19,7 +19,7 @@ from django.conf import settings
 
 from accounts.selectors import Principal
 from billing import budgets, pricing
-from billing.selectors import aprice_for
+from billing.selectors import aprice_for_models
 from billing.usage import ausage_record
 from common.errors import DomainError, InvalidRequest
 from proxy import metrics, ratelimit, response_cache, routing, translation
@@ -29,7 +29,7 @@ from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
 from proxy.providers.prompt_cache import with_prompt_cache
 from proxy.streaming import StreamAssembler, replay_chat_completion
 from proxy.synthlang.engine import compress_messages, compress_text
-from proxy.tokens import count_message_tokens, count_tokens
+from proxy.tokens import count_message_tokens, count_tokens, usage_estimate, usage_is_missing
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class ProxyCall:
     reservation: budgets.Reservation | None = None
     cache_lookup: response_cache.CacheLookup = response_cache.OFF
     finished: bool = False
+    usage_estimated: bool = False  # the upstream sent no usage: counted by the tokenizer
 
     def overhead_ms(self) -> float:
         return max((time.perf_counter() - self.started - self.upstream_seconds) * 1000, 0.0)
@@ -209,7 +210,10 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
     call.admission = await ratelimit.admit(
         call.principal, tokens=call.prompt_tokens_estimate + completion_allowance
     )
-    call.price = await aprice_for(call.model, datetime.now(tz=UTC))
+    call.price = await aprice_for_models(
+        [call.model, *(deployment.upstream_model for deployment in plan.deployments)],
+        datetime.now(tz=UTC),
+    )
     estimate = pricing.estimate_cost_micros(
         price=call.price,
         prompt_tokens=call.prompt_tokens_estimate,
@@ -220,6 +224,8 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
         user_id=call.principal.user_id,
         api_key_id=call.principal.key_id,
         estimate_micros=estimate,
+        price=call.price,
+        model=call.model,
     )
     return plan
 
@@ -366,6 +372,7 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
         "cache_tier": call.cache_tier,
         "tokens_saved": call.tokens_saved,
         "compression_level": call.compression_level,
+        "usage_estimated": call.usage_estimated,
         "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
         "upstream_ms": round(call.upstream_seconds * 1000, 3),
         "overhead_ms": round(overhead_ms, 3),
@@ -453,6 +460,7 @@ async def _close_and_finish(
     usage = assembler.usage
     if usage is None:
         # The stream ended before the upstream's usage chunk: count what was produced.
+        call.usage_estimated = True
         text = assembler.text()
         usage = {
             "prompt_tokens": call.prompt_tokens_estimate,
@@ -498,7 +506,13 @@ async def run_json(
     async def after():
         if call.endpoint == "chat.completions":
             await store_in_cache(call, result.body)
-        await finish(call, result.body.get("usage"))
+        usage = result.body.get("usage")
+        if usage_is_missing(usage):
+            usage = usage_estimate(
+                body=result.body, prompt_tokens=call.prompt_tokens_estimate, model=call.model
+            )
+            call.usage_estimated = True
+        await finish(call, usage)
 
     run_in_background(after())
     return result

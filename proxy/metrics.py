@@ -1,19 +1,160 @@
-"""The proxy's Prometheus metrics. Every name starts with ``synthlang_``."""
+"""The proxy's Prometheus metrics. Every name starts with ``synthlang_``.
 
+Label values come from bounded sets only: a series per value a client may choose (5,000
+invented model names made 10,000 series) would exhaust Prometheus and this process, and
+show one tenant's model names to everyone who reads the metrics. A model label is kept
+when it names a route or a priced model (``known_models``), else it reads ``other``; an
+endpoint label is one of ``ENDPOINTS``; a status one of the HTTP codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+from django.conf import settings
 from prometheus_client import Counter, Gauge, Histogram
+
+logger = logging.getLogger(__name__)
+
+OTHER = "other"
+# The proxy's endpoints (DESIGN.md's routes); any other value is counted as "other".
+ENDPOINTS = frozenset(
+    {
+        "chat.completions",
+        "completions",
+        "embeddings",
+        "responses",
+        "messages",
+        "messages.count_tokens",
+        "moderations",
+        "images",
+        "audio",
+        "files",
+        "batches",
+        "synthlang",
+    }
+)
+KNOWN_MODELS_SECONDS = 60.0
+_GLOB_CHARS = frozenset("*?[]")
+
+
+class _KnownModels:
+    """The model names a label may carry: every enabled route's public name, every
+    literal (non-glob) name in the price table and the default model. Reloaded in the
+    background after ``KNOWN_MODELS_SECONDS``, so a request never waits for it."""
+
+    def __init__(self) -> None:
+        self.names: frozenset[str] = frozenset()
+        self.expires_at = 0.0
+        self._lock = threading.Lock()
+        self._loading = False
+        self._task: asyncio.Future | None = None
+
+    def refresh(self) -> frozenset[str]:
+        from billing.models import Price
+        from proxy.models import ModelRoute
+
+        names = set(ModelRoute.objects.filter(enabled=True).values_list("public_name", flat=True))
+        names.update(
+            pattern
+            for pattern in Price.objects.values_list("model_pattern", flat=True).distinct()
+            if not _GLOB_CHARS & set(pattern)
+        )
+        names.add(settings.DEFAULT_MODEL)
+        self.names = frozenset(names)
+        self.expires_at = time.monotonic() + KNOWN_MODELS_SECONDS
+        return self.names
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self.refresh()
+        except Exception:
+            # No database for a moment: keep the old names; the labels say "other".
+            logger.warning("could not load the known model names for metrics", exc_info=True)
+            self.expires_at = time.monotonic() + KNOWN_MODELS_SECONDS / 4
+        finally:
+            self._loading = False
+
+    def ensure_fresh(self) -> None:
+        if time.monotonic() < self.expires_at:
+            return
+        with self._lock:
+            if self._loading:
+                return
+            self._loading = True
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._refresh_quietly()  # no event loop here: a thread may use the database
+            return
+        from common.db import run_in_db_thread
+
+        self._task = asyncio.ensure_future(run_in_db_thread(self._refresh_quietly))
+
+    def forget(self) -> None:
+        self.names = frozenset()
+        self.expires_at = 0.0
+
+
+known_models = _KnownModels()
+
+
+def model_label(model) -> str:
+    if not model:
+        return ""  # refused before the model could be trusted (bad key, bad body)
+    known_models.ensure_fresh()
+    return model if model in known_models.names else OTHER
+
+
+def endpoint_label(endpoint) -> str:
+    return endpoint if endpoint in ENDPOINTS or endpoint == "" else OTHER
+
+
+def status_label(status) -> str:
+    text = str(status)
+    return text if text.isdigit() and (text == "0" or 100 <= int(text) <= 599) else OTHER
+
+
+class _Bounded:
+    """A metric whose ``labels()`` maps each bounded label through its function."""
+
+    def __init__(self, metric, **bounds):
+        self._metric = metric
+        self._bounds = bounds
+
+    def labels(self, **values):
+        for name, bound in self._bounds.items():
+            if name in values:
+                values[name] = bound(values[name])
+        return self._metric.labels(**values)
+
+    def __getattr__(self, name):
+        return getattr(self._metric, name)
+
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
-REQUESTS = Counter(
-    "synthlang_requests_total",
-    "Proxy requests by endpoint, model and HTTP status.",
-    ["endpoint", "model", "status"],
+REQUESTS = _Bounded(
+    Counter(
+        "synthlang_requests_total",
+        "Proxy requests by endpoint, model and HTTP status.",
+        ["endpoint", "model", "status"],
+    ),
+    endpoint=endpoint_label,
+    model=model_label,
+    status=status_label,
 )
-TOKENS = Counter(
-    "synthlang_tokens_total",
-    "Tokens by direction (prompt, completion) and model.",
-    ["direction", "model"],
+TOKENS = _Bounded(
+    Counter(
+        "synthlang_tokens_total",
+        "Tokens by direction (prompt, completion) and model.",
+        ["direction", "model"],
+    ),
+    model=model_label,
 )
 UPSTREAM_LATENCY = Histogram(
     "synthlang_upstream_latency_seconds",
@@ -21,21 +162,30 @@ UPSTREAM_LATENCY = Histogram(
     ["provider"],
     buckets=LATENCY_BUCKETS,
 )
-PROXY_OVERHEAD = Histogram(
-    "synthlang_proxy_overhead_seconds",
-    "Time spent in the proxy itself, upstream excluded.",
-    ["endpoint"],
-    buckets=OVERHEAD_BUCKETS,
+PROXY_OVERHEAD = _Bounded(
+    Histogram(
+        "synthlang_proxy_overhead_seconds",
+        "Time spent in the proxy itself, upstream excluded.",
+        ["endpoint"],
+        buckets=OVERHEAD_BUCKETS,
+    ),
+    endpoint=endpoint_label,
 )
-UPSTREAM_ERRORS = Counter(
-    "synthlang_upstream_errors_total",
-    "Failed upstream attempts by provider and status.",
-    ["provider", "status"],
+UPSTREAM_ERRORS = _Bounded(
+    Counter(
+        "synthlang_upstream_errors_total",
+        "Failed upstream attempts by provider and status.",
+        ["provider", "status"],
+    ),
+    status=status_label,
 )
-FALLBACKS = Counter(
-    "synthlang_fallbacks_total",
-    "Requests served by a deployment other than the first tried.",
-    ["model"],
+FALLBACKS = _Bounded(
+    Counter(
+        "synthlang_fallbacks_total",
+        "Requests served by a deployment other than the first tried.",
+        ["model"],
+    ),
+    model=model_label,
 )
 RATE_LIMITED = Counter(
     "synthlang_rate_limited_total",

@@ -12,9 +12,79 @@ from rest_framework import serializers
 CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 COMPRESSION_LEVELS = ("off", "low", "medium", "high")
 
+# The content part types OpenAI's chat completions take, by role: a user sends text,
+# images, audio and files; an assistant's earlier turn holds text or a refusal; the
+# system, developer and tool turns hold text.
+USER_PART_TYPES = ("text", "image_url", "input_audio", "file")
+CONTENT_PART_TYPES = {
+    "user": USER_PART_TYPES,
+    "assistant": ("text", "refusal"),
+    "system": ("text",),
+    "developer": ("text",),
+    "tool": ("text",),
+    "function": ("text",),
+}
+# Roles whose turn may have no content: an assistant turn that only calls tools.
+CONTENT_OPTIONAL_ROLES = ("assistant", "function")
+
+
+# --- Strict fields ----------------------------------------------------------------------
+# DRF's fields coerce: "5" is an integer, "yes" a boolean, 5 a string. The proxy passes the
+# client's body on unchanged and acts on it (the model picks a route, stream picks the
+# response's shape), so a value must already have the type it claims.
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
 
 class StreamOptionsSerializer(serializers.Serializer):
-    include_usage = serializers.BooleanField(required=False)
+    include_usage = StrictBooleanField(required=False)
+
+
+def _check_part(part: dict, index: int) -> None:
+    kind = part["type"]
+    expected = {
+        "text": ("text", str),
+        "refusal": ("refusal", str),
+        "image_url": ("image_url", dict),
+        "input_audio": ("input_audio", dict),
+        "file": ("file", dict),
+    }[kind]
+    name, type_ = expected
+    if not isinstance(part.get(name), type_):
+        kind_word = "a string" if type_ is str else "an object"
+        raise serializers.ValidationError(
+            f"part {index} of type {kind!r} needs {name!r} as {kind_word}"
+        )
+    if kind == "image_url" and not isinstance(part["image_url"].get("url"), str):
+        raise serializers.ValidationError(f"part {index}: image_url.url must be a string")
+    if kind == "input_audio" and not isinstance(part["input_audio"].get("data"), str):
+        raise serializers.ValidationError(f"part {index}: input_audio.data must be a string")
 
 
 class ChatMessageSerializer(serializers.Serializer):
@@ -24,26 +94,49 @@ class ChatMessageSerializer(serializers.Serializer):
     def validate_content(self, value):
         if value is None or isinstance(value, str):
             return value
-        if isinstance(value, list) and all(
-            isinstance(part, dict) and "type" in part for part in value
+        if not isinstance(value, list) or not all(
+            isinstance(part, dict) and isinstance(part.get("type"), str) for part in value
         ):
-            return value
-        raise serializers.ValidationError("must be a string or a list of content parts")
+            raise serializers.ValidationError("must be a string or a list of content parts")
+        return value
+
+    def validate(self, attrs):
+        role = attrs["role"]
+        content = attrs.get("content")
+        if content is None or content == []:
+            if role not in CONTENT_OPTIONAL_ROLES:
+                raise serializers.ValidationError({"content": f"a {role} message needs content"})
+            return attrs
+        if isinstance(content, list):
+            allowed = CONTENT_PART_TYPES[role]
+            for index, part in enumerate(content):
+                if part["type"] not in allowed:
+                    raise serializers.ValidationError(
+                        {
+                            "content": f"part {index} has type {part['type']!r}; a {role} message "
+                            f"takes {', '.join(allowed)}"
+                        }
+                    )
+                try:
+                    _check_part(part, index)
+                except serializers.ValidationError as error:
+                    raise serializers.ValidationError({"content": error.detail}) from None
+        return attrs
 
 
 class _GenerationSerializer(serializers.Serializer):
-    model = serializers.CharField(required=False, allow_blank=True, max_length=256)
-    stream = serializers.BooleanField(required=False, default=False)
+    model = StrictCharField(required=False, allow_blank=True, max_length=256)
+    stream = StrictBooleanField(required=False, default=False)
     stream_options = StreamOptionsSerializer(required=False, allow_null=True)
-    max_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    temperature = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=2)
-    top_p = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
-    n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=128)
+    max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
+    temperature = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=2)
+    top_p = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    n = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=128)
 
 
 class ChatCompletionRequestSerializer(_GenerationSerializer):
     messages = ChatMessageSerializer(many=True, allow_empty=False)
-    max_completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
 
 
 class CompletionRequestSerializer(_GenerationSerializer):
@@ -62,9 +155,9 @@ class CompletionRequestSerializer(_GenerationSerializer):
 
 
 class EmbeddingRequestSerializer(serializers.Serializer):
-    model = serializers.CharField(required=False, allow_blank=True, max_length=256)
+    model = StrictCharField(required=False, allow_blank=True, max_length=256)
     input = serializers.JSONField()
-    dimensions = serializers.IntegerField(required=False, min_value=1)
+    dimensions = StrictIntegerField(required=False, min_value=1)
     encoding_format = serializers.ChoiceField(choices=("float", "base64"), required=False)
 
     def validate_input(self, value):
@@ -85,7 +178,7 @@ class CompressRequestSerializer(serializers.Serializer):
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     messages = ChatMessageSerializer(many=True, required=False, allow_empty=False)
     level = serializers.ChoiceField(choices=COMPRESSION_LEVELS, default="medium")
-    model = serializers.CharField(required=False, allow_blank=True, max_length=256)
+    model = StrictCharField(required=False, allow_blank=True, max_length=256)
 
     def validate(self, attrs):
         if ("text" in attrs) == ("messages" in attrs):
@@ -99,7 +192,7 @@ class DecompressRequestSerializer(serializers.Serializer):
 
 class TranslateRequestSerializer(serializers.Serializer):
     text = serializers.CharField(trim_whitespace=False)
-    model = serializers.CharField(required=False, allow_blank=True, max_length=256)
+    model = StrictCharField(required=False, allow_blank=True, max_length=256)
 
 
 # --- Validating a request ------------------------------------------------------------------

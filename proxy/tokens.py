@@ -143,3 +143,49 @@ def count_message_tokens(
                 if key == "name":
                     total += TOKENS_PER_NAME
     return total
+
+
+# --- An answer without usage --------------------------------------------------------------
+
+
+def usage_is_missing(usage) -> bool:
+    """Whether an upstream's ``usage`` says nothing: absent, not an object, or without a
+    whole token count for either the prompt or the completion."""
+    if not isinstance(usage, dict):
+        return True
+    return not any(
+        isinstance(usage.get(name), int) and not isinstance(usage.get(name), bool)
+        for name in ("prompt_tokens", "completion_tokens")
+    )
+
+
+def _answer_text(body: dict) -> str:
+    texts = []
+    choices = body.get("choices") if isinstance(body, dict) else None
+    for choice in choices if isinstance(choices, list) else []:
+        if not isinstance(choice, dict):
+            continue
+        if isinstance(choice.get("text"), str):  # legacy completions
+            texts.append(choice["text"])
+        message = choice.get("message")
+        if isinstance(message, dict):
+            texts.append(_content_text(message.get("content")))
+            for name in ("refusal", "reasoning_content"):
+                if isinstance(message.get(name), str):
+                    texts.append(message[name])
+            if message.get("tool_calls"):
+                texts.append(json.dumps(message["tool_calls"], ensure_ascii=False))
+    return "\n".join(text for text in texts if text)
+
+
+def usage_estimate(*, body: dict, prompt_tokens: int, model: str | None = None) -> dict:
+    """OpenAI-shaped usage for an answer whose upstream sent none: the prompt as counted
+    before the call and the answer's text counted with the model's tokenizer. An estimate,
+    so whoever records it marks it as one."""
+    completion_tokens = count_tokens(_answer_text(body), model=model)
+    prompt_tokens = max(int(prompt_tokens), 0)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }

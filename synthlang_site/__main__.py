@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> None:
         # event loop; the proxy's usage events and JSON logs already record each request.
         # Verbosity 0 is how Daphne is told to keep no access log at all.
         args += ["-v", "0"]
-    args += ["--proxy-headers", "synthlang_site.asgi:application"]
+    # No --proxy-headers: Daphne would take the leftmost X-Forwarded-For entry, which any
+    # client writes, as the client. TRUSTED_PROXIES decides (common/client_address.py).
+    args += ["synthlang_site.asgi:application"]
     CommandLineInterface().run(args)
 
 

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import audit_record
+from common.logging import redact
 from synthlang_site.models import TaskRun
 
 BACKUP_TASK = "backup"
@@ -37,7 +38,7 @@ def task_run_finish(*, task_run: TaskRun, summary: str = "", error: str = "") ->
     task_run.status = TaskRun.Status.FAILED if error else TaskRun.Status.SUCCEEDED
     task_run.finished_at = timezone.now()
     task_run.result_summary = summary[:10_000]
-    task_run.error = error[:10_000]
+    task_run.error = redact(error)[:10_000]
     task_run.save(update_fields=["status", "finished_at", "result_summary", "error"])
     return task_run
 

@@ -6,6 +6,7 @@ provider; production points DATABASE_URL and REDIS_URL at shared services.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -75,6 +76,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI assets served locally, for /api/docs/
     "django_prometheus",
     "channels",
+    # Failed admin sign-ins, per account and per address (see "Brute force" below).
+    "axes",
     "accounts",
     "billing",
     "proxy",
@@ -85,6 +88,8 @@ MIDDLEWARE = [
     "common.middleware.RequestIdMiddleware",
     # Before host validation: platform health probes use whatever Host header they like.
     "common.middleware.HealthCheckMiddleware",
+    # Before any other work: a blocked address costs nothing more (/api/ only).
+    "accounts.throttle.KeyLookupThrottleMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -94,6 +99,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # The OpenAI-compatible API (/v1/) runs through these only: each must be async-native,
@@ -101,6 +108,7 @@ MIDDLEWARE = [
 API_MIDDLEWARE = [
     "common.middleware.RequestIdMiddleware",
     "common.middleware.AllowedHostMiddleware",
+    "accounts.throttle.KeyLookupThrottleMiddleware",
 ]
 
 ROOT_URLCONF = "synthlang_site.urls"
@@ -144,13 +152,41 @@ if _use_sqlite:
     }
 else:
     DATABASES = {"default": database_from_url("DATABASE_URL", _database_url)}
-    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+    # Under ASGI, Django's persistent connections belong to the async-to-sync bridge's
+    # threads, which come and go with the load: each kept its own connection until
+    # PostgreSQL ran out. psycopg's pool caps them per process; a thread borrows one for a
+    # request (or a query batch on the API path) and gives it back at the end.
+    # DB_POOL=false opens one connection per request instead (behind PgBouncer, say).
+    # Figures and the choice: docs/decisions (database connections).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # With the pool: each connection is checked as it is lent, so one broken by a
+    # database restart is replaced rather than handed out.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
     # A database that does not answer must fail fast (health checks, start-up).
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+    _db_options["connect_timeout"] = 5
+    if env_bool("DB_POOL", True):
+        # Django's backend, failing at once instead of waiting on the pool when the
+        # database cannot be reached (common/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "common.postgresql"
+        _db_options["pool"] = {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 1, minimum=0, maximum=1000),
+            "max_size": env_int("DB_POOL_MAX_SIZE", 10, minimum=1, maximum=1000),
+            # How long a request waits for a free connection before it fails.
+            "timeout": env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1, maximum=300),
+        }
+        if _db_options["pool"]["min_size"] > _db_options["pool"]["max_size"]:
+            raise ImproperlyConfigured("DB_POOL_MIN_SIZE cannot exceed DB_POOL_MAX_SIZE.")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+
+# django-axes first: it refuses a locked-out account or address before a password is
+# checked. Any later sign-in backend (SSO) goes after it and is throttled the same way.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -272,13 +308,29 @@ SYNTHLANG_TRANSLATE_MIN_RATIO = env_float(
 
 # Upstream calls: timeouts in seconds, retries with exponential backoff and jitter,
 # and a cool-down for a deployment that keeps failing.
+# Per attempt: a hung upstream (connected, silent) fails within a minute by default, and
+# a read timeout moves on to the next deployment rather than waiting again on the same one.
+# Raise UPSTREAM_READ_TIMEOUT for models that think for longer before a non-streamed answer.
 UPSTREAM_CONNECT_TIMEOUT = env_float("UPSTREAM_CONNECT_TIMEOUT", 5.0, minimum=0.1, maximum=120)
-UPSTREAM_READ_TIMEOUT = env_float("UPSTREAM_READ_TIMEOUT", 120.0, minimum=0.1, maximum=3600)
+# Non-streamed: the longest silence while waiting for (and reading) the answer.
+UPSTREAM_READ_TIMEOUT = env_float("UPSTREAM_READ_TIMEOUT", 45.0, minimum=0.1, maximum=3600)
+# Streamed: the longest silence before the first chunk and between two chunks.
+UPSTREAM_STREAM_IDLE_TIMEOUT = env_float(
+    "UPSTREAM_STREAM_IDLE_TIMEOUT", 30.0, minimum=0.1, maximum=3600
+)
+# The whole of one attempt, a long stream included.
 UPSTREAM_TOTAL_TIMEOUT = env_float("UPSTREAM_TOTAL_TIMEOUT", 600.0, minimum=1, maximum=7200)
 UPSTREAM_MAX_RETRIES = env_int("UPSTREAM_MAX_RETRIES", 2, minimum=0, maximum=10)
 UPSTREAM_BACKOFF_BASE = env_float("UPSTREAM_BACKOFF_BASE", 0.25, minimum=0, maximum=10)
 UPSTREAM_BACKOFF_MAX = env_float("UPSTREAM_BACKOFF_MAX", 8.0, minimum=0, maximum=120)
 UPSTREAM_POOL_SIZE = env_int("UPSTREAM_POOL_SIZE", 200, minimum=1)
+# URLs an organization sets (its provider keys' base URLs, budget webhooks) must be https
+# and reach public addresses only (common/outbound.py). Platform staff allow-list internal
+# hosts here (names, addresses or networks such as 10.0.0.0/8; http is allowed to them
+# too); OUTBOUND_ALLOW_HTTP allows plain http to any public host. OPENAI_BASE_URL, the
+# operator's own choice, is never restricted.
+OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS")
+OUTBOUND_ALLOW_HTTP = env_bool("OUTBOUND_ALLOW_HTTP", False)
 # Largest API request body. Django's default (2.5 MB) refuses chat requests with a few
 # images in base64; OpenAI takes up to 50 MB of images per request.
 MAX_REQUEST_BODY_MB = env_int("MAX_REQUEST_BODY_MB", 50, minimum=1, maximum=1024)
@@ -331,6 +383,51 @@ ROLE_RATE_LIMITS = {
         "tpm": env_int("ADMIN_TPM", 0, minimum=0),
     },
 }
+
+# --- Brute force ---------------------------------------------------------------------
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks, such as
+# 127.0.0.1 for nginx on the same host or the load balancer's subnet). Empty: the
+# connection's own peer is the client. Never the header's leftmost entry, which any
+# client can write.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+# Admin sign-ins (django-axes, database-backed): after ADMIN_LOGIN_FAILURE_LIMIT failures
+# an account, and separately an address, is locked for ADMIN_LOGIN_LOCKOUT_MINUTES.
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env_int("ADMIN_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60)
+)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "common.client_address.client_address"
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_VERBOSE = False
+# API keys: after KEY_LOOKUP_FAILURE_LIMIT requests with a wrong key in the window, an
+# address gets 429 until the window ends (accounts/throttle.py; 0 switches it off).
+KEY_LOOKUP_FAILURE_LIMIT = env_int("KEY_LOOKUP_FAILURE_LIMIT", 20, minimum=0)
+KEY_LOOKUP_FAILURE_WINDOW_SECONDS = env_int(
+    "KEY_LOOKUP_FAILURE_WINDOW_SECONDS", 300, minimum=1, maximum=86_400
+)
+
+# --- E-mail (member invitations) ------------------------------------------------------
+# Without EMAIL_HOST, messages are written to the console (the embedded default).
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "synthlang@localhost") or "synthlang@localhost"
+INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 7, minimum=1, maximum=90)
+
+# --- Metrics ---------------------------------------------------------------------------
+# When set, GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (Prometheus'
+# authorization.credentials); unset, it is open, for a scraper on a private network.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # --- Backups ---------------------------------------------------------------------------
 # Encrypted with the first ENCRYPTION_KEY; a relative directory is under the project.

@@ -2,8 +2,9 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
+from accounts.invitation_views import invitation_accept_view
 from common.health import health
-from common.views import not_found, server_error
+from common.views import metrics_export, not_found, server_error
 from synthlang_site.admin_views import admin_urlpatterns
 
 urlpatterns = [
@@ -11,9 +12,10 @@ urlpatterns = [
     path("v1/", include("proxy.urls")),
     path("health", health, name="health"),
     path("health/", health),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics_export, name="prometheus-django-metrics"),
     *admin_urlpatterns(),
     path("admin/", admin.site.urls),
+    path("invitations/<str:token>/", invitation_accept_view, name="invitation-accept"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("accounts.api_urls")),
     path("api/", include("billing.api_urls")),

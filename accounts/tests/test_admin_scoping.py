@@ -12,12 +12,13 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from accounts import services
+from accounts import invitations, services
 from accounts.admin_scoping import OrganizationScopedAdmin
 from accounts.crypto import decrypt_secret
 from accounts.models import (
     ApiKey,
     AuditLogEntry,
+    Invitation,
     Membership,
     Organization,
     ProviderCredential,
@@ -43,6 +44,12 @@ def world(org_a, org_b, alice, bob, charlie, alice_key, bob_key, charlie_key):
         )
         services.role_limit_set(
             organization=organization, role="basic", rpm_limit=5, tpm_limit=500, actor=None
+        )
+        invitations.member_invite(
+            organization=organization,
+            email=f"guest@{organization.slug}.example.com",
+            actor=None,
+            accept_url=lambda token: f"http://testserver/invitations/{token}/",
         )
     services.provider_credential_set(
         organization=None, provider="openai", key=PLATFORM_PROVIDER_KEY, actor=None
@@ -251,12 +258,13 @@ def test_a_crafted_add_form_cannot_store_a_provider_key_elsewhere_or_platform_wi
 
 def test_a_crafted_add_form_cannot_add_a_member_to_another_organization(world, alice, org_b):
     response = login(alice).post(
-        url(Membership, "add"),
-        {"organization": org_b.pk, "username": "mallory", "email": "", "role": "admin"},
+        url(Invitation, "add"),
+        {"organization": org_b.pk, "email": "mallory@example.com", "role": "admin"},
     )
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors
+    assert not Invitation.objects.filter(email="mallory@example.com").exists()
     assert not User.objects.filter(username="mallory").exists()
     assert (
         not Membership.objects.filter(organization=org_b, role="admin")
@@ -600,23 +608,16 @@ def test_a_role_change_in_the_admin_is_audited_and_grants_admin_access(world, al
     assert login(bob).get(url(ApiKey, "changelist")).status_code == 200
 
 
-def test_an_organization_admin_adds_a_new_member_by_username(world, alice, org_a, charlie):
-    client = login(alice)
+def test_platform_staff_still_add_a_member_by_username(world, root, org_a, charlie):
+    # Organization admins invite by e-mail (accounts/tests/test_invitations.py).
+    client = login(root)
 
-    response = client.post(
-        url(Membership, "add"),
-        {"organization": org_a.pk, "username": "dave", "email": "dave@example.com", "role": ""},
-    )
-
-    assert response.status_code == 302
-    assert Membership.objects.get(user__username="dave", organization=org_a).role == "basic"
-    # Another tenant's user cannot be pulled in (nor their details learnt).
     response = client.post(
         url(Membership, "add"),
         {"organization": org_a.pk, "username": "charlie", "email": "", "role": "basic"},
     )
-    assert response.status_code == 200 and response.context["adminform"].form.errors
-    assert not Membership.objects.filter(user=charlie, organization=org_a).exists()
+    assert response.status_code == 302
+    assert Membership.objects.get(user=charlie, organization=org_a).role == "basic"
 
 
 def test_removing_a_member_in_the_admin_revokes_their_keys(world, alice, bob, org_a):

@@ -62,22 +62,30 @@ def test_another_organizations_admin_lists_none_of_org_a_keys(
 # --- POST /api/keys/ ---------------------------------------------------------------------
 
 
-def test_a_member_creates_their_own_key_and_sees_it_once(bob_client, bob):
-    response = bob_client.post(KEYS_URL, {"name": "laptop"}, format="json")
+def test_an_admin_creates_their_own_key_and_sees_it_once(alice_client, alice):
+    response = alice_client.post(KEYS_URL, {"name": "laptop"}, format="json")
 
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["key"].startswith("sk-syn-")
-    assert body["user"] == "bob"
+    assert body["user"] == "alice"
     assert response["Cache-Control"] == "no-store"
     created = ApiKey.objects.get(pk=body["id"])
-    assert created.user == bob and created.name == "laptop"
+    assert created.user == alice and created.name == "laptop"
     # The key works, and no later answer carries it again.
     new_client = APIClient()
     new_client.credentials(HTTP_AUTHORIZATION=f"Bearer {body['key']}")
     assert new_client.get(KEYS_URL).status_code == 200
-    assert body["key"] not in bob_client.get(KEYS_URL).content.decode()
-    assert body["key"] not in bob_client.get(f"{KEYS_URL}{created.pk}/").content.decode()
+    assert body["key"] not in alice_client.get(KEYS_URL).content.decode()
+    assert body["key"] not in alice_client.get(f"{KEYS_URL}{created.pk}/").content.decode()
+
+
+def test_a_member_cannot_create_keys_even_their_own(bob_client, bob):
+    before = ApiKey.objects.filter(user=bob).count()
+    response = bob_client.post(KEYS_URL, {"name": "laptop"}, format="json")
+
+    assert_openai_error(response, 403, "permission_denied")
+    assert ApiKey.objects.filter(user=bob).count() == before
 
 
 def test_an_admin_creates_a_key_for_another_member(alice_client, alice, bob):

@@ -154,37 +154,23 @@ def test_the_soft_limit_alerts_once_a_month(backend, org_a, alice):
 
 
 @pytest.mark.django_db
-def test_the_soft_limit_webhook_is_posted(backend, org_a, alice, monkeypatch):
-    posted = []
+def test_the_soft_limit_webhook_is_posted(backend, org_a, alice):
+    from billing.tests.test_budget_webhooks import receiver
 
-    class Response:
-        def __enter__(self):
-            return self
+    with receiver() as (url, posted):
+        services.budget_set(
+            organization=org_a,
+            monthly_limit_micros=None,
+            soft_limit_micros=DOLLAR,
+            webhook_url=f"{url}/budget",
+        )
+        from django.test import TestCase
 
-        def __exit__(self, *exc):
-            return False
-
-        def read(self, size):
-            return b""
-
-    def fake_urlopen(request, timeout):
-        posted.append(json.loads(request.data))
-        return Response()
-
-    monkeypatch.setattr("billing.tasks.urllib.request.urlopen", fake_urlopen)
-    services.budget_set(
-        organization=org_a,
-        monthly_limit_micros=None,
-        soft_limit_micros=DOLLAR,
-        webhook_url="https://hooks.example.com/budget",
-    )
-    from django.test import TestCase
-
-    # The webhook is queued on commit of the alert; run what the commit would run.
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        budget_settle(_reserve(org_a, alice, estimate=DOLLAR), actual_micros=DOLLAR)
-    assert [payload["type"] for payload in posted] == ["budget.soft_limit_reached"]
-    assert posted[0]["organization"] == "org-a"
+        # The webhook is queued on commit of the alert; run what the commit would run.
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            budget_settle(_reserve(org_a, alice, estimate=DOLLAR), actual_micros=DOLLAR)
+    assert [payload["type"] for _path, payload in posted] == ["budget.soft_limit_reached"]
+    assert posted[0][1]["organization"] == "org-a"
     assert BudgetAlert.objects.get().webhook_delivered_at is not None
 
 

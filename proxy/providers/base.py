@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from common.errors import DomainError
+from common.logging import redact, redact_value
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ class UpstreamError(DomainError):
         code: str | None = None,
         param: str | None = None,
     ):
-        super().__init__(message, param=param)
+        # Whatever an upstream wrote (an error echoing the provider key) is the only text
+        # here that the proxy did not write itself: no secret-shaped string survives it.
+        super().__init__(redact(message) if message else message, param=param)
         self.upstream_status = upstream_status
         self.retryable = retryable
         self.retry_after = retry_after
@@ -107,13 +110,18 @@ def _passing_retry_after_on(error: UpstreamError) -> UpstreamError:
     return error
 
 
-def classify_status(status: int, body: dict | None, retry_after: float | None) -> UpstreamError:
+def classify_status(
+    status: int, body: dict | None, retry_after: float | None, *, secrets: tuple[str, ...] = ()
+) -> UpstreamError:
     """Turn an upstream HTTP error into the error our client should see.
 
     The client's key is not the upstream's key: an upstream 401/403 means *our*
     provider key was refused, which is a gateway failure (502), never a 401 that
-    would tell the client its own key is wrong.
+    would tell the client its own key is wrong. ``secrets`` (the credential the call
+    used) and anything secret-shaped are redacted from the upstream's text.
     """
+    if body is not None:
+        body = redact_value(body, secrets=secrets)
     upstream_message = ""
     if isinstance(body, dict):
         error = body.get("error")

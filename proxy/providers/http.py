@@ -7,6 +7,7 @@ import contextlib
 import email.utils
 import functools
 import json
+import logging
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,8 +18,11 @@ import orjson
 from django.conf import settings
 from yarl import URL
 
+from common import outbound
 from common.loops import forget_closed_loops
 from proxy.providers.base import UpstreamError, classify_status
+
+logger = logging.getLogger(__name__)
 
 # Keyed by the loop object (see common.loops): a session is bound to its loop, and a closed
 # loop's id may be reused by the next one.
@@ -88,6 +92,30 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+@functools.lru_cache(maxsize=1024)
+def _guarded(origin: str, platform_base_url: str, allowed_hosts: tuple[str, ...]) -> bool:
+    """Whether calls to ``origin`` go through the outbound policy: every origin but the
+    platform's own upstream and the hosts platform staff allow-listed."""
+    if outbound.origin_is_platform(origin):
+        return False
+    return not outbound.host_allowed(urlsplit(origin).hostname or "")
+
+
+def guarded(url: str) -> bool:
+    return _guarded(_origin(url), settings.OPENAI_BASE_URL, tuple(settings.OUTBOUND_ALLOWED_HOSTS))
+
+
+def _connector(*, guard: bool) -> aiohttp.TCPConnector:
+    options = {}
+    if guard:
+        # Each resolved address is checked just before it is dialled: DNS rebinding
+        # cannot slip an internal address past a check made at save time.
+        options["socket_factory"] = outbound.guarded_socket_factory
+    return aiohttp.TCPConnector(
+        limit=settings.UPSTREAM_POOL_SIZE, ttl_dns_cache=300, keepalive_timeout=30, **options
+    )
+
+
 def session_for(url: str) -> aiohttp.ClientSession:
     """The pool for this upstream. Keyed by loop too: a session is bound to its loop."""
     loop = asyncio.get_running_loop()
@@ -95,9 +123,7 @@ def session_for(url: str) -> aiohttp.ClientSession:
     session = _sessions.get(key)
     if session is None or session.closed:
         forget_closed_loops(_sessions, loop_of=lambda registry_key: registry_key[0])
-        connector = aiohttp.TCPConnector(
-            limit=settings.UPSTREAM_POOL_SIZE, ttl_dns_cache=300, keepalive_timeout=30
-        )
+        connector = _connector(guard=guarded(url))
         session = aiohttp.ClientSession(
             connector=connector,
             json_serialize_bytes=_encode_body,
@@ -112,12 +138,12 @@ def session_for(url: str) -> aiohttp.ClientSession:
     return session
 
 
-def request_timeout() -> aiohttp.ClientTimeout:
+def request_timeout(*, stream: bool = False) -> aiohttp.ClientTimeout:
     return _client_timeout(
         settings.UPSTREAM_TOTAL_TIMEOUT,
         settings.UPSTREAM_CONNECT_TIMEOUT,
-        # Waiting for the first byte and for each later chunk of a stream.
-        settings.UPSTREAM_READ_TIMEOUT,
+        # The longest silence: waiting for the answer, or (streams) for each next chunk.
+        settings.UPSTREAM_STREAM_IDLE_TIMEOUT if stream else settings.UPSTREAM_READ_TIMEOUT,
     )
 
 
@@ -153,39 +179,95 @@ def _retry_after(headers) -> float | None:
         return None
 
 
-async def _error_from_response(response: aiohttp.ClientResponse) -> UpstreamError:
+def _secrets_in(headers: dict) -> tuple[str, ...]:
+    """The credential a request carries, to be redacted from whatever the upstream says."""
+    found = []
+    for name, value in headers.items():
+        if name.lower() in ("authorization", "api-key", "x-api-key") and value:
+            found.append(value.split(" ", 1)[1] if " " in value else value)
+    return tuple(found)
+
+
+async def _error_from_response(
+    response: aiohttp.ClientResponse, secrets: tuple[str, ...]
+) -> UpstreamError:
     try:
         body = await response.json(content_type=None)
     except (ValueError, aiohttp.ClientError):
         body = None
-    return classify_status(response.status, body, _retry_after(response.headers))
+    return classify_status(response.status, body, _retry_after(response.headers), secrets=secrets)
+
+
+# One message for every way a connection can fail (refused, reset, not HTTP, refused by
+# the outbound policy): different ones would tell a client whether a port is open.
+UNREACHABLE = "Could not reach the upstream provider."
 
 
 def _connection_error(exc: Exception) -> UpstreamError:
     if isinstance(exc, asyncio.TimeoutError):
+        # A connection that could not be made may be made on a second try; an upstream
+        # that went silent after accepting the request is not asked again (the gateway
+        # moves on to the next deployment): retrying it made a hung upstream cost minutes.
         return UpstreamError(
-            "The upstream provider did not answer in time.", retryable=True, code="upstream_timeout"
+            "The upstream provider did not answer in time.",
+            retryable=isinstance(exc, aiohttp.ConnectionTimeoutError),
+            code="upstream_timeout",
         )
-    return UpstreamError(
-        f"Could not reach the upstream provider ({type(exc).__name__}).", retryable=True
+    logger.warning("upstream connection failed: %s: %s", type(exc).__name__, exc)
+    return UpstreamError(UNREACHABLE, retryable=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def _url_problem(url: str, allowed_hosts: tuple[str, ...], allow_http: bool) -> str | None:
+    # Per URL and policy: the same few URLs are called over and over.
+    return outbound.url_problem(url, resolve=False, allow_query=True)
+
+
+def _refused_by_policy(url: str) -> UpstreamError | None:
+    """An organization's URL that the outbound policy refuses (a row saved before the
+    policy, or a setting changed since): logged with the reason, answered generically."""
+    if not guarded(url):
+        return None
+    problem = _url_problem(
+        url, tuple(settings.OUTBOUND_ALLOWED_HOSTS), settings.OUTBOUND_ALLOW_HTTP
     )
+    if problem is None:
+        return None
+    logger.warning("outbound policy refused an upstream URL: %s", problem)
+    return UpstreamError(UNREACHABLE, retryable=False)
 
 
 @contextlib.asynccontextmanager
 async def _upstream_response(
-    method: str, url: str, *, headers: dict, body: dict | None = None
+    method: str, url: str, *, headers: dict, body: dict | None = None, stream: bool = False
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """A successful upstream response, through the shared pool and the configured timeouts.
 
     An error status becomes the matching UpstreamError; a timeout or connection failure,
     whether while connecting or while the caller reads the body, a retryable one."""
+    refused = _refused_by_policy(url)
+    if refused is not None:
+        raise refused
     session = session_for(url)
     try:
         async with session.request(
-            method, _parsed_url(url), json=body, headers=headers, timeout=request_timeout()
+            method,
+            _parsed_url(url),
+            json=body,
+            headers=headers,
+            timeout=request_timeout(stream=stream),
+            # A redirect would let an upstream send the proxy (and the provider key)
+            # anywhere, past the outbound policy's check of the URL.
+            allow_redirects=False,
         ) as response:
+            if 300 <= response.status < 400:
+                raise UpstreamError(
+                    f"The upstream provider answered with a redirect ({response.status}), "
+                    "which the proxy does not follow.",
+                    upstream_status=response.status,
+                )
             if response.status >= 400:
-                raise await _error_from_response(response)
+                raise await _error_from_response(response, _secrets_in(headers))
             yield response
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise _connection_error(exc) from exc
@@ -225,7 +307,7 @@ async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tupl
     Leaving the generator early (the client hung up) closes the response, which
     closes the upstream connection: the upstream stops generating.
     """
-    async with _upstream_response("POST", url, headers=headers, body=body) as response:
+    async with _upstream_response("POST", url, headers=headers, body=body, stream=True) as response:
         event = ""
         async for raw_line in response.content:
             # Bytes, as they came: the decoder reads UTF-8 itself.
@@ -248,5 +330,5 @@ async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tupl
                     "The upstream provider sent a malformed stream event.", retryable=False
                 ) from None
             if isinstance(parsed, dict) and "error" in parsed and not event:
-                raise classify_status(500, parsed, None)
+                raise classify_status(500, parsed, None, secrets=_secrets_in(headers))
             yield event, parsed

@@ -99,7 +99,8 @@ def test_production_settings_load_with_every_required_value():
 def test_database_url_accepts_every_postgres_form(url):
     result = load_settings(DATABASE_URL=url)
     assert result.returncode == 0, result.stderr
-    assert '"db": "django.db.backends.postgresql"' in result.stdout
+    # Django's PostgreSQL backend, through the pool's fail-fast wrapper (common/postgresql).
+    assert '"db": "common.postgresql"' in result.stdout
     assert '"name": "synthlang"' in result.stdout
     assert '"host": "db.internal"' in result.stdout
 
@@ -132,3 +133,11 @@ def test_env_sample_lists_every_variable_the_settings_read():
     sample = (BASE_DIR / ".env.sample").read_text()
     listed = set(re.findall(r"^([A-Z0-9_]+)=", sample, flags=re.MULTILINE))
     assert read - listed == set()
+
+
+def test_without_the_pool_the_stock_backend_opens_a_connection_per_request():
+    result = load_settings(
+        DATABASE_URL="postgresql://proxy:secret@db.internal:5433/synthlang", DB_POOL="false"
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"db": "django.db.backends.postgresql"' in result.stdout

@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend, failing fast through the connection pool (see ``base``)."""
