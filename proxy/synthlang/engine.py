@@ -336,6 +336,7 @@ def compress_messages(
     model: str | None = None,
     encoding: str | None = None,
     roles: tuple[str, ...] | list[str] = DEFAULT_ROLES,
+    tool_results: bool = True,
 ) -> tuple[list[dict], MessagesCompressionStats]:
     """Compress the text content of messages whose role is in `roles`.
 
