@@ -11,12 +11,13 @@ lost on either encoding, how many messages were emptied and how many prompts gre
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy.synthlang import protect
+from proxy.synthlang import agent, protect
 from proxy.synthlang.engine import DEFAULT_ROLES, compress_messages, normalize_level
 from proxy.tokens import CL100K, O200K, count_message_tokens
 
@@ -316,4 +317,101 @@ def format_ceiling(ceilings: dict[str, tuple[float, float]], *, roles: tuple[str
     ]
     for kind, (protected_only, must_keep_only) in ceilings.items():
         lines.append(f"{kind:<24} {protected_only:>16.1%} {must_keep_only:>18.1%}")
+    return "\n".join(lines)
+
+
+# --- The lossless ceiling of agent traffic --------------------------------------------------
+
+_WHITESPACE_RUN_RE = re.compile(r"[ \t]+")
+
+
+def _bounded_tool_text(text: str, *, file_read: bool, seen_lines: set[str]) -> str:
+    if file_read:
+        return text
+    document = agent.minify_json_document(text)
+    if document is not None:
+        return document
+    kept = []
+    for line in text.split("\n"):
+        if line.strip() and line in seen_lines:
+            continue
+        seen_lines.add(line)
+        kept.append(_WHITESPACE_RUN_RE.sub(" ", line.strip()))
+    return "\n".join(kept)
+
+
+def lossless_ceiling(messages: list[dict], *, encoding: str = O200K) -> float:
+    """The reduction of a rewrite more generous than any lossless one that keeps files'
+    bytes: a text repeating an earlier text (whole, or inside a system or user turn) costs
+    nothing; tool results that are not file reads are JSON-minified, or else lose every
+    line already seen earlier at no cost and have every run of spaces collapsed to one;
+    tool-call arguments are minified. Prose is otherwise left as it is (the `low` contract)."""
+    calls: dict[str, dict] = {}
+    earlier: list[str] = []
+    seen_lines: set[str] = set()
+    result = []
+    for message in messages:
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            calls[str(call.get("id"))] = function
+        content = message.get("content")
+        if isinstance(content, str):
+            new = content
+            stripped = content.strip()
+            if stripped and stripped in earlier:
+                new = ""
+            elif message.get("role") in ("tool", "function"):
+                call = calls.get(str(message.get("tool_call_id")))
+                new = _bounded_tool_text(
+                    content, file_read=agent.is_file_read(call), seen_lines=seen_lines
+                )
+            else:
+                for text in earlier:
+                    if len(text) >= agent.MIN_REPEAT_CHARS and text in new:
+                        new = new.replace(text, "")
+            earlier.append(stripped)
+            seen_lines.update(content.split("\n"))
+            message = {**message, "content": new}
+        if message.get("tool_calls"):
+            message = {
+                **message,
+                "tool_calls": [
+                    {
+                        **call,
+                        "function": {
+                            **call["function"],
+                            "arguments": agent.compress_arguments(call["function"]["arguments"]),
+                        },
+                    }
+                    if isinstance(call.get("function", {}).get("arguments"), str)
+                    else call
+                    for call in message["tool_calls"]
+                ],
+            }
+        result.append(message)
+    before = count_message_tokens(messages, encoding=encoding)
+    after = count_message_tokens(result, encoding=encoding)
+    return (before - after) / before if before else 0.0
+
+
+def lossless_ceiling_report(items: list[dict], *, encoding: str = O200K) -> dict[str, float]:
+    """Per kind (and overall), the median `lossless_ceiling` of the items."""
+    per_kind: dict[str, list[float]] = {}
+    for item in items:
+        value = lossless_ceiling(item["messages"], encoding=encoding)
+        per_kind.setdefault(str(item["kind"]), []).append(value)
+        per_kind.setdefault(OVERALL, []).append(value)
+    return {
+        kind: statistics.median(values)
+        for kind, values in sorted(per_kind.items(), key=lambda entry: entry[0] == OVERALL)
+    }
+
+
+def format_lossless_ceiling(ceilings: dict[str, float], *, encoding: str = O200K) -> str:
+    lines = [
+        f"Lossless ceiling ({encoding}): median reduction if repeats cost nothing, every line "
+        "seen before were free and whitespace runs collapsed (files keep their bytes)",
+        f"{'kind':<24} {'ceiling':>8}",
+    ]
+    lines.extend(f"{kind:<24} {value:>8.1%}" for kind, value in ceilings.items())
     return "\n".join(lines)

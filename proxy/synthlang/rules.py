@@ -15,7 +15,13 @@ import re
 from functools import cache
 
 from proxy.synthlang.patterns import word_phrases_regex
-from proxy.synthlang.phrases import FILLER_WORDS, SYMBOL_PHRASES, VERBOSE_PHRASES
+from proxy.synthlang.phrases import (
+    DISCOURSE_FILLERS,
+    FILLER_WORDS,
+    HIGH_ONLY_PHRASES,
+    SYMBOL_PHRASES,
+    VERBOSE_PHRASES,
+)
 from proxy.tokens import count_tokens
 
 # --- low: whitespace ------------------------------------------------------------------------
@@ -163,6 +169,13 @@ _POLITENESS_FORMULAS = (
         r"[ \t,]*[.!]*[ \t]*(?=\n|$)",
         "",
     ),
+    # "Please keep it short." is the instruction "Keep it short."; only where "please" opens
+    # the sentence ("say please" keeps it).
+    (
+        "please kindly",
+        r"(?i)(?:(?<![^\n])|(?<=[.!?][ \t]))(?:please|kindly)(?:,[ \t]*|[ \t]+)(?=[a-z])",
+        "",
+    ),
     # Discourse markers opening a sentence: "So, basically, ...", "Anyway, ...".
     (
         "so well anyway anyways ok okay alright",
@@ -194,11 +207,17 @@ for _openers, _pattern, _replacement in _POLITENESS_FORMULAS:
 POLITENESS_TRIGGER_RE = re.compile(word_phrases_regex(POLITENESS_BY_OPENER, suffix=r"(?![\w-])"))
 
 
-def remove_politeness(text: str) -> str:
-    """Text without greetings, thanks, well-wishing and request framing."""
+def remove_politeness(text: str, *, recapitalise: bool = True) -> str:
+    """Text without greetings, thanks, well-wishing and request framing.
+
+    With `recapitalise`, the word that a removal leaves at the start of a sentence takes a
+    capital; without it, every kept word keeps its case exactly ("Please answer from our
+    guideline only" -> "answer from our guideline only") and each removal leaves
+    `REMOVAL_MARK` for `tidy_removals`."""
     parts = []
     position = 0
     capitalise = False
+    removal = "" if recapitalise or REMOVAL_MARK in text else REMOVAL_MARK
     for trigger in POLITENESS_TRIGGER_RE.finditer(text):
         start = trigger.start()
         if start < position:
@@ -216,7 +235,7 @@ def remove_politeness(text: str) -> str:
                     before = before.rstrip(" \t").rstrip(",")
                     if before.endswith(("?", ".", "!")) or not before.strip():
                         replacement = ""
-                if capitalise:
+                if capitalise and recapitalise:
                     before = _capitalise_first(before)
                 parts.append(before)
                 kept = match.expand(replacement) if "\\g<" in replacement else replacement
@@ -224,17 +243,17 @@ def remove_politeness(text: str) -> str:
                 # (Also when only removed text stood between it and a sentence start.)
                 pending = capitalise and not before.strip()
                 opens = pending or _opens_sentence(text, match.start())
-                if kept and opens:
+                if kept and opens and recapitalise:
                     # "If you could write a summary, ..." -> "Write a summary."
                     kept = _capitalise_first(kept)
-                parts.append(kept)
+                parts.append(kept or removal)
                 position = match.end()
                 capitalise = not replacement and opens
                 break
     if not parts:
         return text
     tail = text[position:]
-    parts.append(_capitalise_first(tail) if capitalise else tail)
+    parts.append(_capitalise_first(tail) if capitalise and recapitalise else tail)
     return "".join(parts)
 
 
@@ -285,7 +304,7 @@ class WordRules:
             re.compile(word_phrases_regex(self.replacements)) if self.replacements else None
         )
 
-    def _replace(self, match: re.Match, mark: str) -> str:
+    def _replace(self, match: re.Match, mark: str, removal: str) -> str:
         original = match.group()
         key = " ".join(original.lower().split())
         if key in HEDGES:
@@ -294,6 +313,8 @@ class WordRules:
             if before and before[-1].lower() in _NOUN_DETERMINERS:
                 return original
         replacement = self.replacements[key]
+        if removal and not replacement:
+            return removal
         if original[0].isupper():
             if not replacement:
                 # "Basically, our team ..." -> "Our team ...": the next word takes the capital.
@@ -302,12 +323,15 @@ class WordRules:
                 return replacement[0].upper() + replacement[1:]
         return replacement
 
-    def apply(self, text: str) -> str:
+    def apply(self, text: str, *, recapitalise: bool = True) -> str:
+        """The rewritten text. Without `recapitalise`, kept words keep their case and each
+        removal leaves `REMOVAL_MARK` for `tidy_removals`."""
         if self.pattern is None:
             return text
-        # Texts that already hold the mark are simply not re-capitalised.
-        mark = "" if _CAPITALISE_MARK in text else _CAPITALISE_MARK
-        text = self.pattern.sub(lambda match: self._replace(match, mark), text)
+        # Texts that already hold a mark are simply not re-capitalised (or tidied).
+        mark = "" if _CAPITALISE_MARK in text or not recapitalise else _CAPITALISE_MARK
+        removal = "" if recapitalise or REMOVAL_MARK in text else REMOVAL_MARK
+        text = self.pattern.sub(lambda match: self._replace(match, mark, removal), text)
         if not mark or mark not in text:
             return text
         return _MARKED_START_RE.sub(_restart_sentence, text).replace(mark, "")
@@ -325,19 +349,21 @@ def _restart_sentence(match: re.Match) -> str:
 
 @cache
 def word_rules(encoding: str, level: str) -> WordRules:
-    """The rewrites for `level` ("medium" or "high") that save tokens on `encoding`."""
-    replacements = dict.fromkeys((*FILLER_WORDS, *HEDGES), "")
+    """The rewrites for `level` ("medium" or "high") that save tokens on `encoding`.
+
+    `medium` keeps to rewrites that mean the same wherever they stand; `high` adds the
+    intensifiers, hedges and concise forms that are wrong in some sentences, and symbols."""
+    if level == "high":
+        replacements = dict.fromkeys((*FILLER_WORDS, *HEDGES, *DISCOURSE_FILLERS), "")
+        phrases = {**VERBOSE_PHRASES, **HIGH_ONLY_PHRASES, **SYMBOL_PHRASES}
+    else:
+        replacements = dict.fromkeys(DISCOURSE_FILLERS, "")
+        phrases = VERBOSE_PHRASES
     replacements.update(
         (phrase, concise)
-        for phrase, concise in VERBOSE_PHRASES.items()
+        for phrase, concise in phrases.items()
         if _saves_tokens(phrase, concise, encoding)
     )
-    if level == "high":
-        replacements.update(
-            (phrase, symbol)
-            for phrase, symbol in SYMBOL_PHRASES.items()
-            if _saves_tokens(phrase, symbol, encoding)
-        )
     return WordRules(replacements)
 
 
@@ -350,6 +376,35 @@ def symbol_rule_table(encodings: tuple[str, ...]) -> list[tuple[str, str, dict[s
 
 
 # --- cleanup after removals -----------------------------------------------------------------
+# A noncharacter left where a phrase was removed, so the cleanup touches only those places:
+# "I, basically, think" -> "I, \ufffe, think" -> "I, think"; "(Crumb & Co., we" has no mark
+# and keeps its comma.
+REMOVAL_MARK = "\ufffe"
+_REMOVAL_RE = re.compile(
+    r"(?P<left>,?)(?P<lspace>[ \t]*)\ufffe(?:[ \t,]*\ufffe)*(?P<rspace>[ \t]*)(?P<right>,?)"
+    r"[ \t]*"
+)
+_NO_SPACE_AFTER = "([{\"'“‘«„ \t\n"
+
+
+def _tidy_removal(match: re.Match) -> str:
+    before = match.string[: match.start()]
+    after = match.string[match.end() : match.end() + 1]
+    if not before.strip() or not after or after in ".;:!?)]}\n":
+        # Nothing left before it in the sentence, or punctuation follows: the removed phrase
+        # takes its commas and spaces with it.
+        return ""
+    space = "" if before[-1] in _NO_SPACE_AFTER else " "
+    return match.group("left") + space
+
+
+def tidy_removals(text: str) -> str:
+    """Commas and spaces around each `REMOVAL_MARK`, and the marks themselves."""
+    if REMOVAL_MARK not in text:
+        return text
+    return _REMOVAL_RE.sub(_tidy_removal, text)
+
+
 SPACE_BEFORE_PUNCT_RE = re.compile(r" +(?=[,.;:!?])")
 DOUBLE_COMMA_RE = re.compile(r",[ \t]*(?=[,.;:!?])")
 LEADING_COMMA_RE = re.compile(r"([.!?\n])[ \t]*,[ \t]*")

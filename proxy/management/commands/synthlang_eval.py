@@ -14,9 +14,12 @@ from proxy.synthlang.evaluation import (
     ceiling_report,
     evaluate,
     format_ceiling,
+    format_lossless_ceiling,
     format_report,
     load_dataset,
+    lossless_ceiling_report,
 )
+from proxy.tokens import CL100K, O200K
 
 # The sets reported when no --dataset is named: the dev sets kept beside the checkout and the
 # held-out sets committed in eval/. Missing files are skipped with a note.
@@ -52,7 +55,7 @@ class Command(BaseCommand):
             "--ceiling",
             action="store_true",
             help="also print the most any rewrite keeping the protected spans, or only the "
-            "must_keep strings, could save",
+            "must_keep strings, could save; for agent traces, also the lossless ceiling",
         )
         parser.add_argument(
             "--roles",
@@ -108,6 +111,16 @@ class Command(BaseCommand):
             if options["ceiling"]:
                 self.stdout.write("")
                 self.stdout.write(format_ceiling(ceiling_report(items, roles=roles), roles=roles))
+                if any(
+                    message.get("role") == "tool" for item in items for message in item["messages"]
+                ):
+                    for encoding in (O200K, CL100K):
+                        self.stdout.write("")
+                        self.stdout.write(
+                            format_lossless_ceiling(
+                                lossless_ceiling_report(items, encoding=encoding), encoding=encoding
+                            )
+                        )
 
     @staticmethod
     def _progress(title: str, level: str):
