@@ -28,9 +28,18 @@ from dataclasses import dataclass, field
 from proxy.synthlang import protect
 from proxy.tokens import count_tokens
 
-# Whitespace between JSON tokens; string literals are matched first and kept verbatim.
-_JSON_WHITESPACE_RE = re.compile(r'("(?:\\.|[^"\\])*")|\s+')
+# JSON string literals; the text between them is JSON's structure, whose whitespace carries
+# nothing.
+_JSON_STRING_RE = re.compile(r'("(?:\\.|[^"\\])*")')
 _JSON_DECODER = json.JSONDecoder()
+
+
+def _without_json_whitespace(text: str) -> str:
+    """A JSON text without the whitespace between its tokens; string literals untouched."""
+    parts = _JSON_STRING_RE.split(text)
+    parts[::2] = ["".join(part.split()) for part in parts[::2]]
+    return "".join(parts)
+
 
 # A repeat shorter than this is cheaper to keep than to reference (a reference is ~15 tokens).
 MIN_REPEAT_CHARS = 200
@@ -65,7 +74,7 @@ def minify_json_spans(text: str, *, multiline_only: bool = False) -> str:
     position = 0
     for start, end in spans:
         parts.append(text[position:start])
-        parts.append(_JSON_WHITESPACE_RE.sub(r"\1", text[start:end]))
+        parts.append(_without_json_whitespace(text[start:end]))
         position = end
     parts.append(text[position:])
     return "".join(parts)
@@ -82,7 +91,7 @@ def minify_json_document(text: str) -> str | None:
         return None
     if end != len(stripped):
         return None
-    return _JSON_WHITESPACE_RE.sub(r"\1", stripped)
+    return _without_json_whitespace(stripped)
 
 
 def _line_run_note(count: int) -> str:

@@ -171,3 +171,27 @@ def test_the_figures_shown_beside_the_admin_setting_are_the_measured_ones(report
     prose_saved = prose.tokens_saved[O200K] / prose.tokens_before[O200K]
     assert figures["prose_saved"] == pytest.approx(prose_saved, abs=0.0005)
     assert figures["lost"] == prose.lost
+
+
+def test_the_command_reports_every_set_quietly_when_its_output_is_not_a_terminal(capsys):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command(
+        "synthlang_eval",
+        "--dataset",
+        str(SETS["agent_traces_heldout"]),
+        "--dataset",
+        str(SETS["compression_heldout"]),
+        "--all-levels",
+        "--ceiling",
+        stdout=out,
+    )
+    text = out.getvalue()
+    for level in LEVELS:
+        assert f"agent_traces_heldout.jsonl, level={level}" in text
+        assert f"compression_heldout.jsonl, level={level}" in text
+    assert "Lossless ceiling (o200k_base)" in text
+    assert "\r" not in text and capsys.readouterr().err == ""
