@@ -239,7 +239,24 @@ def source_for(message: dict, *, calls: dict[str, dict]) -> Source:
         exact = f"{name} call {call_id}" if call_id else short
         return Source(short, exact)
     name = f"the {role or 'earlier'} message"
-    return Source(name, name)
+    first = next(
+        (line for text in _message_texts(message) for line in text.split("\n") if line.strip()),
+        "",
+    )
+    return Source(name, f'{name} that starts "{_excerpt(first)}"' if first else name)
+
+
+def _message_texts(message: dict) -> list[str]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        ]
+    return []
 
 
 def tool_part_source(call_id: str, *, calls: dict[str, dict]) -> Source:

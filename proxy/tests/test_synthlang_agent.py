@@ -237,3 +237,20 @@ def test_minify_json_document_refuses_text_that_is_not_one_json_value():
     assert minify_json_document('{"a": 1} trailing') is None
     assert minify_json_document("not json") is None
     assert minify_json_document('[1, "a  b"]') == '[1,"a  b"]'
+
+
+def test_a_repeat_of_one_of_several_user_messages_says_which_one():
+    first = "The first brief for the campaign.\n" + "Target: students in Leeds. " * 12
+    second = "The second brief for the campaign.\n" + "Target: retirees in York. " * 12
+    messages = [
+        {"role": "user", "content": first},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": second},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": f"Compare with this one again:\n{first.strip()}"},
+    ]
+    compressed, _stats = _compress(messages)
+    assert compressed[4]["content"] == (
+        "Compare with this one again:\n"
+        '[same as the user message that starts "The first brief for the campaign." above]'
+    )

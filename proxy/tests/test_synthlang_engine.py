@@ -313,7 +313,10 @@ def test_a_turn_that_repeats_an_earlier_one_becomes_a_reference_and_sentences_st
     ]
     compressed, stats = compress_messages(messages, level="low", model="gpt-4o")
     assert compressed[2] is messages[2]
-    assert compressed[3]["content"] == "[same as the user message above]"
+    # Two long user messages came before: the reference says which one it repeats.
+    assert compressed[3]["content"] == (
+        '[same as the user message that starts "Hello there! I hope you\'re doing well th…" above]'
+    )
     assert stats.repeats_removed == 1
 
 
