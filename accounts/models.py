@@ -23,9 +23,9 @@ class Role(models.TextChoices):
 class CompressionLevel(models.TextChoices):
     DEFAULT = "", "Platform default"
     OFF = "off", "Off"
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
+    LOW = "low", "Low: lossless, safe on any text"
+    MEDIUM = "medium", "Medium: also rewords instructions"
+    HIGH = "high", "High: telegraphic, changes wording"
 
 
 class CacheScope(models.TextChoices):
@@ -62,6 +62,14 @@ class Organization(models.Model):
         blank=True,
     )
     compression_roles = models.JSONField(default=default_compression_roles, blank=True)
+    # Lossless agent-context compression (JSON minified, repeated results and log lines
+    # referenced) of tool results and tool-call arguments, at every level but off.
+    compression_tool_results = models.BooleanField(
+        default=True,
+        help_text="Minify JSON in tool results and tool-call arguments, count runs of repeated "
+        "lines, and replace a result that repeats an earlier one with a reference. Lossless; "
+        "file contents keep their bytes.",
+    )
     cache_enabled = models.BooleanField(default=True)
     cache_scope = models.CharField(
         max_length=20, choices=CacheScope.choices, default=CacheScope.ORGANIZATION

@@ -80,6 +80,7 @@ class Principal:
     organization_limit: RateLimit | None = None
     compression_level: str = ""
     compression_roles: tuple[str, ...] = ("system", "user")
+    compression_tool_results: bool = True
     cache_enabled: bool = True
     cache_scope: str = "organization"
     prompt_cache_breakpoints: bool = True
@@ -274,6 +275,7 @@ def _principal_from_db(raw_key: str, key_hash: str) -> Principal | DomainError:
         organization_limit=_limit(organization.rpm_limit, organization.tpm_limit, None),
         compression_level=organization.compression_level,
         compression_roles=tuple(organization.compression_roles or ()),
+        compression_tool_results=organization.compression_tool_results,
         cache_enabled=organization.cache_enabled,
         cache_scope=organization.cache_scope,
         prompt_cache_breakpoints=organization.prompt_cache_breakpoints,

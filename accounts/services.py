@@ -79,6 +79,7 @@ ORGANIZATION_SETTINGS = frozenset(
         "allowed_models",
         "compression_level",
         "compression_roles",
+        "compression_tool_results",
         "cache_enabled",
         "cache_scope",
         "prompt_cache_breakpoints",

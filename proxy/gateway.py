@@ -144,6 +144,7 @@ def _compress(call: ProxyCall) -> int | None:
             level=level,
             model=call.model,
             roles=call.principal.compression_roles or ("system", "user"),
+            tool_results=call.principal.compression_tool_results,
         )
         if stats.tokens_saved > 0:
             call.body = {**call.body, "messages": messages}

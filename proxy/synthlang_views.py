@@ -108,6 +108,7 @@ class SynthLangCompressView(ProxyEndpoint):
                 level=level,
                 model=model,
                 roles=principal.compression_roles or DEFAULT_ROLES,
+                tool_results=principal.compression_tool_results,
                 size=_messages_size(messages),
             )
             payload = {"messages": result_messages}

@@ -116,6 +116,9 @@ def _content_text(content) -> str:
         for part in content:
             if isinstance(part, dict) and part.get("type") in ("text", "input_text"):
                 texts.append(str(part.get("text") or ""))
+            elif isinstance(part, dict) and part.get("type") == "tool_result":
+                # Anthropic's tool results ride in content parts; they are prompt text.
+                texts.append(_content_text(part.get("content")))
             elif isinstance(part, str):
                 texts.append(part)
         # Image and audio parts are priced by the provider per image or second, not by

@@ -286,9 +286,10 @@ CACHE_WARM_MAX_USD_PER_DAY = env_float(
 )
 
 # Compression level used when USE_SYNTHLANG is on and neither the organization nor the
-# request's x-synthlang-compression header says otherwise.
+# request's x-synthlang-compression header says otherwise. `low` is the level that is safe on
+# any text (lossless); organizations opt into medium or high in the admin.
 SYNTHLANG_DEFAULT_LEVEL = env_choice(
-    "SYNTHLANG_DEFAULT_LEVEL", "medium", ("off", "low", "medium", "high")
+    "SYNTHLANG_DEFAULT_LEVEL", "low", ("off", "low", "medium", "high")
 )
 
 # Translate mode: long system prompts compiled once into compact SynthLang by a cheap

@@ -1,51 +1,55 @@
 """SynthLang compression: `compress_text` and `compress_messages`.
 
-Pipeline for one text (prose only; fenced code is cut out first and never touched):
+What each level may do (every level keeps everything the lower ones keep):
 
-1. `low`+: minify embedded multi-line JSON (whitespace outside strings only).
-2. Mask hard-protected spans (code, URLs, numbers, quotes, names, payload lines...) with
-   private-use placeholder characters, so no rule can reach into them.
-3. `medium`+: remove politeness formulas (before step 4: their "if"/"not" are courtesy).
-4. Mask every sentence that holds a negation, condition or bound.
-5. `medium`+: verbose -> concise phrases, filler words, hedges. `high`: SynthLang symbols that
-   are cheaper on the target tokenizer, and article dropping.
-6. Whitespace normalisation (trailing spaces, blank-line runs, inner space runs; indentation is
-   never touched), then unmask.
+- `low`, the platform default, is lossless for the model and safe on any text: whitespace that
+  carries nothing in instruction prose (spaces ending a line, runs of blank lines), JSON in
+  system prompts and tool results minified (whitespace between tokens only), runs of identical
+  lines in tool output counted instead of repeated, and a block that repeats an earlier message
+  of the request verbatim replaced by a reference to it.
+- `medium` also rewrites words in instruction prose, where the result is the same instruction:
+  request framing ("I was wondering if you could"), discourse fillers ("basically"), verbose
+  phrases ("in order to"). It never removes a sentence: a sentence the rules would empty (a
+  greeting, a thank-you) stays as written.
+- `high` (opt-in) also removes courtesy sentences, intensifiers and hedges, drops articles and
+  instruction scaffolding (telegraphic style) and uses SynthLang symbols: shorter, and no
+  longer worded exactly as the user wrote it.
 
-The result is counted on the target model's tokenizer and discarded if it is not shorter.
+No level changes material the user supplies (see `segment.py`), a short message (under
+`SHORT_MESSAGE_CHARS`), or an assistant turn unless the organization asks for it, and no level
+empties a message. Each message's form depends only on the messages before it, so the prompt
+prefix of a conversation is byte-stable from one call to the next. Every change is counted on
+the target model's tokenizer and kept only if the message gets shorter.
+
+Where the work is done: `segment.py` tells instruction from material, `prose.py` rewrites one
+text, `agent.py` compresses tool results and tracks what earlier messages said, `rules.py`,
+`telegraphic.py` and `phrases.py` hold the word rules.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 
-from proxy.synthlang import protect, rules
-from proxy.tokens import count_message_tokens, count_tokens, encoding_name_for_model
+from proxy.synthlang import agent, prose, segment
+from proxy.tokens import (
+    TOKENS_PER_REPLY_PRIMER,
+    count_message_tokens,
+    count_tokens,
+    encoding_name_for_model,
+)
 
 LEVELS = ("off", "low", "medium", "high")
 _LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
+_MEDIUM = _LEVEL_RANK["medium"]
+_HIGH = _LEVEL_RANK["high"]
 DEFAULT_ROLES = ("system", "user")
+# Roles whose content is the output of a tool: never prose, handled by `agent` only.
+TOOL_ROLES = ("tool", "function")
 
-# Placeholders: plane 15 for hard spans, plane 16 for condition sentences (which may contain
-# hard placeholders). Each plane has 65,534 usable code points, so prose is processed in chunks
-# small enough never to run out.
-_HARD_BASE = 0xF0000
-_CONDITION_BASE = 0x100000
-_PLANE_SIZE = 0xFFFE
-_CHUNK_CHARS = 60_000
-_HARD_PLACEHOLDER_RE = re.compile("[\U000f0000-\U000ffffd]")
-_CONDITION_PLACEHOLDER_RE = re.compile("[\U00100000-\U0010fffd]")
-
-# Whitespace between JSON tokens; string literals are matched first and kept verbatim.
-_JSON_WHITESPACE_RE = re.compile(r'("(?:\\.|[^"\\])*")|\s+')
-
-# Verbatim repeats across turns shorter than this are left alone: short repeats ("Thanks.",
-# an account number) are cheap and often deliberate.
-_MIN_REPEAT_CHARS = 40
-_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])[ \t]+(?=\S)")
-_PARAGRAPH_SPLIT_RE = re.compile(r"(\n[ \t]*\n)")
+# A message shorter than this goes upstream as written, at every level: it has no scaffolding
+# to lose, and "Hello!" must stay "Hello!".
+SHORT_MESSAGE_CHARS = 300
 
 
 class CompressionLevelError(ValueError):
@@ -93,139 +97,53 @@ def normalize_level(level: str | None) -> str:
     return name
 
 
-class _Masker:
-    """Replaces spans with single placeholder characters and restores them."""
+def rewrite_text(
+    text: str,
+    *,
+    level: str,
+    encoding: str,
+    role: str = "user",
+    user_material: bool = False,
+    repeats: list[tuple[int, int, str]] = (),
+) -> str:
+    """The rewritten text, without the never-longer check (see `compress_text`).
 
-    def __init__(self, base: int, pattern: re.Pattern):
-        self.base = base
-        self.pattern = pattern
-        self.originals: list[str] = []
-
-    def mask(self, text: str, spans: list[tuple[int, int]]) -> str:
-        if not spans:
-            return text
-        parts = []
-        position = 0
-        for start, end in spans:
-            parts.append(text[position:start])
-            parts.append(chr(self.base + len(self.originals)))
-            self.originals.append(text[start:end])
-            position = end
-        parts.append(text[position:])
-        return "".join(parts)
-
-    def unmask(self, text: str) -> str:
-        if not self.originals:
-            return text
-        originals = self.originals
-        base = self.base
-        return self.pattern.sub(lambda match: originals[ord(match.group()) - base], text)
-
-
-def _minify_json(text: str) -> str:
-    spans = [(start, end) for start, end in protect.json_spans(text) if "\n" in text[start:end]]
-    if not spans:
-        return text
-    parts = []
-    position = 0
-    for start, end in spans:
-        parts.append(text[position:start])
-        parts.append(_JSON_WHITESPACE_RE.sub(lambda match: match.group(1) or "", text[start:end]))
-        position = end
-    parts.append(text[position:])
-    return "".join(parts)
-
-
-def _normalise_whitespace(text: str) -> str:
-    # Only spaces before a line break: a chunk may end in a space that separates two words.
-    text = rules.TRAILING_SPACE_RE.sub("", text)
-    if "\n\n\n" in text or "\n \n" in text or "\n\t\n" in text:
-        text = rules.BLANK_LINES_RE.sub("\n\n", text)
-    return rules.collapse_inner_spaces(text)
-
-
-def _rewrite_prose(text: str, rank: int, encoding: str, telegraphic: bool) -> str:
-    text = _minify_json(text)
-    hard = _Masker(_HARD_BASE, _HARD_PLACEHOLDER_RE)
-    masked = hard.mask(text, protect.hard_spans(text))
-    if rank >= _LEVEL_RANK["medium"]:
-        masked = rules.remove_politeness(masked)
-    conditions = _Masker(_CONDITION_BASE, _CONDITION_PLACEHOLDER_RE)
-    masked = conditions.mask(masked, protect.condition_spans(masked))
-    if rank >= _LEVEL_RANK["medium"]:
-        level = "high" if rank >= _LEVEL_RANK["high"] else "medium"
-        masked = rules.word_rules(encoding, level).apply(masked)
-        if telegraphic:
-            masked = rules.apply_telegraphic(masked)
-        masked = rules.tidy_after_removals(masked)
-    masked = _normalise_whitespace(masked)
-    return hard.unmask(conditions.unmask(masked))
-
-
-def _chunks(text: str) -> list[str]:
-    """Split long prose at paragraph (else line, else space) boundaries."""
-    if len(text) <= _CHUNK_CHARS:
-        return [text]
-    chunks = []
-    start = 0
-    while len(text) - start > _CHUNK_CHARS:
-        limit = start + _CHUNK_CHARS
-        cut = -1
-        for separator in ("\n\n", "\n", " "):
-            cut = text.rfind(separator, start + _CHUNK_CHARS // 2, limit)
-            if cut != -1:
-                cut += len(separator)
-                break
-        if cut == -1:
-            cut = limit
-        chunks.append(text[start:cut])
-        start = cut
-    chunks.append(text[start:])
-    return chunks
-
-
-def rewrite_text(text: str, *, level: str, encoding: str) -> str:
-    """The rewritten text, without the never-longer check (see `compress_text`)."""
+    `role` decides how the text is cut into instruction and material (`segment.segments`);
+    `repeats` are (start, end, reference) spans that repeat an earlier message."""
     rank = _LEVEL_RANK[normalize_level(level)]
-    if rank == 0 or not text:
+    if rank == 0 or len(text) < SHORT_MESSAGE_CHARS:
         return text
-    telegraphic = rank >= _LEVEL_RANK["medium"] and rules.telegraphic_applies(text)
-    parts = []
-    position = 0
-    for start, end in protect.code_fence_spans(text):
-        parts.extend(
-            _rewrite_prose(chunk, rank, encoding, telegraphic)
-            for chunk in _chunks(text[position:start])
-        )
-        parts.append(text[start:end])
-        position = end
-    tail = [
-        _rewrite_prose(chunk, rank, encoding, telegraphic) for chunk in _chunks(text[position:])
-    ]
-    if tail and tail[-1]:
-        # Spaces ending the whole text (outside code) carry nothing.
-        tail[-1] = tail[-1].rstrip(" \t")
-    parts.extend(tail)
-    return "".join(parts)
+    return prose.rewrite(
+        text,
+        words=rank >= _MEDIUM,
+        high=rank >= _HIGH,
+        encoding=encoding,
+        role=role,
+        user_material=user_material,
+        repeats=list(repeats),
+    )
 
 
 def _encoding_for(model: str | None, encoding: str | None) -> str:
     return encoding or encoding_name_for_model(model or "")
 
 
-def _shorter_rewrite(text: str, *, level: str, encoding: str) -> tuple[str, int, int] | None:
-    """The rewrite of ``text`` with its token counts before and after, or None when it
-    changes nothing or does not save a token. Counts tokens only when something changed:
-    most texts of a request come through untouched."""
-    rewritten = rewrite_text(text, level=level, encoding=encoding)
-    if not text[:1].isspace():
-        # A removed opening ("Please ...") must not leave the text starting with a space.
-        rewritten = rewritten.lstrip()
-    if rewritten == text:
-        return None
-    before = count_tokens(text, encoding=encoding)
-    after = count_tokens(rewritten, encoding=encoding)
-    return (rewritten, before, after) if after < before else None
+def compress_text(
+    text: str, *, level: str, model: str | None = None, encoding: str | None = None
+) -> CompressionResult:
+    """Compress one text for `model` (or an explicit `encoding`), as a user turn. Never
+    returns a text with more tokens than the input: if the rewrite does not save tokens, the
+    input comes back."""
+    level = normalize_level(level)
+    enc = _encoding_for(model, encoding)
+    tokens_before = count_tokens(text, encoding=enc)
+    if level != "off" and text:
+        rewritten = rewrite_text(text, level=level, encoding=enc)
+        if rewritten != text:
+            tokens_after = count_tokens(rewritten, encoding=enc)
+            if tokens_after < tokens_before:
+                return CompressionResult(rewritten, level, enc, tokens_before, tokens_after)
+    return CompressionResult(text, level, enc, tokens_before, tokens_before)
 
 
 # Applications send the same system prompt with every request: its rewrite is kept, keyed by
@@ -234,76 +152,11 @@ _SYSTEM_MEMO_MAX_CHARS = 32_000
 
 
 @functools.lru_cache(maxsize=256)
-def _shorter_rewrite_remembered(
-    text: str, level: str, encoding: str
-) -> tuple[str, int, int] | None:
-    return _shorter_rewrite(text, level=level, encoding=encoding)
+def _system_rewrite(text: str, level: str, encoding: str) -> str:
+    return rewrite_text(text, level=level, encoding=encoding, role="system")
 
 
-def _shorter_rewrite_for(role: str, text: str, *, level: str, encoding: str):
-    if role == "system" and len(text) <= _SYSTEM_MEMO_MAX_CHARS:
-        return _shorter_rewrite_remembered(text, level, encoding)
-    return _shorter_rewrite(text, level=level, encoding=encoding)
-
-
-def compress_text(
-    text: str, *, level: str, model: str | None = None, encoding: str | None = None
-) -> CompressionResult:
-    """Compress one text for `model` (or an explicit `encoding`). Never returns a text with more
-    tokens than the input: if the rewrite does not save tokens, the input comes back."""
-    level = normalize_level(level)
-    enc = _encoding_for(model, encoding)
-    if level != "off" and text:
-        shorter = _shorter_rewrite(text, level=level, encoding=enc)
-        if shorter is not None:
-            rewritten, tokens_before, tokens_after = shorter
-            return CompressionResult(rewritten, level, enc, tokens_before, tokens_after)
-    tokens_before = count_tokens(text, encoding=enc)
-    return CompressionResult(text, level, enc, tokens_before, tokens_before)
-
-
-def _units(text: str) -> set[str]:
-    """Paragraphs and sentences of `text` long enough to count as a verbatim repeat."""
-    units = set()
-    for paragraph in _PARAGRAPH_SPLIT_RE.split(text):
-        paragraph = paragraph.strip()
-        if len(paragraph) < _MIN_REPEAT_CHARS:
-            continue
-        units.add(paragraph)
-        for sentence in _SENTENCE_SPLIT_RE.split(paragraph):
-            if len(sentence) >= _MIN_REPEAT_CHARS:
-                units.add(sentence.strip())
-    return units
-
-
-def _remove_repeats(text: str, seen: set[str]) -> tuple[str, int]:
-    """Drop paragraphs and prose sentences of `text` already present verbatim in `seen`."""
-    removed = 0
-    fences = protect.code_fence_spans(text)
-    if fences:
-        # Sentence surgery is for prose; a message with code is only deduplicated whole.
-        return text, 0
-    paragraphs = _PARAGRAPH_SPLIT_RE.split(text)
-    kept = []
-    for paragraph in paragraphs:
-        stripped = paragraph.strip()
-        if len(stripped) >= _MIN_REPEAT_CHARS and stripped in seen:
-            removed += 1
-            continue
-        sentences = _SENTENCE_SPLIT_RE.split(paragraph)
-        if len(sentences) > 1:
-            survivors = []
-            for sentence in sentences:
-                if len(sentence.strip()) >= _MIN_REPEAT_CHARS and sentence.strip() in seen:
-                    removed += 1
-                else:
-                    survivors.append(sentence)
-            paragraph = " ".join(survivors)
-        kept.append(paragraph)
-    if not removed:
-        return text, 0
-    result = "".join(kept).strip("\n")
-    return (result, removed) if result.strip() else (text, 0)
+# --- Messages ---------------------------------------------------------------------------
 
 
 def _text_parts(content) -> list[tuple[int | None, str]]:
@@ -329,6 +182,187 @@ def _with_texts(content, texts: dict[int | None, str]):
     return parts
 
 
+def _is_short(message) -> bool:
+    """Whether nothing in `message` is long enough for any rule to change."""
+    if not isinstance(message, dict):
+        return True
+    for _index, text in _text_parts(message.get("content")):
+        if len(text) >= SHORT_MESSAGE_CHARS:
+            return False
+    content = message.get("content")
+    if isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") == "tool_result" for part in content
+    ):
+        return False
+    return not message.get("tool_calls")
+
+
+def _message_tokens(message: dict, encoding: str) -> int:
+    """A message's share of the prompt, as `count_message_tokens` counts it."""
+    return count_message_tokens([message], encoding=encoding) - TOKENS_PER_REPLY_PRIMER
+
+
+class _Conversation:
+    """State carried from message to message: only ever what came before."""
+
+    def __init__(self, *, rank: int, level: str, encoding: str, roles, tool_results: bool):
+        self.rank = rank
+        self.level = level
+        self.encoding = encoding
+        self.roles = tuple(role for role in roles if role not in TOOL_ROLES)
+        self.tool_results = tool_results
+        self.history = agent.History()
+        self.user_material = False
+        self.repeats = 0
+
+    def compress(self, message: dict) -> dict:
+        role = message.get("role")
+        content = message.get("content")
+        new = message
+        if role in TOOL_ROLES:
+            if self.tool_results:
+                new = self._tool_message(message)
+        else:
+            texts = {}
+            if role in self.roles:
+                for index, text in _text_parts(content):
+                    rewritten = self._prose(text, role)
+                    if rewritten != text:
+                        texts[index] = rewritten
+            if texts:
+                new = {**message, "content": _with_texts(content, texts)}
+            if self.tool_results:
+                new = self._tool_parts(new)
+                new = self._tool_call_arguments(new)
+        return new
+
+    def remember(self, message: dict) -> None:
+        """Record `message` (as the client sent it) for the messages after it."""
+        self.history.add_calls(message)
+        role = message.get("role")
+        source = agent.source_for(message, calls=self.history.calls)
+        content = message.get("content")
+        for _index, text in _text_parts(content):
+            self.history.add(text, source, lines=self.tool_results)
+            if role == "system" and not self.user_material:
+                self.user_material = segment.declares_user_material(text)
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "tool_result":
+                    source = agent.tool_part_source(
+                        str(part.get("tool_use_id")), calls=self.history.calls
+                    )
+                    for text in _tool_part_texts(part):
+                        self.history.add(text, source, lines=self.tool_results)
+
+    def _prose(self, text: str, role: str) -> str:
+        if len(text) < SHORT_MESSAGE_CHARS:
+            return text
+        repeats = self.history.find(text)
+        self.repeats += len(repeats)
+        if role == "system" and not repeats and len(text) <= _SYSTEM_MEMO_MAX_CHARS:
+            return _system_rewrite(text, self.level, self.encoding)
+        return rewrite_text(
+            text,
+            level=self.level,
+            encoding=self.encoding,
+            role=role,
+            user_material=self.user_material,
+            repeats=repeats,
+        )
+
+    def _tool_text(self, text: str, call_id) -> str:
+        if len(text) < SHORT_MESSAGE_CHARS:
+            return text
+        repeats = self.history.find(text)
+        if repeats and repeats[0][0] == 0 and repeats[0][1] >= len(text.rstrip()):
+            # The whole result repeats an earlier one: a reference is all the model needs.
+            self.repeats += 1
+            return repeats[0][2]
+        call = self.history.calls.get(str(call_id)) if call_id is not None else None
+        compressed = agent.compress_tool_text(
+            text, file_read=agent.is_file_read(call), encoding=self.encoding, history=self.history
+        )
+        if repeats and compressed == text:
+            self.repeats += len(repeats)
+            return agent.replace_spans(text, repeats)
+        return compressed
+
+    def _tool_message(self, message: dict) -> dict:
+        content = message.get("content")
+        call_id = message.get("tool_call_id")
+        texts = {}
+        for index, text in _text_parts(content):
+            rewritten = self._tool_text(text, call_id)
+            if rewritten != text:
+                texts[index] = rewritten
+        return {**message, "content": _with_texts(content, texts)} if texts else message
+
+    def _tool_parts(self, message: dict) -> dict:
+        """Tool results carried inside content parts (Anthropic's `tool_result`)."""
+        content = message.get("content")
+        if not isinstance(content, list):
+            return message
+        parts = None
+        for index, part in enumerate(content):
+            if not (isinstance(part, dict) and part.get("type") == "tool_result"):
+                continue
+            new_part = _compress_tool_part(part, self)
+            if new_part is not part:
+                parts = parts or list(content)
+                parts[index] = new_part
+        return {**message, "content": parts} if parts is not None else message
+
+    def _tool_call_arguments(self, message: dict) -> dict:
+        calls = message.get("tool_calls")
+        if not isinstance(calls, list):
+            return message
+        new_calls = None
+        for index, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            # Arguments are machine JSON: minifying them is lossless at any length.
+            if not isinstance(arguments, str):
+                continue
+            minified = agent.compress_arguments(arguments)
+            if minified != arguments:
+                new_calls = new_calls or list(calls)
+                new_calls[index] = {**call, "function": {**function, "arguments": minified}}
+        return {**message, "tool_calls": new_calls} if new_calls is not None else message
+
+
+def _tool_part_texts(part: dict) -> list[str]:
+    inner = part.get("content")
+    if isinstance(inner, str):
+        return [inner]
+    if isinstance(inner, list):
+        return [
+            block["text"]
+            for block in inner
+            if isinstance(block, dict) and isinstance(block.get("text"), str)
+        ]
+    return []
+
+
+def _compress_tool_part(part: dict, conversation: _Conversation) -> dict:
+    call_id = part.get("tool_use_id")
+    inner = part.get("content")
+    if isinstance(inner, str):
+        rewritten = conversation._tool_text(inner, call_id)
+        return {**part, "content": rewritten} if rewritten != inner else part
+    if isinstance(inner, list):
+        blocks = None
+        for index, block in enumerate(inner):
+            if isinstance(block, dict) and isinstance(block.get("text"), str):
+                rewritten = conversation._tool_text(block["text"], call_id)
+                if rewritten != block["text"]:
+                    blocks = blocks or list(inner)
+                    blocks[index] = {**block, "text": rewritten}
+        if blocks is not None:
+            return {**part, "content": blocks}
+    return part
+
+
 def compress_messages(
     messages: list[dict],
     *,
@@ -336,54 +370,50 @@ def compress_messages(
     model: str | None = None,
     encoding: str | None = None,
     roles: tuple[str, ...] | list[str] = DEFAULT_ROLES,
+    tool_results: bool = True,
 ) -> tuple[list[dict], MessagesCompressionStats]:
-    """Compress the text content of messages whose role is in `roles`.
+    """Compress a chat request's messages.
 
-    Other turns (assistant, tool), tool calls and non-text parts are passed through untouched;
-    input dicts are never mutated. From `low` upwards, paragraphs and sentences that repeat one
-    from an earlier turn verbatim are dropped from the later turn. The returned messages never
-    cost more prompt tokens than the input.
+    The prose of messages whose role is in `roles` is compressed at `level`; with
+    `tool_results`, tool results (role `tool`, and `tool_result` content parts) and assistant
+    tool-call arguments get the lossless agent transformations at every level. Assistant prose
+    (unless in `roles`), images and other parts pass through untouched; input dicts are never
+    mutated. A message is replaced only if its new form costs fewer tokens, and its new form
+    depends on the messages before it only.
     """
     level = normalize_level(level)
     enc = _encoding_for(model, encoding)
-    tokens_before = count_message_tokens(messages, encoding=enc)
-    if level == "off":
-        return list(messages), MessagesCompressionStats(
-            level, enc, tokens_before, tokens_before, 0, 0
-        )
-    roles = tuple(roles)
-    seen: set[str] = set()
+    if level == "off" or all(_is_short(message) for message in messages):
+        # A request of short messages goes upstream exactly as sent.
+        tokens = count_message_tokens(messages, encoding=enc)
+        return list(messages), MessagesCompressionStats(level, enc, tokens, tokens, 0, 0)
+    conversation = _Conversation(
+        rank=_LEVEL_RANK[level], level=level, encoding=enc, roles=roles, tool_results=tool_results
+    )
     result = []
     changed = 0
-    repeats = 0
+    saved = 0
+    # Each message is counted once (as `count_message_tokens` counts it), and a changed one
+    # once more in its new form.
+    tokens_before = TOKENS_PER_REPLY_PRIMER
     for message in messages:
-        parts = _text_parts(message.get("content"))
-        if message.get("role") not in roles or not parts:
-            result.append(message)
-            for _index, text in parts:
-                seen |= _units(text)
-            continue
-        new_texts = {}
-        for index, text in parts:
-            deduplicated, removed = _remove_repeats(text, seen) if seen else (text, 0)
-            seen |= _units(text)
-            repeats += removed
-            shorter = _shorter_rewrite_for(
-                message.get("role"), deduplicated, level=level, encoding=enc
-            )
-            compressed = shorter[0] if shorter is not None else deduplicated
-            if compressed != text:
-                new_texts[index] = compressed
-        if new_texts:
-            changed += 1
-            result.append({**message, "content": _with_texts(message["content"], new_texts)})
-        else:
-            result.append(message)
-    tokens_after = count_message_tokens(result, encoding=enc) if changed else tokens_before
-    if tokens_after >= tokens_before:
-        return list(messages), MessagesCompressionStats(
-            level, enc, tokens_before, tokens_before, 0, 0
-        )
+        before = _message_tokens(message, enc)
+        tokens_before += before
+        new = message
+        if isinstance(message, dict) and not _is_short(message):
+            new = conversation.compress(message)
+            if new is not message:
+                after = _message_tokens(new, enc)
+                if after < before:
+                    changed += 1
+                    saved += before - after
+                else:
+                    new = message
+        if isinstance(message, dict):
+            conversation.remember(message)
+        result.append(new)
+    if not changed:
+        result = list(messages)
     return result, MessagesCompressionStats(
-        level, enc, tokens_before, tokens_after, changed, repeats
+        level, enc, tokens_before, tokens_before - saved, changed, conversation.repeats
     )

@@ -2,10 +2,30 @@
 
 Every replacement here is a candidate: `rules.word_rules` keeps it for an encoding only if the
 replacement costs fewer tokens than the phrase on that tokenizer.
+
+`medium` uses only the rewrites a reviewer would call the same instruction wherever they stand
+(`DISCOURSE_FILLERS`, `VERBOSE_PHRASES`). The others change meaning in some sentence and are
+`high` only: intensifiers change degree ("very short"), "just" can mean "only", "honestly" and
+"literally" are instructions in "answer honestly" and "translate literally", "in advance" is a
+fact in "pay in advance", "as well as" is a comparison in "as well as you can".
 """
 
-# Words that add tone but no instruction or fact. Hedges that carry meaning ("roughly",
-# "about", "quite", "maybe") stay: they change what the model is asked to do.
+# Discourse fillers: they frame the sentence and never carry the request. Those that are words
+# of a request elsewhere ("to be honest" in "ask them to be honest") only go with their comma.
+DISCOURSE_FILLERS = (
+    "basically",
+    "honestly,",
+    "to be honest,",
+    "needless to say,",
+    "it goes without saying that",
+    "for what it's worth,",
+    "as you can imagine,",
+    "from what i can see on my end,",
+    "from what i can see,",
+)
+
+# Words that add tone but no instruction or fact, in most sentences (high only, see above).
+# Hedges that carry meaning ("roughly", "about", "quite", "maybe") stay at every level.
 FILLER_WORDS = (
     "basically",
     "actually",
@@ -41,7 +61,7 @@ FILLER_WORDS = (
     "along those lines",
 )
 
-# Verbose phrasing -> concise phrasing with the same meaning.
+# Verbose phrasing -> concise phrasing with the same meaning wherever it stands.
 VERBOSE_PHRASES = {
     "in order to": "to",
     "so as to": "to",
@@ -70,8 +90,6 @@ VERBOSE_PHRASES = {
     "with regard to": "about",
     "with regards to": "about",
     "in regard to": "about",
-    "in relation to": "about",
-    "with respect to": "about",
     "pertaining to": "about",
     "in reference to": "about",
     "a large number of": "many",
@@ -86,18 +104,13 @@ VERBOSE_PHRASES = {
     "are able to": "can",
     "has the ability to": "can",
     "have the ability to": "can",
-    "is going to": "will",
-    "are going to": "will",
-    "am going to": "will",
     "make sure that": "ensure",
-    "make sure": "ensure",
     "take into account": "consider",
     "take into consideration": "consider",
     "give consideration to": "consider",
     "come to the conclusion that": "conclude",
     "prior to": "before",
     "subsequent to": "after",
-    "as well as": "and",
     "a little bit": "a bit",
     "help me out with": "help with",
     "help me out": "help me",
@@ -109,7 +122,6 @@ VERBOSE_PHRASES = {
     "bear in mind that": "note:",
     "for the most part": "mostly",
     "in the process of": "",
-    "at the end of the day": "ultimately",
     "the reason why is that": "because",
     "the reason for this is that": "because",
     "in addition to that": "also",
@@ -134,7 +146,6 @@ VERBOSE_PHRASES = {
     "endeavour to": "try to",
     "ascertain": "find out",
     "a sufficient amount of": "enough",
-    "sufficient": "enough",
     "numerous": "many",
     "in close proximity to": "near",
     "in the vicinity of": "near",
@@ -146,6 +157,20 @@ VERBOSE_PHRASES = {
     "i would be grateful if you could": "",
     "i would be really grateful if you could": "",
     "what i need is": "I need",
+}
+
+# Concise forms that are wrong in some sentences (high only): "going to Paris", "as well as
+# you can", "at the end of the day" as a time, "with respect to x" in maths, "sufficient
+# conditions", "looking for a job".
+HIGH_ONLY_PHRASES = {
+    "is going to": "will",
+    "are going to": "will",
+    "am going to": "will",
+    "as well as": "and",
+    "at the end of the day": "ultimately",
+    "with respect to": "about",
+    "in relation to": "about",
+    "sufficient": "enough",
     "i am looking for": "I need",
     "i'm looking for": "I need",
 }

@@ -278,7 +278,7 @@ def _name_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _is_payload_line(line: str) -> bool:
+def is_payload_line(line: str) -> bool:
     stripped = line.strip()
     if not stripped:
         return False
@@ -311,7 +311,7 @@ def payload_line_spans(text: str) -> list[tuple[int, int]]:
     spans = []
     offset = 0
     for line in text.split("\n"):
-        if _is_payload_line(line):
+        if is_payload_line(line):
             spans.append((offset, offset + len(line)))
         offset += len(line) + 1
     return spans

@@ -149,7 +149,7 @@ def _text(messages):
     return "\n\u0000\n".join(message["content"] for message in messages)
 
 
-@pytest.mark.parametrize("level", ["low", "medium", "high"])
+@pytest.mark.parametrize("level", ["low", "medium"])
 @pytest.mark.parametrize("encoding", [CL100K, O200K])
 def test_held_out_must_keep_strings_survive_and_nothing_grows(level, encoding):
     for item in HELD_OUT:
@@ -162,6 +162,17 @@ def test_held_out_must_keep_strings_survive_and_nothing_grows(level, encoding):
         assert reduction >= 0
 
 
+@pytest.mark.parametrize("encoding", [CL100K, O200K])
+def test_held_out_high_keeps_what_it_must_up_to_the_case_of_a_restarted_sentence(encoding):
+    """`high` rewords, and may give the word after a removed opener a capital."""
+    for item in HELD_OUT:
+        compressed, reduction = _reduction(item, "high", encoding)
+        output = _text(compressed).lower()
+        for text in item["must_keep"]:
+            assert text.lower() in output, text
+        assert reduction >= 0
+
+
 def _median(kind, level, encoding):
     return statistics.median(
         _reduction(item, level, encoding)[1] for item in HELD_OUT if item["kind"] == kind
@@ -169,15 +180,16 @@ def _median(kind, level, encoding):
 
 
 @pytest.mark.parametrize("encoding", [CL100K, O200K])
-def test_held_out_reductions_are_of_the_dev_set_order(encoding):
-    # Floors a little under what was measured when these prompts were written (o200k_base:
-    # verbose 26%, system prompts 9%, multi-turn 19%); the dev set gives 24%, 2% and 0.4%.
-    assert _median("verbose_request", "medium", encoding) >= 0.22
-    assert _median("system_prompt", "medium", encoding) >= 0.07
-    assert _median("multi_turn", "medium", encoding) >= 0.15
+def test_held_out_chatty_requests_shrink_at_medium_and_more_at_high(encoding):
+    # Measured when the safe levels were introduced (o200k_base): verbose requests 7% at
+    # medium (request framing and fillers only), 16% at high.
+    assert _median("verbose_request", "medium", encoding) >= 0.05
+    assert _median("verbose_request", "high", encoding) >= 0.12
 
 
 @pytest.mark.parametrize("encoding", [CL100K, O200K])
-def test_held_out_high_saves_at_least_as_much_as_medium(encoding):
+def test_held_out_each_level_saves_at_least_as_much_as_the_one_below(encoding):
     for item in HELD_OUT:
-        assert _reduction(item, "high", encoding)[1] >= _reduction(item, "medium", encoding)[1]
+        low = _reduction(item, "low", encoding)[1]
+        medium = _reduction(item, "medium", encoding)[1]
+        assert _reduction(item, "high", encoding)[1] >= medium >= low >= 0
