@@ -61,6 +61,12 @@ if not ALLOWED_HOSTS:
     )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 AUTO_MIGRATE = env_bool("AUTO_MIGRATE", DEBUG)
+# Server processes of `python -m synthlang_site` on one port; 0 (unset) means 1 in
+# development and without Redis, else two per core as memory allows (synthlang_site/workers.py).
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 0, minimum=0, maximum=256)
+# On SIGTERM a server stops accepting and gives open requests and streams this long to
+# finish; keep it below the platform's own stop timeout (Heroku and Render: 30 s).
+SHUTDOWN_GRACE_SECONDS = env_float("SHUTDOWN_GRACE_SECONDS", 25.0, minimum=0, maximum=3600)
 
 INSTALLED_APPS = [
     "daphne",

@@ -318,8 +318,9 @@ def test_every_platform_runs_web_worker_beat_and_a_release_migration():
     procfile = _procfile()
     assert PROCESS_TYPES | {"release"} <= set(procfile)
     assert procfile["release"] == "python manage.py migrate --noinput"
-    assert "synthlang_site.asgi:application" in procfile["web"]
-    assert "$PORT" in procfile["web"]
+    # The web process is the project's server: WEB_CONCURRENCY workers on $PORT, drained on
+    # SIGTERM (Heroku sets both variables).
+    assert procfile["web"] == "python -m synthlang_site"
 
     app_json = json.loads((ROOT / "app.json").read_text())
     assert set(app_json["formation"]) == PROCESS_TYPES
@@ -329,7 +330,12 @@ def test_every_platform_runs_web_worker_beat_and_a_release_migration():
     assert fly["deploy"]["release_command"] == "python manage.py migrate --noinput"
 
     render_starts = [s.get("startCommand", "") for s in _yaml("render.yaml")["services"]]
-    for role in ("daphne", "celery -A synthlang_site worker", "celery -A synthlang_site beat"):
+    roles = (
+        "python -m synthlang_site",
+        "celery -A synthlang_site worker",
+        "celery -A synthlang_site beat",
+    )
+    for role in roles:
         assert sum(role in start for start in render_starts) == 1, role
 
     unit_commands = [_systemd_unit(p)["Service"]["ExecStart"] for p in SYSTEMD_UNITS]
@@ -338,7 +344,10 @@ def test_every_platform_runs_web_worker_beat_and_a_release_migration():
         "synthlang-web.service",
         "synthlang-worker.service",
     ]
-    assert "daphne" in unit_commands[1] and " beat " in unit_commands[0]
+    assert unit_commands[1] == "/opt/synthlang/venv/bin/python -m synthlang_site"
+    assert " beat " in unit_commands[0]
+    assert fly["processes"]["web"] == "python -m synthlang_site"
+    assert json.loads(_dockerfile_instruction("CMD")) == ["python", "-m", "synthlang_site"]
 
 
 def test_dockerfile_builds_a_slim_multi_stage_non_root_image_with_a_health_check():
@@ -635,3 +644,36 @@ def test_cloud_function_entry_answers_the_api_without_a_key_with_an_openai_error
 
     assert response.status_code == 401
     assert set(response.get_json()["error"]) == {"message", "type", "param", "code"}
+
+
+def _seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m)?", str(value).strip())
+    assert match, value
+    return float(match.group(1)) * (60 if match.group(2) == "m" else 1)
+
+
+def test_every_platform_waits_longer_for_a_stop_than_the_server_drains():
+    """A platform's SIGKILL must not arrive before the drain's grace period is over."""
+    from django.conf import settings
+
+    default_grace = settings.SHUTDOWN_GRACE_SECONDS
+    unit = _systemd_unit(ROOT / "deploy" / "systemd" / "synthlang-web.service")["Service"]
+    unit_env = dict(
+        item.split("=", 1) for line in [unit["Environment"]] for item in line.split() if "=" in item
+    )
+    unit_grace = float(unit_env.get("SHUTDOWN_GRACE_SECONDS", default_grace))
+    assert _seconds(unit["TimeoutStopSec"]) > unit_grace
+    assert unit["ExecReload"] == "/bin/kill -HUP $MAINPID"
+
+    fly = tomllib.loads((ROOT / "fly.toml").read_text())
+    fly_grace = float(fly["env"].get("SHUTDOWN_GRACE_SECONDS", default_grace))
+    assert fly["kill_timeout"] > fly_grace
+
+    compose = _yaml("docker-compose.yml")
+    proxy = compose["services"]["proxy"]
+    grace_value = compose["x-app-environment"]["SHUTDOWN_GRACE_SECONDS"]
+    compose_grace = float(re.fullmatch(r"\$\{SHUTDOWN_GRACE_SECONDS:-(\d+)\}", grace_value)[1])
+    assert _seconds(proxy["stop_grace_period"]) > compose_grace
+    # Heroku and Render send SIGKILL 30 s after SIGTERM and set no grace of ours.
+    assert default_grace < 30
+    assert _dockerfile_instruction("STOPSIGNAL") == "SIGTERM"
