@@ -24,6 +24,7 @@ from synthlang_site.envconfig import (
     env_url,
     fernet_keys,
     local_dev_secrets,
+    redis_tls_url,
     redis_url,
     sqlite_path,
 )
@@ -166,14 +167,22 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # --- Cache, Redis, Celery, Channels --------------------------------------------------
+# TLS (rediss://): the server's certificate is verified against the system's CAs, or
+# REDIS_SSL_CA_CERTS. Heroku's Redis presents a self-signed certificate that no CA vouches
+# for: REDIS_SSL_CERT_REQS=none accepts it, for the cache, limits, Celery and Channels alike.
+REDIS_SSL_CERT_REQS = env_choice(
+    "REDIS_SSL_CERT_REQS", "required", ("none", "optional", "required")
+)
+REDIS_SSL_CA_CERTS = env_str("REDIS_SSL_CA_CERTS")
+
+
+def _redis_tls(url: str) -> str:
+    return redis_tls_url(url, cert_reqs=REDIS_SSL_CERT_REQS, ca_certs=REDIS_SSL_CA_CERTS)
+
+
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    REDIS_URL = redis_url("REDIS_URL", REDIS_URL)
-    if REDIS_URL.startswith("rediss://") and "ssl_cert_reqs=" not in REDIS_URL:
-        # Managed Redis (Heroku) serves TLS with a self-signed certificate; redis-py,
-        # Celery and channels-redis all read this parameter from the URL.
-        _cert_reqs = env_choice("REDIS_SSL_CERT_REQS", "none", ("none", "optional", "required"))
-        REDIS_URL += ("&" if "?" in REDIS_URL else "?") + f"ssl_cert_reqs={_cert_reqs}"
+    REDIS_URL = _redis_tls(redis_url("REDIS_URL", REDIS_URL))
 CACHE_TYPE = env_choice("CACHE_TYPE", "redis" if REDIS_URL else "memory", ("redis", "memory"))
 if CACHE_TYPE == "redis" and not REDIS_URL:
     raise ImproperlyConfigured("CACHE_TYPE=redis needs REDIS_URL.")
@@ -190,11 +199,20 @@ if CACHE_TYPE == "redis":
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
+CELERY_BROKER_URL = _redis_tls(env_str("CELERY_BROKER_URL") or REDIS_URL)
 # Without a broker (the embedded default) tasks run in the calling process.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_RESULT_BACKEND = None
+# The tasks record their runs in the database (TaskRun); a result backend is optional.
+CELERY_RESULT_BACKEND = _redis_tls(env_str("CELERY_RESULT_BACKEND")) or None
+# Celery reads these two variables from the environment itself, ahead of any setting
+# (celery.app.utils.Settings): they must carry the same TLS options as the settings.
+for _name, _value in (
+    ("CELERY_BROKER_URL", CELERY_BROKER_URL),
+    ("CELERY_RESULT_BACKEND", CELERY_RESULT_BACKEND),
+):
+    if os.environ.get(_name):
+        os.environ[_name] = _value
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"

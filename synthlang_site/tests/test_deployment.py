@@ -398,6 +398,8 @@ def test_heroku_app_json_generates_the_secret_key_and_requires_the_encryption_ke
     assert app_json["env"]["ENCRYPTION_KEY"]["required"] is True
     assert "Fernet" in app_json["env"]["ENCRYPTION_KEY"]["description"]
     assert app_json["env"]["AUTO_MIGRATE"]["value"] == "0"
+    # Heroku's Redis has a self-signed certificate (tested in test_redis_tls_server.py).
+    assert app_json["env"]["REDIS_SSL_CERT_REQS"]["value"] == "none"
     plans = {addon["plan"].split(":")[0] for addon in app_json["addons"]}
     assert plans == {"heroku-postgresql", "heroku-redis"}
 

@@ -36,7 +36,9 @@ MAX_TOKENS = 12
 
 
 @contextmanager
-def server_process(tmp_path, *, workers: int, extra_env: dict | None = None):
+def server_process(
+    tmp_path, *, workers: int, extra_env: dict | None = None, ready_path: str = "/health"
+):
     port = free_port()
     env = {
         **os.environ,
@@ -65,7 +67,7 @@ def server_process(tmp_path, *, workers: int, extra_env: dict | None = None):
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", timeout=120, process=process)
+        wait_for_http(f"http://127.0.0.1:{port}{ready_path}", timeout=120, process=process)
         yield process, port
     finally:
         if process.poll() is None:
