@@ -356,6 +356,12 @@ ROLE_RATE_LIMITS = {
 _backup_dir = Path(env_str("BACKUP_DIR", "./backups") or "./backups")
 BACKUP_DIR = _backup_dir if _backup_dir.is_absolute() else BASE_DIR / _backup_dir
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30, minimum=1, maximum=36_500)
+# Where backups are kept: empty for BACKUP_DIR, a directory, or s3://bucket/prefix (AWS
+# credentials and region the usual ways; the endpoint for S3-compatible stores below).
+BACKUP_STORAGE_URL = env_str("BACKUP_STORAGE_URL")
+if BACKUP_STORAGE_URL.startswith("s3://") and not BACKUP_STORAGE_URL[5:].split("/")[0]:
+    raise ImproperlyConfigured("BACKUP_STORAGE_URL must name a bucket: s3://bucket/prefix")
+BACKUP_S3_ENDPOINT_URL = env_url("BACKUP_S3_ENDPOINT_URL", "")
 
 # --- HTTP API ------------------------------------------------------------------------
 REST_FRAMEWORK = {
