@@ -156,6 +156,38 @@ else:
     # A database that does not answer must fail fast (health checks, start-up).
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 
+# Read replicas: lag-tolerant reads only (common/db_replicas.py). Each gets the primary's
+# settings and its own, shorter, connect timeout; a failing one is skipped for a cool-down.
+DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS")
+DATABASE_REPLICA_CONNECT_TIMEOUT = env_int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2, minimum=1)
+DATABASE_REPLICA_COOLDOWN_SECONDS = env_float(
+    "DATABASE_REPLICA_COOLDOWN_SECONDS", 30.0, minimum=1, maximum=3600
+)
+# The views whose GET reads may lag (namespace:url_name, shell-style patterns).
+DATABASE_REPLICA_VIEWS = env_list(
+    "DATABASE_REPLICA_VIEWS",
+    ["admin:index", "admin:billing_dashboard", "admin:*_changelist", "api-usage"],
+)
+if DATABASE_REPLICA_URLS and _use_sqlite:
+    raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL.")
+for _index, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
+    _replica = database_from_url("DATABASE_REPLICA_URLS", _url)
+    DATABASES[f"replica_{_index}"] = {
+        **DATABASES["default"],
+        **_replica,
+        "OPTIONS": {
+            **DATABASES["default"].get("OPTIONS", {}),
+            **_replica.get("OPTIONS", {}),
+            "connect_timeout": DATABASE_REPLICA_CONNECT_TIMEOUT,
+        },
+        # Tests read the test database through every alias.
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["common.db_replicas.ReplicaRouter"] if DATABASE_REPLICA_URLS else []
+if DATABASE_REPLICA_URLS:
+    # Last, so the lag-tolerant scope wraps the view alone.
+    MIDDLEWARE.append("common.db_replicas.ReplicaReadsMiddleware")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
