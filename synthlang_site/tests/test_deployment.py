@@ -435,19 +435,77 @@ def test_render_blueprint_wires_its_database_and_key_value_instance():
     assert shared["PYTHON_VERSION"]["value"] == runtime
 
 
-def test_sam_template_routes_an_http_api_to_the_lambda_handler():
+DOCKERFILES = [ROOT / "Dockerfile", ROOT / "deploy" / "lambda" / "Dockerfile"]
+DOCKERFILE_INSTRUCTIONS = {
+    "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
+    "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
+}  # fmt: skip
+
+
+def _instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
+    text = "\n".join(lines).replace("\\\n", " ")
+    found = []
+    for line in text.splitlines():
+        if line.strip():
+            word, _, rest = line.strip().partition(" ")
+            found.append((word, rest.strip()))
+    return found
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_dockerfile_is_well_formed(path):
+    instructions = _instructions(path)
+    words = [word for word, _ in instructions]
+    assert set(words) <= DOCKERFILE_INSTRUCTIONS, set(words) - DOCKERFILE_INSTRUCTIONS
+    assert words[0] in ("FROM", "ARG") and "FROM" in words
+    assert words.count("CMD") == 1
+    json.loads(dict(instructions)["CMD"])  # the exec form, so the process gets signals
+    for word, arguments in instructions:
+        if word in ("COPY", "ADD") and "--from=" not in arguments:
+            for source in shlex.split(arguments)[:-1]:
+                assert (ROOT / source).exists(), f"{path.name}: COPY {source} names nothing"
+
+
+def test_sam_template_deploys_the_lambda_container_image_behind_an_http_api():
     template = _sam_template()
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
     function = template["Resources"]["ProxyFunction"]
     assert function["Type"] == "AWS::Serverless::Function"
     properties = {**template["Globals"]["Function"], **function["Properties"]}
-    assert properties["Runtime"] == "python3.11"
+    # The seed's deployment: a container image, whose runtime and handler are the image's.
+    assert properties["PackageType"] == "Image"
+    assert not {"Runtime", "Handler", "CodeUri"} & set(properties)
+    metadata = function["Metadata"]
+    assert (ROOT / metadata["DockerContext"] / metadata["Dockerfile"]).is_file()
     assert properties["Timeout"] <= 30  # API Gateway's limit: a longer one buys nothing
-    module_name, _, handler_name = properties["Handler"].rpartition(".")
-    assert callable(getattr(importlib.import_module(module_name), handler_name))
     events = properties["Events"].values()
     assert {event["Type"] for event in events} == {"HttpApi"}
     assert "/{proxy+}" in {event["Properties"]["Path"] for event in events}
+
+
+def test_the_lambda_image_is_the_lambda_python_base_with_the_handler_and_every_package():
+    instructions = _instructions(ROOT / "deploy" / "lambda" / "Dockerfile")
+    base = dict(instructions)["FROM"]
+    version = re.fullmatch(r"public\.ecr\.aws/lambda/python:3\.(\d+)", base)
+    # 3.11's base image (Amazon Linux 2) was deprecated on 2026-06-30.
+    assert version and int(version.group(1)) >= 12, base
+    runs = " ".join(arguments for word, arguments in instructions if word == "RUN")
+    assert 'pip install --target "${LAMBDA_TASK_ROOT}" -r requirements.txt' in runs
+    assert "manage.py collectstatic --noinput" in runs
+    copied = {
+        shlex.split(arguments)[0]
+        for word, arguments in instructions
+        if word == "COPY" and "--from=" not in arguments
+    }
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert packages | {"templates", "static", "manage.py"} <= copied
+    (handler_path,) = json.loads(dict(instructions)["CMD"])
+    module_name, _, handler_name = handler_path.rpartition(".")
+    from synthlang_site import serverless
+
+    assert getattr(importlib.import_module(module_name), handler_name) is serverless.lambda_handler
 
 
 def test_prometheus_scrapes_the_metrics_endpoint_the_app_serves(client, settings):
