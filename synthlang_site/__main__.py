@@ -30,9 +30,14 @@ def main(argv: list[str] | None = None) -> None:
     from django.core.management import call_command
 
     django.setup()
+    from django.core.exceptions import ImproperlyConfigured
+
     from synthlang_site import workers
 
-    count = workers.worker_count(requested=options.workers, settings=settings)
+    try:
+        count = workers.worker_count(requested=options.workers, settings=settings)
+    except ImproperlyConfigured as error:
+        parser.exit(2, f"python -m synthlang_site: {error}\n")
     if settings.AUTO_MIGRATE:
         call_command("migrate", interactive=False, verbosity=1)
 

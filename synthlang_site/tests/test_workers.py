@@ -173,3 +173,24 @@ def test_metrics_count_every_workers_requests_whichever_worker_is_scraped(settin
     # Every scrape, whichever worker answered it, counted both workers' requests.
     assert totals == {float(sent)}
     assert not directory.exists()  # the supervisor removed its files
+
+
+def test_the_command_refuses_several_workers_without_redis_with_a_message(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    env = {**os.environ, "DEBUG": "true", "LOG_FILE": "", "REDIS_URL": "", "CACHE_TYPE": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "synthlang_site", "--workers", "2"],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "need REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr
