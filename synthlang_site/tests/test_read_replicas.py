@@ -90,7 +90,8 @@ def primary_and_replica():
         started.append(primary)
         primary.sql(f"CREATE DATABASE {DATABASE}", database="postgres")
         replica.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
-                    "-D", str(replica.data), "-R", "-X", "stream", "--no-sync")  # fmt: skip
+                    "-D", str(replica.data), "-R", "-X", "stream", "--no-sync",
+                    "--checkpoint=fast")  # fmt: skip
         with open(replica.data / "postgresql.conf", "a") as conf:
             conf.write(f"port = {replica.port}\n")
         replica.start()
