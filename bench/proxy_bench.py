@@ -248,14 +248,19 @@ async def measure(name: str, url: str, headers: dict, pid: int, args, direct_url
         "added_p99_ms": percentile(latencies, 0.99) - percentile(direct, 0.99),
     }
     # How the load spread over the worker processes: each one's share of their CPU time.
-    workers = children_of(pid) if name.startswith("synthlang") else []
-    workers = [child for child in workers if child not in set(_grandchildren(workers))]
-    before = {child: cpu_seconds(child) for child in workers}
+    # And how many cores the server used: whether more workers had cores to run on.
+    processes = [pid, *children_of(pid)]
+    workers = [child for child in children_of(pid) if child in _direct_children(pid)]
+    before = {process: cpu_seconds(process) for process in processes}
+    started = time.monotonic()
     result.update(await throughput(url, headers, 64, args.duration))
-    spent = {child: cpu_seconds(child) - before[child] for child in workers}
-    if len(spent) > 1 and sum(spent.values()):
-        shares = sorted((100 * s / sum(spent.values()) for s in spent.values()), reverse=True)
-        result["cpu_split"] = "/".join(f"{share:.0f}" for share in shares)
+    elapsed = time.monotonic() - started
+    spent = {process: cpu_seconds(process) - before[process] for process in processes}
+    result["cores"] = sum(spent.values()) / elapsed
+    shares = [spent[child] for child in workers if name.startswith("synthlang")]
+    if len(shares) > 1 and sum(shares):
+        split = sorted((100 * share / sum(shares) for share in shares), reverse=True)
+        result["cpu_split"] = "/".join(f"{share:.0f}" for share in split)
     streams = await concurrent_streams(url, headers, args.streams)
     result["streams_ok"], result["streams_failed"] = streams["ok"], streams["failed"]
     result["streams_seconds"] = streams["seconds"]
@@ -263,8 +268,11 @@ async def measure(name: str, url: str, headers: dict, pid: int, args, direct_url
     return result
 
 
-def _grandchildren(pids: list[int]) -> list[int]:
-    return [grandchild for pid in pids for grandchild in children_of(pid)]
+def _direct_children(pid: int) -> set[int]:
+    try:
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except FileNotFoundError:
+        return set()
 
 
 async def main_async(args) -> list[dict]:
@@ -390,14 +398,14 @@ def render(results: list[dict], args) -> str:
         f"for {args.duration:.0f} s, {args.streams} concurrent streams; {os.cpu_count()} cores "
         "shared by the load generator, the servers and the upstream.",
         "",
-        "| server | added p50 ms | added p99 ms | req/s at 64 conn | CPU split % "
+        "| server | added p50 ms | added p99 ms | req/s at 64 conn | cores used | CPU split % "
         f"| {args.streams} streams ok/failed | streams s | RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['name']} | {r.get('added_p50_ms', 0):.2f} | {r.get('added_p99_ms', 0):.2f} "
-            f"| {r['rps']:.0f} | {r.get('cpu_split', '-')} "
+            f"| {r['rps']:.0f} | {r.get('cores', 0):.2f} | {r.get('cpu_split', '-')} "
             f"| {r.get('streams_ok', '-')}/{r.get('streams_failed', '-')} "
             f"| {r.get('streams_seconds', 0):.1f} | {r.get('rss_mb', 0):.0f} |"
         )
