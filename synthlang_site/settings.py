@@ -175,6 +175,8 @@ for _index, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
     DATABASES[f"replica_{_index}"] = {
         **DATABASES["default"],
         **_replica,
+        # The primary's backend (and with it any connection pool it is configured with).
+        "ENGINE": DATABASES["default"]["ENGINE"],
         "OPTIONS": {
             **DATABASES["default"].get("OPTIONS", {}),
             **_replica.get("OPTIONS", {}),
