@@ -85,5 +85,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://localhost:%s/health' % os.environ.get('PORT', '8000'), timeout=4)"]
 
-# exec: Daphne becomes PID 1 and receives SIGTERM directly for a graceful stop.
-CMD ["sh", "-c", "exec daphne -b \"${HOST:-0.0.0.0}\" -p \"${PORT:-8000}\" synthlang_site.asgi:application"]
+# PID 1 is the server itself (one worker) or the supervisor of WEB_CONCURRENCY workers on the one
+# port; on SIGTERM it drains open requests and streams for SHUTDOWN_GRACE_SECONDS, then exits.
+# Give `docker stop` longer than that (`-t 30`; Compose: stop_grace_period).
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "synthlang_site"]

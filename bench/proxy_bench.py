@@ -1,15 +1,17 @@
 """Proxy benchmark: added latency, throughput, concurrent streams and memory.
 
     python bench/proxy_bench.py [--litellm PATH_TO_LITELLM_BINARY] [--duration 10]
+        [--workers 1 2] [--litellm-workers 1 2]
 
-Starts a local fake upstream (proxy.fake_upstream), one SynthLang Proxy process
-(Daphne) with authentication, rate limits and usage accounting on, and optionally
-LiteLLM's proxy pointed at the same upstream, then drives each with an aiohttp load
-generator from this process. Added latency is measured with sequential requests that
-alternate between the upstream directly and through the proxy. Set REDIS_URL to account
-usage and count rate limits in Redis as production does; DATABASE_URL to use PostgreSQL.
-Everything runs on this machine, so compare the ratios of one run rather than absolute
-figures.
+Starts a local fake upstream (proxy.fake_upstream), SynthLang Proxy (``python -m
+synthlang_site`` with each ``--workers`` count in turn) with authentication, rate limits
+and usage accounting on, and optionally LiteLLM's proxy (with each ``--litellm-workers``
+count) pointed at the same upstream, then drives each with an aiohttp load generator from
+this process. Added latency is measured with sequential requests that alternate between
+the upstream directly and through the proxy. Set REDIS_URL to account usage and count rate
+limits in Redis as production does (several workers need it); DATABASE_URL to use
+PostgreSQL. Everything runs on this machine, so compare the ratios of one run rather than
+absolute figures. The CPU split shows how the load spread over the workers.
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ def rss_mb(pid: int) -> float:
         except FileNotFoundError:
             continue
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children_of(pid: int) -> list[int]:
@@ -157,6 +168,16 @@ async def concurrent_streams(url: str, headers: dict, streams: int) -> dict:
     return {"ok": ok, "failed": failed, "seconds": elapsed}
 
 
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM (a SynthLang supervisor drains its workers), then wait for the exit."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     handle = open(log, "wb")  # noqa: SIM115 - closed when the process is reaped
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
@@ -226,7 +247,20 @@ async def measure(name: str, url: str, headers: dict, pid: int, args, direct_url
         "added_p50_ms": percentile(latencies, 0.5) - percentile(direct, 0.5),
         "added_p99_ms": percentile(latencies, 0.99) - percentile(direct, 0.99),
     }
+    # How the load spread over the worker processes: each one's share of their CPU time.
+    # And how many cores the server used: whether more workers had cores to run on.
+    processes = [pid, *children_of(pid)]
+    workers = [child for child in children_of(pid) if child in _direct_children(pid)]
+    before = {process: cpu_seconds(process) for process in processes}
+    started = time.monotonic()
     result.update(await throughput(url, headers, 64, args.duration))
+    elapsed = time.monotonic() - started
+    spent = {process: cpu_seconds(process) - before[process] for process in processes}
+    result["cores"] = sum(spent.values()) / elapsed
+    shares = [spent[child] for child in workers if name.startswith("synthlang")]
+    if len(shares) > 1 and sum(shares):
+        split = sorted((100 * share / sum(shares) for share in shares), reverse=True)
+        result["cpu_split"] = "/".join(f"{share:.0f}" for share in split)
     streams = await concurrent_streams(url, headers, args.streams)
     result["streams_ok"], result["streams_failed"] = streams["ok"], streams["failed"]
     result["streams_seconds"] = streams["seconds"]
@@ -234,9 +268,16 @@ async def measure(name: str, url: str, headers: dict, pid: int, args, direct_url
     return result
 
 
+def _direct_children(pid: int) -> set[int]:
+    try:
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except FileNotFoundError:
+        return set()
+
+
 async def main_async(args) -> list[dict]:
     workdir = Path(tempfile.mkdtemp(prefix="synthlang-bench-"))
-    upstream_port, proxy_port = free_port(), free_port()
+    upstream_port = free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     processes: list[subprocess.Popen] = []
@@ -260,31 +301,39 @@ async def main_async(args) -> list[dict]:
             }
         )
 
-        env = proxy_environment(
-            base_env,
-            workdir=workdir,
-            proxy_port=proxy_port,
-            upstream_url=upstream_url,
-            ENABLE_CACHE="0",
-        )
-        key = prepare_synthlang(env)
-        proxy = start([sys.executable, "-m", "synthlang_site"], env, workdir / "proxy.log")
-        processes.append(proxy)
-        await wait_http(f"http://127.0.0.1:{proxy_port}/health")
-        headers = {"Authorization": f"Bearer {key}"}
-        for level in args.levels:
-            results.append(
-                await measure(
-                    f"synthlang (compression {level})",
-                    f"http://127.0.0.1:{proxy_port}/v1/chat/completions",
-                    {**headers, "x-synthlang-compression": level},
-                    proxy.pid,
-                    args,
-                    f"{upstream_url}/v1/chat/completions",
-                )
+        for workers in args.workers:
+            port = free_port()
+            env = proxy_environment(
+                base_env,
+                workdir=workdir,
+                proxy_port=port,
+                upstream_url=upstream_url,
+                ENABLE_CACHE="0",
             )
+            key = prepare_synthlang(env)
+            proxy = start(
+                [sys.executable, "-m", "synthlang_site", "--workers", str(workers)],
+                env,
+                workdir / f"proxy-{workers}.log",
+            )
+            processes.append(proxy)
+            await wait_http(f"http://127.0.0.1:{port}/health")
+            headers = {"Authorization": f"Bearer {key}"}
+            label = "worker" if workers == 1 else "workers"
+            for level in args.levels:
+                results.append(
+                    await measure(
+                        f"synthlang, {workers} {label} (compression {level})",
+                        f"http://127.0.0.1:{port}/v1/chat/completions",
+                        {**headers, "x-synthlang-compression": level},
+                        proxy.pid,
+                        args,
+                        f"{upstream_url}/v1/chat/completions",
+                    )
+                )
+            stop(proxy)
 
-        if args.litellm:
+        for litellm_workers in args.litellm_workers if args.litellm else []:
             litellm_port = free_port()
             config = workdir / "litellm.yaml"
             config.write_text(
@@ -313,16 +362,16 @@ async def main_async(args) -> list[dict]:
                     "--port",
                     str(litellm_port),
                     "--num_workers",
-                    "1",
+                    str(litellm_workers),
                 ],
                 {**base_env, "LITELLM_TELEMETRY": "False"},
-                workdir / "litellm.log",
+                workdir / f"litellm-{litellm_workers}.log",
             )
             processes.append(litellm)
             await wait_http(f"http://127.0.0.1:{litellm_port}/health/liveliness", timeout=180)
             results.append(
                 await measure(
-                    "litellm proxy",
+                    f"litellm proxy, {litellm_workers} worker(s)",
                     f"http://127.0.0.1:{litellm_port}/v1/chat/completions",
                     {"Authorization": "Bearer sk-litellm-bench"},
                     litellm.pid,
@@ -330,6 +379,7 @@ async def main_async(args) -> list[dict]:
                     f"{upstream_url}/v1/chat/completions",
                 )
             )
+            stop(litellm)
     finally:
         for process in processes:
             process.terminate()
@@ -344,17 +394,19 @@ async def main_async(args) -> list[dict]:
 
 def render(results: list[dict], args) -> str:
     lines = [
-        f"One process each; {args.requests} sequential requests for latency, 64 connections "
-        f"for {args.duration:.0f} s, {args.streams} concurrent streams.",
+        f"{args.requests} sequential requests for latency, 64 connections "
+        f"for {args.duration:.0f} s, {args.streams} concurrent streams; {os.cpu_count()} cores "
+        "shared by the load generator, the servers and the upstream.",
         "",
-        "| server | added p50 ms | added p99 ms | req/s at 64 conn | 500 streams ok/failed "
-        "| streams s | RSS MB |",
-        "|---|---|---|---|---|---|---|",
+        "| server | added p50 ms | added p99 ms | req/s at 64 conn | cores used | CPU split % "
+        f"| {args.streams} streams ok/failed | streams s | RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['name']} | {r.get('added_p50_ms', 0):.2f} | {r.get('added_p99_ms', 0):.2f} "
-            f"| {r['rps']:.0f} | {r.get('streams_ok', '-')}/{r.get('streams_failed', '-')} "
+            f"| {r['rps']:.0f} | {r.get('cores', 0):.2f} | {r.get('cpu_split', '-')} "
+            f"| {r.get('streams_ok', '-')}/{r.get('streams_failed', '-')} "
             f"| {r.get('streams_seconds', 0):.1f} | {r.get('rss_mb', 0):.0f} |"
         )
     return "\n".join(lines)
@@ -367,6 +419,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--streams", type=int, default=500)
     parser.add_argument("--levels", nargs="+", default=["off", "medium"])
+    parser.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        default=[1],
+        help="SynthLang server processes, one run per count (above 1 needs REDIS_URL)",
+    )
+    parser.add_argument("--litellm-workers", nargs="+", type=int, default=[1])
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
     table = render(results, args)

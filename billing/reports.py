@@ -16,6 +16,7 @@ from accounts.models import ApiKey, Organization, User
 from billing.models import ROLLUP_SUMS
 from billing.pricing import micros_to_usd
 from billing.selectors import rollups_for_org
+from common.progress import Progress, silent
 
 GROUPS = ("model", "user", "key", "day")
 
@@ -161,17 +162,21 @@ def month_bounds(month: date) -> tuple[date, date]:
     return first, following - timedelta(days=1)
 
 
-def month_report(*, organization_id: int, month: date) -> dict:
+def month_report(*, organization_id: int, month: date, progress: Progress = silent) -> dict:
     start, end = month_bounds(month)
     organization = Organization.objects.get(pk=organization_id)
-    summary = usage_totals(organization_id=organization_id, start=start, end=end)
-    summary.update({"organization": organization.slug, "month": f"{start:%Y-%m}"})
-    report = {"summary": summary}
-    for group_by in GROUPS:
-        report[f"by_{group_by}"] = usage_grouped(
-            organization_id=organization_id, start=start, end=end, group_by=group_by
-        )
-    report["lines"] = month_lines(organization_id=organization_id, start=start, end=end)
+    with progress(f"{organization.slug} {start:%Y-%m}", total=len(GROUPS) + 2) as bar:
+        summary = usage_totals(organization_id=organization_id, start=start, end=end)
+        summary.update({"organization": organization.slug, "month": f"{start:%Y-%m}"})
+        report = {"summary": summary}
+        bar.update(1)
+        for group_by in GROUPS:
+            report[f"by_{group_by}"] = usage_grouped(
+                organization_id=organization_id, start=start, end=end, group_by=group_by
+            )
+            bar.update(1)
+        report["lines"] = month_lines(organization_id=organization_id, start=start, end=end)
+        bar.update(1)
     return report
 
 

@@ -1,14 +1,10 @@
-"""Encrypted database backups and their restore (no HTTP, no ORM models).
+"""Encrypted database backups, where they are kept, and their restore (no HTTP, no models).
 
-A backup file is the magic line ``SYNTHLANG-BACKUP 1`` followed by frames, each a
-4-byte big-endian length and one Fernet token. Frame 0 holds a JSON header (format
-version, vendor, database name, creation time); the frames after it hold a gzip stream
-of the dump (``pg_dump --format=custom`` or an SQLite database file), in chunks of
-``CHUNK_BYTES``, so neither backup nor restore holds the whole database in memory.
-
-Fernet authenticates each frame on its own, so every frame's plaintext starts with the
-backup's random id, the frame's index and a "last frame" flag: frames reordered, dropped,
-truncated away or spliced in from another backup are refused.
+A backup is the database's dump (``pg_dump --format=custom`` or an SQLite database file),
+gzip-compressed and encrypted in authenticated frames (common/backup_format.py), named
+``synthlang-<vendor>-<UTC time>.bak`` and kept in a directory or in object storage
+(common/backup_storage.py, ``BACKUP_STORAGE_URL``). Retention, listing and restore work
+wherever the backups are.
 
 Restore decrypts and checks everything (header, every frame, gzip's CRC, the dump
 itself) into a private temporary file before it writes anything to the database.
@@ -16,31 +12,31 @@ itself) into a private temporary file before it writes anything to the database.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import re
-import secrets
 import shutil
 import sqlite3
-import struct
 import subprocess
 import tempfile
-import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
-FORMAT_VERSION = 1
-MAGIC = b"SYNTHLANG-BACKUP 1\n"
-CHUNK_BYTES = 1024 * 1024
-# A frame is one chunk plus Fernet's base64 overhead; anything far larger is not ours.
-MAX_FRAME_BYTES = 4 * CHUNK_BYTES
-_FRAME_PREFIX = struct.Struct(">16sQ?")  # backup id, frame index, last frame
-_LENGTH = struct.Struct(">I")
+from common.backup_format import (
+    CHUNK_BYTES,
+    FORMAT_VERSION,
+    MAGIC,
+    BackupError,
+    decrypt_to,
+    encrypt_to,
+)
+from common.backup_storage import StorageError, storage_from_settings, storage_from_url
+from common.progress import Progress, silent
+
 _TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 _NAME = re.compile(r"^synthlang-(?P<vendor>[a-z0-9]+)-(?P<stamp>\d{8}T\d{6}\.\d{6}Z)\.bak$")
 _ENGINE_VENDORS = {
@@ -50,29 +46,35 @@ _ENGINE_VENDORS = {
 }
 
 
-class BackupError(Exception):
-    """A backup cannot be written or restored; the message says why, for an operator."""
-
-
 @dataclass(frozen=True)
 class BackupPlan:
-    path: Path
+    name: str
+    location: str  # a path, or s3://bucket/prefix/name
     vendor: str
     database: str
 
 
 @dataclass(frozen=True)
 class BackupResult:
-    path: Path
+    name: str
+    location: str
     vendor: str
     database: str
     size_bytes: int
-    pruned: tuple[Path, ...]
+    pruned: tuple[str, ...]  # the locations deleted by retention
+
+
+@dataclass(frozen=True)
+class StoredBackup:
+    name: str
+    location: str
+    vendor: str
+    taken_at: datetime
 
 
 @dataclass(frozen=True)
 class RestoreResult:
-    path: Path
+    name: str
     vendor: str
     database: str
     created_at: str
@@ -89,66 +91,139 @@ def backup_plan(*, now: datetime | None = None) -> BackupPlan:
     config = settings.DATABASES["default"]
     vendor = _vendor(config)
     name = f"synthlang-{vendor}-{now.strftime(_TIMESTAMP_FORMAT)}.bak"
-    return BackupPlan(path=_backup_dir() / name, vendor=vendor, database=str(config["NAME"]))
+    location = storage_from_settings().location(name)
+    return BackupPlan(name=name, location=location, vendor=vendor, database=str(config["NAME"]))
 
 
-def backup_create(*, now: datetime | None = None) -> BackupResult:
-    """Dump the default database, compress, encrypt and write it; then prune old backups."""
+def backup_create(*, now: datetime | None = None, progress: Progress = silent) -> BackupResult:
+    """Dump the default database, compress, encrypt and store it; then prune old backups.
+
+    A local store gets the file written in place; object storage gets it uploaded from a
+    private temporary file, which is removed afterwards.
+    """
     now = now or datetime.now(UTC)
     plan = backup_plan(now=now)
+    storage = storage_from_settings()
     config = settings.DATABASES["default"]
-    plan.path.parent.mkdir(parents=True, exist_ok=True)
     header = {
         "format": FORMAT_VERSION,
         "vendor": plan.vendor,
         "database": plan.database,
         "created_at": now.isoformat(),
     }
-    # Written under a temporary name and renamed, so a crash never leaves a file that
-    # looks like a complete backup (and retention never counts a half-written one).
-    partial = plan.path.with_name(plan.path.name + ".partial")
-    try:
-        with _dump_stream(plan.vendor, config) as dump:
-            _encrypt_to(partial, header=header, chunks=dump)
-        os.replace(partial, plan.path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="synthlang-backup-out-") as workdir:
+        in_place = storage.local_path(plan.name)
+        target = in_place or Path(workdir) / plan.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Written under a temporary name and renamed, so a crash never leaves a file that
+        # looks like a complete backup (and retention never counts a half-written one).
+        partial = target.with_name(target.name + ".partial")
+        try:
+            with (
+                _dump_stream(plan.vendor, config) as dump,
+                progress("encrypting", total=dump.size, unit="B") as bar,
+            ):
+                encrypt_to(partial, header=header, chunks=dump.chunks(bar.update))
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        size = target.stat().st_size
+        if in_place is None:
+            with progress("uploading", total=size, unit="B") as bar:
+                try:
+                    size = storage.upload(target, plan.name, transferred=bar.update)
+                except StorageError as error:
+                    raise BackupError(str(error)) from None
     pruned = backup_prune(now=now)
     return BackupResult(
-        path=plan.path,
+        name=plan.name,
+        location=plan.location,
         vendor=plan.vendor,
         database=plan.database,
-        size_bytes=plan.path.stat().st_size,
+        size_bytes=size,
         pruned=tuple(pruned),
     )
 
 
-def backup_prune(*, now: datetime | None = None, dry_run: bool = False) -> list[Path]:
+def backup_list() -> list[StoredBackup]:
+    """The backups in the configured store, newest first (judged by their names)."""
+    storage = storage_from_settings()
+    try:
+        names = storage.names()
+    except StorageError as error:
+        raise BackupError(str(error)) from None
+    found = []
+    for name in names:
+        match = _NAME.match(name)
+        if match:
+            taken_at = datetime.strptime(match["stamp"], _TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+            found.append(
+                StoredBackup(
+                    name=name,
+                    location=storage.location(name),
+                    vendor=match["vendor"],
+                    taken_at=taken_at,
+                )
+            )
+    return sorted(found, key=lambda backup: backup.taken_at, reverse=True)
+
+
+def backup_prune(*, now: datetime | None = None, dry_run: bool = False) -> list[str]:
     """Delete backups older than ``BACKUP_RETENTION_DAYS``, judged by the name's timestamp.
 
     The name, not the file's mtime: copying a backup around (restoring it from cold
-    storage) must not make it look new.
+    storage) must not make it look new. Returns the locations deleted (or to delete).
     """
-    directory = _backup_dir()
-    if not directory.is_dir():
-        return []
+    storage = storage_from_settings()
     cutoff = (now or datetime.now(UTC)) - timedelta(days=settings.BACKUP_RETENTION_DAYS)
-    old = []
-    for path in sorted(directory.iterdir()):
-        match = _NAME.match(path.name)
-        if not match or not path.is_file():
-            continue
-        taken_at = datetime.strptime(match["stamp"], _TIMESTAMP_FORMAT).replace(tzinfo=UTC)
-        if taken_at < cutoff:
-            old.append(path)
+    old = [backup for backup in backup_list() if backup.taken_at < cutoff]
     if not dry_run:
-        for path in old:
-            path.unlink(missing_ok=True)
-    return old
+        for backup in old:
+            try:
+                storage.delete(backup.name)
+            except StorageError as error:
+                raise BackupError(str(error)) from None
+    return [backup.location for backup in sorted(old, key=lambda backup: backup.name)]
 
 
-def backup_restore(*, path: Path, dry_run: bool = False) -> RestoreResult:
-    """Restore ``path`` into the default database, or with ``dry_run`` only check it.
+@contextlib.contextmanager
+def backup_fetched(source: str | Path, *, progress: Progress = silent) -> Iterator[Path]:
+    """A local copy of a backup to read: ``source`` is a file, ``s3://bucket/key``, or the
+    name of a backup in the configured store (``latest`` for the newest one)."""
+    source = str(source)
+    local = Path(source)
+    if not source.startswith("s3://") and (local.is_file() or "/" in source):
+        yield local
+        return
+    if source.startswith("s3://"):
+        folder, _, name = source.rpartition("/")
+        storage = storage_from_url(folder)
+    else:
+        storage, name = storage_from_settings(), source
+        if name == "latest":
+            newest = backup_list()
+            if not newest:
+                raise BackupError(f"there is no backup in {storage.location('')}")
+            name = newest[0].name
+    in_place = storage.local_path(name)
+    if in_place is not None:
+        yield in_place
+        return
+    with tempfile.TemporaryDirectory(prefix="synthlang-backup-in-") as workdir:
+        target = Path(workdir) / name
+        try:
+            with progress("downloading", total=storage.size(name), unit="B") as bar:
+                storage.download(name, target, transferred=bar.update)
+        except StorageError as error:
+            raise BackupError(str(error)) from None
+        yield target
+
+
+def backup_restore(
+    *, path: Path, dry_run: bool = False, progress: Progress = silent
+) -> RestoreResult:
+    """Restore the backup file ``path`` into the default database, or with ``dry_run``
+    only check it (``backup_fetched`` brings one from object storage first).
 
     Every check runs before the first write: a wrong key, a corrupt or truncated file
     or a backup of another database vendor raises ``BackupError`` and the database is
@@ -159,7 +234,9 @@ def backup_restore(*, path: Path, dry_run: bool = False) -> RestoreResult:
     vendor = _vendor(config)
     with tempfile.TemporaryDirectory(prefix="synthlang-restore-") as workdir:
         dump_path = Path(workdir) / "dump"
-        header = _decrypt_to(path, dump_path)
+        size = path.stat().st_size if path.is_file() else None
+        with progress("decrypting", total=size, unit="B") as bar:
+            header = decrypt_to(path, dump_path, read=bar.update)
         if header.get("vendor") != vendor:
             raise BackupError(
                 f"{path.name} is a {header.get('vendor')} backup but the configured database "
@@ -167,125 +244,17 @@ def backup_restore(*, path: Path, dry_run: bool = False) -> RestoreResult:
             )
         _verify_dump(vendor, dump_path, config)
         if not dry_run:
-            _restore_dump(vendor, dump_path, config)
+            with progress("restoring", total=None, unit="step") as bar:
+                _restore_dump(vendor, dump_path, config)
+                bar.update(1)
         return RestoreResult(
-            path=path,
+            name=path.name,
             vendor=vendor,
             database=str(config["NAME"]),
             created_at=str(header.get("created_at", "")),
             dump_bytes=dump_path.stat().st_size,
             restored=not dry_run,
         )
-
-
-# --- Encryption and framing ----------------------------------------------------------
-
-
-def _encrypt_to(path: Path, *, header: dict, chunks: Iterator[bytes]) -> None:
-    fernet = Fernet(settings.ENCRYPTION_KEYS[0].encode())
-    backup_id = secrets.token_bytes(16)
-    index = 0
-
-    def frame(data: bytes, last: bool) -> bytes:
-        nonlocal index
-        token = fernet.encrypt(_FRAME_PREFIX.pack(backup_id, index, last) + data)
-        index += 1
-        return _LENGTH.pack(len(token)) + token
-
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip container
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(MAGIC)
-        out.write(frame(json.dumps(header).encode(), last=False))
-        pending = b""
-        for chunk in chunks:
-            pending += compressor.compress(chunk)
-            while len(pending) >= CHUNK_BYTES:
-                out.write(frame(pending[:CHUNK_BYTES], last=False))
-                pending = pending[CHUNK_BYTES:]
-        out.write(frame(pending + compressor.flush(), last=True))
-        out.flush()
-        os.fsync(out.fileno())
-
-
-def _frames(path: Path) -> Iterator[bytes]:
-    try:
-        handle = path.open("rb")
-    except OSError as error:
-        raise BackupError(f"cannot read {path}: {error.strerror}") from None
-    with handle:
-        if handle.read(len(MAGIC)) != MAGIC:
-            raise BackupError(f"{path.name} is not a SynthLang backup (unknown file header).")
-        while True:
-            prefix = handle.read(_LENGTH.size)
-            if not prefix:
-                return
-            if len(prefix) < _LENGTH.size:
-                raise BackupError(f"{path.name} is truncated.")
-            (length,) = _LENGTH.unpack(prefix)
-            if length > MAX_FRAME_BYTES:
-                raise BackupError(f"{path.name} is corrupt (impossible frame length).")
-            token = handle.read(length)
-            if len(token) < length:
-                raise BackupError(f"{path.name} is truncated.")
-            yield token
-
-
-def _decrypt_to(path: Path, dump_path: Path) -> dict:
-    """Check every frame of ``path`` and write the decompressed dump to ``dump_path``."""
-    fernet = MultiFernet([Fernet(key.encode()) for key in settings.ENCRYPTION_KEYS])
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    header: dict | None = None
-    backup_id = None
-    expected_index = 0
-    seen_last = False
-    with dump_path.open("wb") as out:
-        for token in _frames(path):
-            if seen_last:
-                raise BackupError(f"{path.name} is corrupt (data after the last frame).")
-            try:
-                plaintext = fernet.decrypt(token)
-            except InvalidToken:
-                if expected_index == 0:
-                    raise BackupError(
-                        f"{path.name} cannot be decrypted with any key in ENCRYPTION_KEY "
-                        "(a backup made under another key, or a corrupt file)."
-                    ) from None
-                raise BackupError(f"{path.name} is corrupt (frame {expected_index}).") from None
-            frame_id, index, last = _FRAME_PREFIX.unpack_from(plaintext)
-            data = plaintext[_FRAME_PREFIX.size :]
-            if index != expected_index or (backup_id is not None and frame_id != backup_id):
-                raise BackupError(f"{path.name} is corrupt (frames out of order or mixed).")
-            backup_id = frame_id
-            expected_index += 1
-            seen_last = last
-            if header is None:
-                header = _parse_header(path, data)
-                continue
-            try:
-                out.write(decompressor.decompress(data))
-            except zlib.error:
-                raise BackupError(f"{path.name} is corrupt (compressed data).") from None
-    if header is None:
-        raise BackupError(f"{path.name} holds no backup.")
-    if not seen_last or not decompressor.eof:
-        raise BackupError(f"{path.name} is truncated (the last frame is missing).")
-    return header
-
-
-def _parse_header(path: Path, data: bytes) -> dict:
-    try:
-        header = json.loads(data)
-    except ValueError:
-        raise BackupError(f"{path.name} has an unreadable header.") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
-        raise BackupError(
-            f"{path.name} has backup format {header.get('format')!r} "
-            f"but this release reads format {FORMAT_VERSION}."
-            if isinstance(header, dict)
-            else f"{path.name} has an unreadable header."
-        )
-    return header
 
 
 # --- Dumping and restoring each vendor -------------------------------------------------
@@ -296,10 +265,6 @@ def _vendor(config: Mapping) -> str:
     if vendor is None:
         raise BackupError(f"backups do not support the database engine {config['ENGINE']}.")
     return vendor
-
-
-def _backup_dir() -> Path:
-    return Path(settings.BACKUP_DIR)
 
 
 def _pg_env(config: Mapping) -> dict[str, str]:
@@ -335,16 +300,18 @@ def _run(command: list[str], config: Mapping, what: str) -> None:
 
 
 class _dump_stream:
-    """Context manager yielding the dump as an iterator of byte chunks."""
+    """Context manager yielding the dump: its ``size`` and its ``chunks()``."""
 
     def __init__(self, vendor: str, config: Mapping):
         self.vendor = vendor
         self.config = config
         self.workdir: tempfile.TemporaryDirectory | None = None
+        self.path: Path | None = None
+        self.size = 0
 
-    def __enter__(self) -> Iterator[bytes]:
+    def __enter__(self) -> _dump_stream:
         self.workdir = tempfile.TemporaryDirectory(prefix="synthlang-backup-")
-        dump_path = Path(self.workdir.name) / "dump"
+        self.path = Path(self.workdir.name) / "dump"
         if self.vendor == "postgresql":
             # Uncompressed custom format: gzip compresses it once, on our side.
             _run(
@@ -354,24 +321,26 @@ class _dump_stream:
                     "--compress=0",
                     "--no-password",
                     "-f",
-                    str(dump_path),
+                    str(self.path),
                 ],
                 self.config,
                 "dump the database",
             )
         else:
-            _sqlite_copy(Path(self.config["NAME"]), dump_path)
-        return _read_chunks(dump_path)
+            _sqlite_copy(Path(self.config["NAME"]), self.path)
+        self.size = self.path.stat().st_size
+        return self
+
+    def chunks(self, read=None) -> Iterator[bytes]:
+        with self.path.open("rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                if read is not None:
+                    read(len(chunk))
+                yield chunk
 
     def __exit__(self, *exc_info) -> None:
         if self.workdir is not None:
             self.workdir.cleanup()
-
-
-def _read_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
 
 
 def _read_only_uri(path: Path) -> str:
@@ -447,12 +416,20 @@ def _restore_dump(vendor: str, dump_path: Path, config: Mapping) -> None:
         src.close()
 
 
+# The format's names that callers (and the tests) reach through this module.
+_encrypt_to = encrypt_to
+
 __all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
     "BackupError",
     "BackupPlan",
     "BackupResult",
     "RestoreResult",
+    "StoredBackup",
     "backup_create",
+    "backup_fetched",
+    "backup_list",
     "backup_plan",
     "backup_prune",
     "backup_restore",

@@ -14,7 +14,8 @@ On a server laid out as docs/deployment.md describes (code in /opt/synthlang/app
   3. python manage.py check --deploy
   4. python manage.py migrate --noinput
   5. python manage.py collectstatic --noinput
-  6. systemctl restart synthlang-web synthlang-worker synthlang-beat
+  6. systemctl reload-or-restart synthlang-web (its workers are replaced one at a time, so
+     the port never stops answering), systemctl restart synthlang-worker synthlang-beat
   7. wait until GET /health answers 200
 
 Run it as root (it runs git, pip and manage.py as the app user) or as the app user with
@@ -113,8 +114,11 @@ step "Collecting static files"
 as_app "$VENV/bin/python" manage.py collectstatic --noinput
 
 if [[ "$RESTART" == 1 ]]; then
-    step "Restarting ${UNITS[*]}"
-    as_root systemctl restart "${UNITS[@]}"
+    # The web unit's reload is a rolling restart of its workers with the new code; settings
+    # changed in the env file need a restart (which drains open streams first).
+    step "Reloading synthlang-web, restarting the other units"
+    as_root systemctl reload-or-restart synthlang-web
+    as_root systemctl restart "${UNITS[@]:1}"
 
     step "Waiting for $HEALTH_URL"
     for _ in $(seq 1 30); do

@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -149,6 +149,27 @@ def redis_url(name: str, value: str) -> str:
     if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
         raise _fail(name, value, "a redis://host:port/db URL")
     return value
+
+
+def redis_tls_url(url: str, *, cert_reqs: str, ca_certs: str = "") -> str:
+    """A ``rediss://`` URL with the TLS checks to make, for every Redis client to read.
+
+    redis-py (the Django cache, the proxy's own clients), Celery's broker and result
+    backend and channels-redis all take ``ssl_cert_reqs`` and ``ssl_ca_certs`` from the
+    URL's query; the proxy's pipelined client reads the same parameters. Values already in
+    the URL win. Other schemes are returned unchanged.
+    """
+    if not url.startswith("rediss://"):
+        return url
+    present = {part.split("=", 1)[0] for part in urlsplit(url).query.split("&") if part}
+    extra = []
+    if "ssl_cert_reqs" not in present:
+        extra.append(f"ssl_cert_reqs={cert_reqs}")
+    if ca_certs and "ssl_ca_certs" not in present:
+        extra.append(f"ssl_ca_certs={quote(ca_certs, safe='/')}")
+    if not extra:
+        return url
+    return url + ("&" if "?" in url else "?") + "&".join(extra)
 
 
 def fernet_keys(name: str, value: str) -> list[str]:

@@ -25,6 +25,7 @@ from synthlang_site.envconfig import (
     env_url,
     fernet_keys,
     local_dev_secrets,
+    redis_tls_url,
     redis_url,
     sqlite_path,
 )
@@ -62,6 +63,12 @@ if not ALLOWED_HOSTS:
     )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 AUTO_MIGRATE = env_bool("AUTO_MIGRATE", DEBUG)
+# Server processes of `python -m synthlang_site` on one port; 0 (unset) means 1 in
+# development and without Redis, else two per core as memory allows (synthlang_site/workers.py).
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 0, minimum=0, maximum=256)
+# On SIGTERM a server stops accepting and gives open requests and streams this long to
+# finish; keep it below the platform's own stop timeout (Heroku and Render: 30 s).
+SHUTDOWN_GRACE_SECONDS = env_float("SHUTDOWN_GRACE_SECONDS", 25.0, minimum=0, maximum=3600)
 
 INSTALLED_APPS = [
     "daphne",
@@ -178,6 +185,40 @@ else:
         if _db_options["pool"]["min_size"] > _db_options["pool"]["max_size"]:
             raise ImproperlyConfigured("DB_POOL_MIN_SIZE cannot exceed DB_POOL_MAX_SIZE.")
 
+# Read replicas: lag-tolerant reads only (common/db_replicas.py). Each gets the primary's
+# settings and its own, shorter, connect timeout; a failing one is skipped for a cool-down.
+DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS")
+DATABASE_REPLICA_CONNECT_TIMEOUT = env_int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2, minimum=1)
+DATABASE_REPLICA_COOLDOWN_SECONDS = env_float(
+    "DATABASE_REPLICA_COOLDOWN_SECONDS", 30.0, minimum=1, maximum=3600
+)
+# The views whose GET reads may lag (namespace:url_name, shell-style patterns).
+DATABASE_REPLICA_VIEWS = env_list(
+    "DATABASE_REPLICA_VIEWS",
+    ["admin:index", "admin:billing_dashboard", "admin:*_changelist", "api-usage"],
+)
+if DATABASE_REPLICA_URLS and _use_sqlite:
+    raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL.")
+for _index, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
+    _replica = database_from_url("DATABASE_REPLICA_URLS", _url)
+    DATABASES[f"replica_{_index}"] = {
+        **DATABASES["default"],
+        **_replica,
+        # The primary's backend (and with it any connection pool it is configured with).
+        "ENGINE": DATABASES["default"]["ENGINE"],
+        "OPTIONS": {
+            **DATABASES["default"].get("OPTIONS", {}),
+            **_replica.get("OPTIONS", {}),
+            "connect_timeout": DATABASE_REPLICA_CONNECT_TIMEOUT,
+        },
+        # Tests read the test database through every alias.
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["common.db_replicas.ReplicaRouter"] if DATABASE_REPLICA_URLS else []
+if DATABASE_REPLICA_URLS:
+    # Last, so the lag-tolerant scope wraps the view alone.
+    MIDDLEWARE.append("common.db_replicas.ReplicaReadsMiddleware")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -196,14 +237,22 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # --- Cache, Redis, Celery, Channels --------------------------------------------------
+# TLS (rediss://): the server's certificate is verified against the system's CAs, or
+# REDIS_SSL_CA_CERTS. Heroku's Redis presents a self-signed certificate that no CA vouches
+# for: REDIS_SSL_CERT_REQS=none accepts it, for the cache, limits, Celery and Channels alike.
+REDIS_SSL_CERT_REQS = env_choice(
+    "REDIS_SSL_CERT_REQS", "required", ("none", "optional", "required")
+)
+REDIS_SSL_CA_CERTS = env_str("REDIS_SSL_CA_CERTS")
+
+
+def _redis_tls(url: str) -> str:
+    return redis_tls_url(url, cert_reqs=REDIS_SSL_CERT_REQS, ca_certs=REDIS_SSL_CA_CERTS)
+
+
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    REDIS_URL = redis_url("REDIS_URL", REDIS_URL)
-    if REDIS_URL.startswith("rediss://") and "ssl_cert_reqs=" not in REDIS_URL:
-        # Managed Redis (Heroku) serves TLS with a self-signed certificate; redis-py,
-        # Celery and channels-redis all read this parameter from the URL.
-        _cert_reqs = env_choice("REDIS_SSL_CERT_REQS", "none", ("none", "optional", "required"))
-        REDIS_URL += ("&" if "?" in REDIS_URL else "?") + f"ssl_cert_reqs={_cert_reqs}"
+    REDIS_URL = _redis_tls(redis_url("REDIS_URL", REDIS_URL))
 CACHE_TYPE = env_choice("CACHE_TYPE", "redis" if REDIS_URL else "memory", ("redis", "memory"))
 if CACHE_TYPE == "redis" and not REDIS_URL:
     raise ImproperlyConfigured("CACHE_TYPE=redis needs REDIS_URL.")
@@ -220,11 +269,20 @@ if CACHE_TYPE == "redis":
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
+CELERY_BROKER_URL = _redis_tls(env_str("CELERY_BROKER_URL") or REDIS_URL)
 # Without a broker (the embedded default) tasks run in the calling process.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_RESULT_BACKEND = None
+# The tasks record their runs in the database (TaskRun); a result backend is optional.
+CELERY_RESULT_BACKEND = _redis_tls(env_str("CELERY_RESULT_BACKEND")) or None
+# Celery reads these two variables from the environment itself, ahead of any setting
+# (celery.app.utils.Settings): they must carry the same TLS options as the settings.
+for _name, _value in (
+    ("CELERY_BROKER_URL", CELERY_BROKER_URL),
+    ("CELERY_RESULT_BACKEND", CELERY_RESULT_BACKEND),
+):
+    if os.environ.get(_name):
+        os.environ[_name] = _value
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
@@ -435,6 +493,12 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 _backup_dir = Path(env_str("BACKUP_DIR", "./backups") or "./backups")
 BACKUP_DIR = _backup_dir if _backup_dir.is_absolute() else BASE_DIR / _backup_dir
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30, minimum=1, maximum=36_500)
+# Where backups are kept: empty for BACKUP_DIR, a directory, or s3://bucket/prefix (AWS
+# credentials and region the usual ways; the endpoint for S3-compatible stores below).
+BACKUP_STORAGE_URL = env_str("BACKUP_STORAGE_URL")
+if BACKUP_STORAGE_URL.startswith("s3://") and not BACKUP_STORAGE_URL[5:].split("/")[0]:
+    raise ImproperlyConfigured("BACKUP_STORAGE_URL must name a bucket: s3://bucket/prefix")
+BACKUP_S3_ENDPOINT_URL = env_url("BACKUP_S3_ENDPOINT_URL", "")
 
 # --- HTTP API ------------------------------------------------------------------------
 REST_FRAMEWORK = {

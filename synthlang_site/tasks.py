@@ -51,7 +51,7 @@ def backup_run(task_run_id: int | None = None) -> None:
             return
         result = backups.backup_create()
         run.summary = (
-            f"wrote {result.path.name} ({result.size_bytes} bytes, {result.vendor} "
+            f"wrote {result.location} ({result.size_bytes} bytes, {result.vendor} "
             f"database {result.database}); pruned {len(result.pruned)} old backup(s)"
         )
 

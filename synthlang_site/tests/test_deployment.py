@@ -318,8 +318,9 @@ def test_every_platform_runs_web_worker_beat_and_a_release_migration():
     procfile = _procfile()
     assert PROCESS_TYPES | {"release"} <= set(procfile)
     assert procfile["release"] == "python manage.py migrate --noinput"
-    assert "synthlang_site.asgi:application" in procfile["web"]
-    assert "$PORT" in procfile["web"]
+    # The web process is the project's server: WEB_CONCURRENCY workers on $PORT, drained on
+    # SIGTERM (Heroku sets both variables).
+    assert procfile["web"] == "python -m synthlang_site"
 
     app_json = json.loads((ROOT / "app.json").read_text())
     assert set(app_json["formation"]) == PROCESS_TYPES
@@ -329,7 +330,12 @@ def test_every_platform_runs_web_worker_beat_and_a_release_migration():
     assert fly["deploy"]["release_command"] == "python manage.py migrate --noinput"
 
     render_starts = [s.get("startCommand", "") for s in _yaml("render.yaml")["services"]]
-    for role in ("daphne", "celery -A synthlang_site worker", "celery -A synthlang_site beat"):
+    roles = (
+        "python -m synthlang_site",
+        "celery -A synthlang_site worker",
+        "celery -A synthlang_site beat",
+    )
+    for role in roles:
         assert sum(role in start for start in render_starts) == 1, role
 
     unit_commands = [_systemd_unit(p)["Service"]["ExecStart"] for p in SYSTEMD_UNITS]
@@ -338,7 +344,10 @@ def test_every_platform_runs_web_worker_beat_and_a_release_migration():
         "synthlang-web.service",
         "synthlang-worker.service",
     ]
-    assert "daphne" in unit_commands[1] and " beat " in unit_commands[0]
+    assert unit_commands[1] == "/opt/synthlang/venv/bin/python -m synthlang_site"
+    assert " beat " in unit_commands[0]
+    assert fly["processes"]["web"] == "python -m synthlang_site"
+    assert json.loads(_dockerfile_instruction("CMD")) == ["python", "-m", "synthlang_site"]
 
 
 def test_dockerfile_builds_a_slim_multi_stage_non_root_image_with_a_health_check():
@@ -389,6 +398,8 @@ def test_heroku_app_json_generates_the_secret_key_and_requires_the_encryption_ke
     assert app_json["env"]["ENCRYPTION_KEY"]["required"] is True
     assert "Fernet" in app_json["env"]["ENCRYPTION_KEY"]["description"]
     assert app_json["env"]["AUTO_MIGRATE"]["value"] == "0"
+    # Heroku's Redis has a self-signed certificate (tested in test_redis_tls_server.py).
+    assert app_json["env"]["REDIS_SSL_CERT_REQS"]["value"] == "none"
     plans = {addon["plan"].split(":")[0] for addon in app_json["addons"]}
     assert plans == {"heroku-postgresql", "heroku-redis"}
 
@@ -424,19 +435,77 @@ def test_render_blueprint_wires_its_database_and_key_value_instance():
     assert shared["PYTHON_VERSION"]["value"] == runtime
 
 
-def test_sam_template_routes_an_http_api_to_the_lambda_handler():
+DOCKERFILES = [ROOT / "Dockerfile", ROOT / "deploy" / "lambda" / "Dockerfile"]
+DOCKERFILE_INSTRUCTIONS = {
+    "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
+    "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
+}  # fmt: skip
+
+
+def _instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
+    text = "\n".join(lines).replace("\\\n", " ")
+    found = []
+    for line in text.splitlines():
+        if line.strip():
+            word, _, rest = line.strip().partition(" ")
+            found.append((word, rest.strip()))
+    return found
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_dockerfile_is_well_formed(path):
+    instructions = _instructions(path)
+    words = [word for word, _ in instructions]
+    assert set(words) <= DOCKERFILE_INSTRUCTIONS, set(words) - DOCKERFILE_INSTRUCTIONS
+    assert words[0] in ("FROM", "ARG") and "FROM" in words
+    assert words.count("CMD") == 1
+    json.loads(dict(instructions)["CMD"])  # the exec form, so the process gets signals
+    for word, arguments in instructions:
+        if word in ("COPY", "ADD") and "--from=" not in arguments:
+            for source in shlex.split(arguments)[:-1]:
+                assert (ROOT / source).exists(), f"{path.name}: COPY {source} names nothing"
+
+
+def test_sam_template_deploys_the_lambda_container_image_behind_an_http_api():
     template = _sam_template()
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
     function = template["Resources"]["ProxyFunction"]
     assert function["Type"] == "AWS::Serverless::Function"
     properties = {**template["Globals"]["Function"], **function["Properties"]}
-    assert properties["Runtime"] == "python3.11"
+    # The seed's deployment: a container image, whose runtime and handler are the image's.
+    assert properties["PackageType"] == "Image"
+    assert not {"Runtime", "Handler", "CodeUri"} & set(properties)
+    metadata = function["Metadata"]
+    assert (ROOT / metadata["DockerContext"] / metadata["Dockerfile"]).is_file()
     assert properties["Timeout"] <= 30  # API Gateway's limit: a longer one buys nothing
-    module_name, _, handler_name = properties["Handler"].rpartition(".")
-    assert callable(getattr(importlib.import_module(module_name), handler_name))
     events = properties["Events"].values()
     assert {event["Type"] for event in events} == {"HttpApi"}
     assert "/{proxy+}" in {event["Properties"]["Path"] for event in events}
+
+
+def test_the_lambda_image_is_the_lambda_python_base_with_the_handler_and_every_package():
+    instructions = _instructions(ROOT / "deploy" / "lambda" / "Dockerfile")
+    base = dict(instructions)["FROM"]
+    version = re.fullmatch(r"public\.ecr\.aws/lambda/python:3\.(\d+)", base)
+    # 3.11's base image (Amazon Linux 2) was deprecated on 2026-06-30.
+    assert version and int(version.group(1)) >= 12, base
+    runs = " ".join(arguments for word, arguments in instructions if word == "RUN")
+    assert 'pip install --target "${LAMBDA_TASK_ROOT}" -r requirements.txt' in runs
+    assert "manage.py collectstatic --noinput" in runs
+    copied = {
+        shlex.split(arguments)[0]
+        for word, arguments in instructions
+        if word == "COPY" and "--from=" not in arguments
+    }
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert packages | {"templates", "static", "manage.py"} <= copied
+    (handler_path,) = json.loads(dict(instructions)["CMD"])
+    module_name, _, handler_name = handler_path.rpartition(".")
+    from synthlang_site import serverless
+
+    assert getattr(importlib.import_module(module_name), handler_name) is serverless.lambda_handler
 
 
 def test_prometheus_scrapes_the_metrics_endpoint_the_app_serves(client, settings):
@@ -635,3 +704,36 @@ def test_cloud_function_entry_answers_the_api_without_a_key_with_an_openai_error
 
     assert response.status_code == 401
     assert set(response.get_json()["error"]) == {"message", "type", "param", "code"}
+
+
+def _seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m)?", str(value).strip())
+    assert match, value
+    return float(match.group(1)) * (60 if match.group(2) == "m" else 1)
+
+
+def test_every_platform_waits_longer_for_a_stop_than_the_server_drains():
+    """A platform's SIGKILL must not arrive before the drain's grace period is over."""
+    from django.conf import settings
+
+    default_grace = settings.SHUTDOWN_GRACE_SECONDS
+    unit = _systemd_unit(ROOT / "deploy" / "systemd" / "synthlang-web.service")["Service"]
+    unit_env = dict(
+        item.split("=", 1) for line in [unit["Environment"]] for item in line.split() if "=" in item
+    )
+    unit_grace = float(unit_env.get("SHUTDOWN_GRACE_SECONDS", default_grace))
+    assert _seconds(unit["TimeoutStopSec"]) > unit_grace
+    assert unit["ExecReload"] == "/bin/kill -HUP $MAINPID"
+
+    fly = tomllib.loads((ROOT / "fly.toml").read_text())
+    fly_grace = float(fly["env"].get("SHUTDOWN_GRACE_SECONDS", default_grace))
+    assert fly["kill_timeout"] > fly_grace
+
+    compose = _yaml("docker-compose.yml")
+    proxy = compose["services"]["proxy"]
+    grace_value = compose["x-app-environment"]["SHUTDOWN_GRACE_SECONDS"]
+    compose_grace = float(re.fullmatch(r"\$\{SHUTDOWN_GRACE_SECONDS:-(\d+)\}", grace_value)[1])
+    assert _seconds(proxy["stop_grace_period"]) > compose_grace
+    # Heroku and Render send SIGKILL 30 s after SIGTERM and set no grace of ours.
+    assert default_grace < 30
+    assert _dockerfile_instruction("STOPSIGNAL") == "SIGTERM"

@@ -67,7 +67,7 @@ async def ping_over_tls(self_signed, query: str):
 
 
 def test_self_signed_certificate_is_accepted_when_the_url_says_so(self_signed):
-    # What settings add to rediss:// URLs unless REDIS_SSL_CERT_REQS says otherwise.
+    # What settings add to rediss:// URLs with REDIS_SSL_CERT_REQS=none (Heroku's setting).
     assert asyncio.run(ping_over_tls(self_signed, "?ssl_cert_reqs=none")) == b"PONG"
 
 

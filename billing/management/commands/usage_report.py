@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
 from billing import reports
+from common.progress import progress
 
 
 class Command(BaseCommand):
@@ -23,7 +24,9 @@ class Command(BaseCommand):
             first_day = datetime.strptime(month, "%Y-%m").date()  # noqa: DTZ007 - a calendar month
         except ValueError:
             raise CommandError(f"--month must be YYYY-MM, got {month!r}") from None
-        report = reports.month_report(organization_id=organization.pk, month=first_day)
+        report = reports.month_report(
+            organization_id=organization.pk, month=first_day, progress=progress
+        )
         if format == "json":
             self.stdout.write(json.dumps(report, indent=2, default=str))
         else:
