@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-from proxy.semantic_cache.checks import WordVectors
+from proxy.semantic_cache.alignment import WordVectors
 from proxy.semantic_cache.embedding import Embedder
 from proxy.semantic_cache.index import Candidate, SemanticIndex, Storage
 from proxy.semantic_cache.normalize import Lexicon, normalize_for_embedding, normalize_text

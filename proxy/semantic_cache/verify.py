@@ -18,10 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from proxy.semantic_cache.alignment import WordVectors, align
 from proxy.semantic_cache.analysis import QuestionAnalysis, analyse
 from proxy.semantic_cache.checks import (
-    WordVectors,
-    align,
     check_direction,
     check_entities,
     check_format,
