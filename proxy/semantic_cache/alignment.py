@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from proxy.semantic_cache.analysis import (
+from proxy.semantic_cache.analysis import QuestionAnalysis, Word
+from proxy.semantic_cache.normalize import Lexicon, edit_distance
+from proxy.semantic_cache.wordlists import (
     DISCOURSE_WORDS,
     FORMAT_TERMS,
     FRAMING_WORDS,
     FUNCTION_WORDS,
-    QuestionAnalysis,
-    Word,
 )
-from proxy.semantic_cache.normalize import Lexicon, edit_distance
 
 # Word vectors of single words, for synonyms: texts -> unit rows.
 WordVectors = Callable[[list[str]], np.ndarray]
@@ -107,6 +106,8 @@ def align(
     leftover_first, leftover_second = _without_acronyms(
         first, second, leftover_first, leftover_second, result
     )
+    leftover_first = _without_ordinals_written_as_numerals(first, second, leftover_first, result)
+    leftover_second = _without_ordinals_written_as_numerals(second, first, leftover_second, result)
     if word_vectors is not None and leftover_first and leftover_second:
         _pair_synonyms(leftover_first, leftover_second, result, lexicon, word_vectors)
     result.only_first, result.only_second = leftover_first, leftover_second
@@ -142,6 +143,18 @@ def _without_acronyms(first, second, first_left, second_left, result):
                         other_left.remove(expanded)
                 result.matched += 1
     return first_left, second_left
+
+
+def _without_ordinals_written_as_numerals(mine, theirs, leftover, result):
+    """ "The Second World War" and "World War II": the ordinal is the other's numeral."""
+    numerals = {value for value, _ in theirs.numbers}
+    kept = []
+    for word in leftover:
+        if mine.ordinal_positions.get(word.position) in numerals:
+            result.matched += 1
+        else:
+            kept.append(word)
+    return kept
 
 
 def _pair_synonyms(first_left, second_left, result, lexicon, word_vectors) -> None:
