@@ -136,3 +136,15 @@ def test_the_carrier_packages_code_is_never_imported(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip().splitlines()[-1] == "not imported"
+
+
+def test_the_pinned_digests_are_the_ones_written_in_the_decision_record():
+    from pathlib import Path
+
+    record = (
+        Path(__file__).resolve().parents[2] / "docs/decisions/0004-semantic-cache-verification.md"
+    ).read_text()
+    for published in PUBLISHED_FILES:
+        assert published.sha256[:8] in record
+        if published.git_blob_sha1:
+            assert published.git_blob_sha1[:8] in record
