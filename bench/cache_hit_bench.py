@@ -7,7 +7,11 @@ verify), and a question never asked, which is a miss (lookup, the fake upstream,
 store in the background). Alternating them gives both the same machine load, so their ratio
 means something on a shared machine even when the absolute figures do not.
 
-    python bench/cache_hit_bench.py --requests 300
+With several embedders (``--embedders static,minilm``) the proxy is started once per
+embedder (CACHE_EMBEDDER), one after the other in the same run, and the embedding of one
+question is timed in this process first.
+
+    python bench/cache_hit_bench.py --requests 300 --embedders static,minilm
 """
 
 from __future__ import annotations
@@ -35,7 +39,30 @@ from proxy_bench import (
 TOPICS = ["invoice", "password", "account", "order", "refund", "plan", "address", "card"]
 
 
-async def main_async(args) -> dict:
+def embedding_latency(name: str) -> dict:
+    """One question at a time, as on the hot path: p50 and p99 in ms, and the load time."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from proxy.semantic_cache.embedding import StaticEmbedder
+    from proxy.semantic_cache.minilm import MiniLMEmbedder
+
+    embedder = MiniLMEmbedder() if name == "minilm" else StaticEmbedder()
+    started = time.perf_counter()
+    embedder.warm_up()
+    load_ms = (time.perf_counter() - started) * 1000
+    samples = []
+    for number in range(300):
+        text = f"how do i update my {TOPICS[number % len(TOPICS)]} {number} on the website"
+        started = time.perf_counter()
+        embedder.embed([text])
+        samples.append((time.perf_counter() - started) * 1000)
+    return {
+        "embed_load_ms": round(load_ms),
+        "embed_p50_ms": round(percentile(samples, 0.5), 3),
+        "embed_p99_ms": round(percentile(samples, 0.99), 3),
+    }
+
+
+async def main_async(args, embedder: str) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="synthlang-cache-bench-"))
     upstream_port, proxy_port = free_port(), free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
@@ -56,6 +83,7 @@ async def main_async(args) -> dict:
             proxy_port=proxy_port,
             upstream_url=upstream_url,
             ENABLE_CACHE="1",
+            CACHE_EMBEDDER=embedder,
             CACHE_MAX_ITEMS=str(max(args.entries * 2, 1000)),
         )
         key = prepare_synthlang(env)
@@ -94,6 +122,7 @@ async def main_async(args) -> dict:
         hit_p50 = percentile(latencies["hit"], 0.5)
         miss_p50 = percentile(latencies["miss"], 0.5)
         return {
+            "embedder": embedder,
             "entries": args.entries + 1,
             "requests_each": args.requests,
             "semantic_hits": outcomes["hit"],
@@ -115,8 +144,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--entries", type=int, default=300)
+    parser.add_argument("--embedders", default="static", help="comma-separated: static,minilm")
     args = parser.parse_args()
-    print(asyncio.run(main_async(args)))
+    for embedder in args.embedders.split(","):
+        print({**asyncio.run(main_async(args, embedder)), **embedding_latency(embedder)})
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ class MiniLMReference:
 
     dim = 384
     model_id = "all-MiniLM-L6-v2-fp32-reference"
+    paraphrase_threshold = 0.85
 
     def __init__(self, *, model_dir: Path) -> None:
         from safetensors.numpy import load_file

@@ -64,9 +64,15 @@ def caching_enabled(principal: Principal, control: str) -> bool:
 
 
 def verification_policy() -> VerificationPolicy:
-    # CACHE_SIMILARITY_THRESHOLD is the cosine a reworded question needs once every precise
-    # check passed; its default suits the local model (docs/decisions/0004).
-    return VerificationPolicy(paraphrase_threshold=settings.CACHE_SIMILARITY_THRESHOLD)
+    """The checks with the configured embedder's bar (docs/decisions/0004).
+
+    CACHE_SIMILARITY_THRESHOLD (default: the embedder's own bar) is the cosine a reworded
+    question needs once every check passed. Words on one side only are always rejected
+    (``strict_scope``): leaving them to MiniLM's cosine gained recall but lost precision on
+    unseen pairs.
+    """
+    threshold = settings.CACHE_SIMILARITY_THRESHOLD or store.embedder().paraphrase_threshold
+    return VerificationPolicy(paraphrase_threshold=threshold)
 
 
 # --- Lookup -----------------------------------------------------------------------------

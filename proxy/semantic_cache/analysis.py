@@ -16,144 +16,26 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from proxy.semantic_cache.normalize import Token, looks_like_identifier, plain, tokenize
+from proxy.semantic_cache.wordlists import (
+    ACKNOWLEDGEMENT_WORDS,
+    AMBIGUOUS_LANGUAGES,
+    DIRECTION_CONNECTORS,
+    DISCOURSE_WORDS,
+    FORMAT_NOUNS,
+    FORMAT_PREPOSITIONS,
+    FORMAT_TERMS,
+    FORMAT_VERBS,
+    FRAMING_WORDS,
+    FUNCTION_WORDS,
+    MEASUREMENT_SYSTEMS,
+    NEGATION_WORDS,
+    NUMBER_WORDS,
+    ORDINAL_WORDS,
+    SPECIFIC_QUESTION_WORDS,
+    SYMMETRIC_CONNECTORS,
+    UNIT_ALIASES,
+)
 
-# --- general English word lists -------------------------------------------------------------
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-FUNCTION_WORDS = _words(
-    """
-    a an the is are was were be been being am do does did doing done have has had having
-    i me my mine myself we us our ours you your yours he him his she her it its they them their
-    this that these those there here what which who whom whose when where why how
-    of in on at by for with about as into to from than then and or but if so such between
-    can could would should will shall may might must ca wo ai any some all each also too very
-    many much
-    get gets got getting go goes going s t d ll re ve m
-    whats hows wheres whos whens thats theres im ive youre
-    during within through throughout across around via while until since among upon
-    """
-)
-# Politeness, hedging and request framing: they change how a question is asked, not its answer.
-DISCOURSE_WORDS = _words(
-    """
-    hi hello hey greetings thanks thank thx please kindly sorry bother quick question questions
-    curious wondering wonder wondered help helping appreciated appreciate advance hope hoping okay
-    ok exactly actually basically honestly dumb silly stupid stuck explain tell know let lot lots
-    much cheers tips advice assist assistance anyone someone somebody just really maybe perhaps
-    """
-)
-# How a request is framed rather than what it asks: "what's the best way to", "the purpose
-# of", "explain", "tell me", copulas such as "look" and "seem". Set aside when the two
-# questions' wordings are compared; they never carry a name, a number or a polarity.
-FRAMING_WORDS = _words(
-    """
-    way ways method methods approach procedure process command commands technique
-    best good proper correct recommended easiest simplest
-    purpose function role meaning mean means definition define explain explanation describe
-    refer refers
-    description tell show give find figure thing things stuff something look looks appear
-    appears seem seems want wanted able possible
-    """
-)
-# Turns that say nothing to answer from a neighbour's answer: greetings, thanks, agreement.
-ACKNOWLEDGEMENT_WORDS = _words(
-    """
-    yes yeah yep no nope sure fine great cool nice awesome perfect good morning afternoon
-    evening night bye goodbye welcome lol haha wow hmm right alright done got understood
-    """
-)
-NEGATION_WORDS = _words(
-    """
-    not no never none nobody nothing nowhere neither nor cannot without non
-    dont doesnt didnt cant wont isnt arent wasnt werent shouldnt wouldnt couldnt havent hasnt
-    hadnt
-    """
-)
-NEGATIVE_PREFIXES = ("non", "dis", "un", "in", "im", "il", "ir")
-# Words that make the order of their neighbours meaningful ("A to B", "B into A"): the
-# directed ones and the prepositions that mark a role ("animals that prey on wolves").
-DIRECTION_CONNECTORS = _words(
-    "to into from than onto toward towards over under after before of per on at by with for"
-    " about against"
-)
-# Coordination is commutative: "a fruit or a vegetable" asks what "a vegetable or a fruit"
-# does, "TCP and UDP" what "UDP and TCP" does.
-SYMMETRIC_CONNECTORS = _words("and or nor versus vs between")
-SPECIFIC_QUESTION_WORDS = _words("when why where who whom whose")
-NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
-    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
-    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
-    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000,
-    "million": 1_000_000, "billion": 1_000_000_000, "dozen": 12, "half": 0.5,
-}  # fmt: skip
-UNIT_ALIASES = {
-    "km": "km", "kilometer": "km", "kilometre": "km", "mile": "mile", "mi": "mile",
-    "meter": "m", "metre": "m", "m": "m", "cm": "cm", "mm": "mm", "foot": "ft", "feet": "ft",
-    "ft": "ft", "inch": "in", "kg": "kg", "kilogram": "kg", "g": "g", "gram": "g", "lb": "lb",
-    "lbs": "lb", "pound": "lb", "oz": "oz", "ounce": "oz", "mg": "mg", "milligram": "mg",
-    "ml": "ml", "milliliter": "ml", "millilitre": "ml", "l": "l", "liter": "l", "litre": "l",
-    "gallon": "gallon", "cup": "cup", "tablespoon": "tbsp", "tbsp": "tbsp", "teaspoon": "tsp",
-    "tsp": "tsp", "f": "fahrenheit", "fahrenheit": "fahrenheit", "c": "celsius",
-    "celsius": "celsius", "kelvin": "kelvin", "%": "percent", "percent": "percent",
-    "$": "usd", "usd": "usd", "dollar": "usd", "€": "eur", "eur": "eur", "euro": "eur",
-    "£": "gbp", "gbp": "gbp", "¥": "jpy", "yen": "jpy", "second": "s", "sec": "s",
-    "minute": "min", "min": "min", "hour": "h", "hr": "h", "day": "day", "week": "week",
-    "month": "month", "year": "year", "gb": "gb", "mb": "mb", "kb": "kb", "tb": "tb",
-    "ghz": "ghz", "mhz": "mhz", "mph": "mph", "kph": "kph", "calorie": "kcal", "kcal": "kcal",
-    "bit": "bit", "byte": "byte", "x": "times",
-}  # fmt: skip
-# Scales and currencies change the answer wherever they appear, not only next to a number.
-MEASUREMENT_SYSTEMS = _words("fahrenheit celsius kelvin usd eur gbp jpy")
-FORMAT_TERMS = {
-    # length and depth
-    "short": "length:short", "brief": "length:short", "briefly": "length:short",
-    "concise": "length:short", "concisely": "length:short", "tldr": "length:short",
-    "detailed": "length:long", "detail": "length:long", "thorough": "length:long",
-    "comprehensive": "length:long", "depth": "length:long", "elaborate": "length:long",
-    "sentence": "shape:sentence", "paragraph": "shape:paragraph", "word": "shape:words",
-    # shape
-    "list": "shape:list", "bullet": "shape:bullets", "numbered": "shape:numbered",
-    "table": "shape:table", "json": "shape:json", "yaml": "shape:yaml", "xml": "shape:xml",
-    "markdown": "shape:markdown", "html": "shape:html", "outline": "shape:outline",
-    "diagram": "shape:diagram", "chart": "shape:chart", "code": "shape:code",
-    "step": "shape:steps", "summary": "shape:summary", "summarize": "shape:summary",
-    "summarise": "shape:summary",
-    # genre
-    "tweet": "genre:tweet", "email": "genre:email", "essay": "genre:essay", "poem": "genre:poem",
-    "haiku": "genre:haiku", "letter": "genre:letter", "blog": "genre:blog",
-    "article": "genre:article", "story": "genre:story", "song": "genre:song",
-    "memo": "genre:memo", "slogan": "genre:slogan", "headline": "genre:headline",
-    "recipe": "genre:recipe", "itinerary": "genre:itinerary", "test": "genre:tests",
-    "pytest": "genre:tests", "unittest": "genre:tests",
-    # programming languages
-    "python": "lang:python", "javascript": "lang:javascript", "js": "lang:javascript",
-    "typescript": "lang:typescript", "ts": "lang:typescript", "java": "lang:java",
-    "go": "lang:go", "golang": "lang:go", "rust": "lang:rust", "ruby": "lang:ruby",
-    "php": "lang:php", "c": "lang:c", "c++": "lang:cpp", "cpp": "lang:cpp", "c#": "lang:csharp",
-    "csharp": "lang:csharp", "kotlin": "lang:kotlin", "swift": "lang:swift", "sql": "lang:sql",
-    "bash": "lang:bash", "shell": "lang:bash", "powershell": "lang:powershell", "r": "lang:r",
-    "scala": "lang:scala", "haskell": "lang:haskell", "perl": "lang:perl", "lua": "lang:lua",
-    "dart": "lang:dart", "matlab": "lang:matlab", "elixir": "lang:elixir",
-    # natural languages of the answer
-    "english": "human:english", "spanish": "human:spanish", "french": "human:french",
-    "german": "human:german", "italian": "human:italian", "portuguese": "human:portuguese",
-    "chinese": "human:chinese", "japanese": "human:japanese", "korean": "human:korean",
-    "russian": "human:russian", "arabic": "human:arabic", "hindi": "human:hindi",
-    "dutch": "human:dutch",
-    # audience
-    "beginner": "audience:beginner", "novice": "audience:beginner", "expert": "audience:expert",
-    "child": "audience:child", "kid": "audience:child", "eli5": "audience:child",
-    "layman": "audience:beginner", "technical": "audience:expert",
-    "advanced": "audience:expert",
-}  # fmt: skip
-# "go" and "c" are verbs/letters more often than languages: only count them after "in"/"using".
-_AMBIGUOUS_LANGUAGES = frozenset({"go", "c", "r", "swift", "rust", "shell", "ts", "js"})
 _RELATION_SPAN = 5
 _SEGMENT_BREAK = re.compile(r"[.!?;:,\n]")
 _ROMAN = re.compile(r"^(?=[MDCLXVI]{2,}$)M{0,3}(CM|CD|D?C{0,3})(XC|XL|L?X{0,3})(IX|IV|V?I{0,3})$")
@@ -251,6 +133,23 @@ class QuestionAnalysis:
     code_text: str = ""
     compact: str = ""
     operators: list[str] = field(default_factory=list)
+    # Ordinal words before a name ("the Second World War"), to compare with regnal numerals.
+    ordinals: list[float] = field(default_factory=list)
+    number_tokens: list[int] = field(default_factory=list)
+    # position of each such ordinal word -> its value
+    ordinal_positions: dict[int, float] = field(default_factory=dict)
+
+    @cached_property
+    def numbers_coordinated(self) -> bool:
+        """Every number joined to the next by "and", "or", "vs" or a comma, and by no directed
+        word: their order does not matter ("Python 2 and Python 3", "4, 8 and 15")."""
+        if len(self.number_tokens) < 2:
+            return False
+        for left, right in zip(self.number_tokens, self.number_tokens[1:], strict=False):
+            between = {token.text for token in self.tokens[left + 1 : right]}
+            if between & DIRECTION_CONNECTORS or not between & (SYMMETRIC_CONNECTORS | {","}):
+                return False
+        return True
 
     @cached_property
     def content(self) -> list[Word]:
@@ -370,6 +269,7 @@ def analyse(text: str) -> QuestionAnalysis:
                 if _signed(tokens, index) and tokens[index - 1].text != "+":
                     value = -value
                 analysis.numbers.append((value, _unit_near(tokens, index)))
+                analysis.number_tokens.append(index)
             position += 1
             previous_text = token.text
             continue
@@ -382,10 +282,20 @@ def analyse(text: str) -> QuestionAnalysis:
             and not shouting
         ):
             analysis.numbers.append((float(_roman_value(token.original)), None))
+            analysis.number_tokens.append(index)
             position += 1
             continue
         if token.text.endswith("n't"):
             analysis.negations += 1
+        # "sugar-free", "chemical-free": without sugar, without chemicals.
+        if token.text.endswith("-free") and len(token.text) > 5:
+            analysis.negations += 1
+        ordinal = ORDINAL_WORDS.get(token.text)
+        if ordinal is not None and _next_is_name(tokens, index):
+            # Kept apart: "the Second World War" is "World War II", but "the First President"
+            # is "the first president" (``checks.check_numbers``).
+            analysis.ordinals.append(float(ordinal))
+            analysis.ordinal_positions[position] = float(ordinal)
         # Hyphenated words are compared part by part: "non-fast-forward" == "non fast forward".
         base = token.text[:-3] if token.text.endswith("n't") else token.text.split("'")[0]
         for part in base.split("-") if "-" in base else [base]:
@@ -410,20 +320,51 @@ def analyse(text: str) -> QuestionAnalysis:
                 # "one" is a pronoun far more often than a count ("quick one for you").
                 if part != "one" or unit is not None:
                     analysis.numbers.append((float(NUMBER_WORDS[part]), unit))
+                    analysis.number_tokens.append(index)
             unit = UNIT_ALIASES.get(stem(part)) or UNIT_ALIASES.get(part)
             if unit in MEASUREMENT_SYSTEMS and part not in {"c", "f"}:
                 analysis.systems[unit] += 1
             format_term = FORMAT_TERMS.get(part) or FORMAT_TERMS.get(stem(part))
-            if format_term and (
-                part not in _AMBIGUOUS_LANGUAGES or previous_text in {"in", "using", "with"}
-            ):
+            if format_term and _requests_format(tokens, index, part, previous_text):
                 analysis.formats.add(format_term)
             if part in SPECIFIC_QUESTION_WORDS:
                 analysis.question_words.add(part)
-        if not shouting and _is_entity(text, token):
+        if not shouting and ordinal is None and _is_entity(text, token):
             analysis.entities.append(analysis.words[-1])
         previous_text = token.text
     return analysis
+
+
+def _requests_format(tokens: list[Token], index: int, part: str, previous_text: str) -> bool:
+    """Whether a format word asks for a format here ("in one sentence", "as a numbered
+    list", "write a formal letter") rather than naming a thing ("how do I list files", "the
+    steps to", "the word 'x'", "table salt", "a Python list")."""
+    if part in AMBIGUOUS_LANGUAGES:
+        return previous_text in {"in", "using", "with"}
+    if part not in FORMAT_NOUNS and stem(part) not in FORMAT_NOUNS:
+        return True
+    if index > 0 and (tokens[index - 1].is_number or tokens[index - 1].text in NUMBER_WORDS):
+        return True
+    for distance in (1, 2, 3):
+        marker = tokens[index - distance].text if index >= distance else None
+        between = [token.text for token in tokens[index - distance + 1 : index]]
+        if marker in FORMAT_VERBS:
+            return True
+        if marker in FORMAT_PREPOSITIONS:
+            return all(_describes_shape(text) for text in between)
+    return False
+
+
+def _describes_shape(text: str) -> bool:
+    if text in {"a", "an", "the", "one", "single", "few", "couple"} or text in NUMBER_WORDS:
+        return True
+    term = FORMAT_TERMS.get(text) or FORMAT_TERMS.get(stem(text)) or ""
+    return term.startswith(("length:", "shape:"))
+
+
+def _next_is_name(tokens: list[Token], index: int) -> bool:
+    following = tokens[index + 1] if index + 1 < len(tokens) else None
+    return following is not None and following.is_word and following.original[:1].isupper()
 
 
 def _is_lone_numeral(tokens: list[Token], index: int) -> bool:

@@ -1,41 +1,18 @@
 """The checks of verification, each looking at one thing that decides an answer.
 
-Every check takes the two analysed questions and returns None (no objection) or the reason it
-rejects. ``align`` pairs the words of the two questions once (same stem, typo, compound,
-acronym and expansion, synonym) for the checks that compare wordings.
+Every check takes the two analysed questions (and, for those comparing wordings, their
+``alignment.Alignment``) and returns None (no objection) or the reason it rejects.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
-import numpy as np
-
-from proxy.semantic_cache.analysis import (
-    DIRECTION_CONNECTORS,
-    DISCOURSE_WORDS,
-    FORMAT_TERMS,
-    FRAMING_WORDS,
-    FUNCTION_WORDS,
+from proxy.semantic_cache.alignment import core_content, expansion_of, words_match
+from proxy.semantic_cache.analysis import QuestionAnalysis, Word, stem
+from proxy.semantic_cache.normalize import Lexicon
+from proxy.semantic_cache.wordlists import (
     NEGATIVE_PREFIXES,
-    SYMMETRIC_CONNECTORS,
-    QuestionAnalysis,
-    Word,
-    stem,
 )
-from proxy.semantic_cache.normalize import Lexicon, edit_distance
 
-# Word vectors of single words, for synonyms: texts -> unit rows.
-WordVectors = Callable[[list[str]], np.ndarray]
-
-# Two different words count as the same word when their vectors are this close. Measured on
-# general English word lists (synonyms, antonyms, co-hyponyms such as two chemicals or two
-# countries) with the static model: every antonym and co-hyponym scored below 0.71, and
-# "hard/difficult", "begin/start", "fix/repair", "buy/purchase" at 0.75 to 0.85.
-SYNONYM_SIMILARITY = 0.75
-_RELATION_SPAN = 5
 # Prefixes that turn a word into its opposite when swapped for each other.
 OPPOSITE_PREFIXES = (
     ("in", "de"),
@@ -58,181 +35,6 @@ _STANCE_WORDS = """
 STANCE_STEMS = frozenset(stem(word) for word in _STANCE_WORDS.split())
 
 
-# --- matching words across the two questions ------------------------------------------------
-
-
-def words_match(first: Word, second: Word, *, lexicon: Lexicon | None) -> bool:
-    if first.text == second.text or first.stem == second.stem:
-        return True
-    # Two different known words are different words ("Austria"/"Australia", "breaks"/"brakes"):
-    # fuzzy matching is only for a word the lexicon does not know, i.e. a likely typo.
-    if lexicon is not None and first.text in lexicon and second.text in lexicon:
-        return False
-    shorter = min(len(first.text), len(second.text))
-    if shorter < 4:
-        return False
-    allowed = 1 if shorter < 8 else 2
-    return edit_distance(first.text, second.text, limit=allowed) <= allowed
-
-
-def expansion_of(acronym: Word, words: list[Word]) -> list[Word] | None:
-    """Consecutive words whose initials spell the acronym ("LCM": least common multiple)."""
-    if not acronym.is_acronym:
-        return None
-    letters = acronym.original.split("'")[0].lower()
-    for start in range(len(words) - len(letters) + 1):
-        run = words[start : start + len(letters)]
-        consecutive = all(b.position == a.position + 1 for a, b in zip(run, run[1:], strict=False))
-        if consecutive and "".join(word.text[0] for word in run) == letters:
-            return run
-    return None
-
-
-@dataclass
-class Alignment:
-    """The substantive words each question has that the other does not."""
-
-    only_first: list[Word] = field(default_factory=list)
-    only_second: list[Word] = field(default_factory=list)
-    matched: int = 0
-    # second word position -> the first word it was paired with (for word order)
-    partner: dict[int, Word] = field(default_factory=dict)
-
-
-def align(
-    first: QuestionAnalysis,
-    second: QuestionAnalysis,
-    *,
-    lexicon: Lexicon | None,
-    word_vectors: WordVectors | None,
-) -> Alignment:
-    """Pair the questions' words, cheapest evidence first; what is left over differs."""
-    first_core = [w for w in core_content(first, second) if w.text not in FRAMING_WORDS]
-    second_core = [w for w in core_content(second, first) if w.text not in FRAMING_WORDS]
-    result = Alignment()
-    by_stem: dict[str, list[Word]] = {}
-    for word in second_core:
-        by_stem.setdefault(word.stem, []).append(word)
-    leftover_first: list[Word] = []
-    for word in first_core:
-        partners = by_stem.get(word.stem)
-        if partners:
-            result.partner[partners.pop().position] = word
-            result.matched += 1
-        else:
-            leftover_first.append(word)
-    leftover_second = sorted(
-        (word for words in by_stem.values() for word in words), key=lambda w: w.position
-    )
-    # Likely typos of words the lexicon does not know.
-    for word in list(leftover_first):
-        partner = next((o for o in leftover_second if words_match(word, o, lexicon=lexicon)), None)
-        if partner is not None:
-            leftover_first.remove(word)
-            leftover_second.remove(partner)
-            result.partner[partner.position] = word
-            result.matched += 1
-    leftover_first, leftover_second = _without_compounds(leftover_first, leftover_second)
-    leftover_first, leftover_second = _without_acronyms(
-        first, second, leftover_first, leftover_second, result
-    )
-    if word_vectors is not None and leftover_first and leftover_second:
-        _pair_synonyms(leftover_first, leftover_second, result, lexicon, word_vectors)
-    result.only_first, result.only_second = leftover_first, leftover_second
-    return result
-
-
-def _without_compounds(first: list[Word], second: list[Word]) -> tuple[list[Word], list[Word]]:
-    """Match a word written solid on one side and split on the other ("powerbank", "power bank")."""
-    first_left, second_left = list(first), list(second)
-    for solid_side, split_side in ((first_left, second_left), (second_left, first_left)):
-        for left, right in zip(list(split_side), list(split_side)[1:], strict=False):
-            if right.position != left.position + 1:
-                continue
-            solid = next((w for w in solid_side if w.text == left.text + right.text), None)
-            if solid is not None and left in split_side and right in split_side:
-                solid_side.remove(solid)
-                split_side.remove(left)
-                split_side.remove(right)
-    return first_left, second_left
-
-
-def _without_acronyms(first, second, first_left, second_left, result):
-    for other, side_left, other_left in (
-        (second, first_left, second_left),
-        (first, second_left, first_left),
-    ):
-        for word in list(side_left):
-            run = expansion_of(word, other.words)
-            if run is not None and all(w in other_left for w in run if w in other.content):
-                side_left.remove(word)
-                for expanded in run:
-                    if expanded in other_left:
-                        other_left.remove(expanded)
-                result.matched += 1
-    return first_left, second_left
-
-
-def _pair_synonyms(first_left, second_left, result, lexicon, word_vectors) -> None:
-    def eligible(word: Word) -> bool:
-        # Names and identifiers must match as written; a synonym is an ordinary word.
-        known = lexicon is None or word.text in lexicon
-        return word.text.isalpha() and known and not word.original[:1].isupper()
-
-    firsts = [w for w in first_left if eligible(w)]
-    seconds = [w for w in second_left if eligible(w)]
-    if not firsts or not seconds:
-        return
-    vectors = word_vectors([w.text for w in firsts] + [w.text for w in seconds])
-    similarity = vectors[: len(firsts)] @ vectors[len(firsts) :].T
-    # Greedy, best pair first: each word pairs at most once.
-    for flat in np.argsort(-similarity, axis=None):
-        i, j = divmod(int(flat), len(seconds))
-        if similarity[i, j] < SYNONYM_SIMILARITY:
-            break
-        if firsts[i] in first_left and seconds[j] in second_left:
-            first_left.remove(firsts[i])
-            second_left.remove(seconds[j])
-            result.partner[seconds[j].position] = firsts[i]
-            result.matched += 1
-
-
-def core_content(analysis: QuestionAnalysis, other: QuestionAnalysis) -> list[Word]:
-    """Content words once small talk around the question is set aside.
-
-    A leading or trailing segment ("Hi, I'm a parent and I was wondering:", "Thanks in advance")
-    is small talk when it shares no content with the other question, carries a politeness or
-    hedging word, holds at most three other content words and asks for no format.
-    """
-    segments: dict[int, list[Word]] = {}
-    for word in analysis.words:
-        segments.setdefault(word.segment, []).append(word)
-    order = sorted(segments)
-    droppable: set[int] = set()
-    for edge in (order, list(reversed(order))):
-        for index in edge[:-1]:
-            if not _is_small_talk(segments[index], other):
-                break
-            droppable.add(index)
-    if len(droppable) >= len(order):
-        droppable = set()
-    return [word for word in analysis.content if word.segment not in droppable]
-
-
-def _is_small_talk(words: list[Word], other: QuestionAnalysis) -> bool:
-    content = [
-        word
-        for word in words
-        if word.text not in FUNCTION_WORDS and word.text not in DISCOURSE_WORDS
-    ]
-    if any(word.stem in other.content_stems for word in content):
-        return False
-    if any(FORMAT_TERMS.get(word.text) or FORMAT_TERMS.get(word.stem) for word in words):
-        return False
-    has_discourse = any(word.text in DISCOURSE_WORDS for word in words)
-    return (has_discourse or not content) and len(content) <= 3
-
-
 # --- the checks -------------------------------------------------------------------------------
 
 
@@ -251,7 +53,7 @@ def check_quoted(first: QuestionAnalysis, second: QuestionAnalysis) -> str | Non
 def check_numbers(first: QuestionAnalysis, second: QuestionAnalysis) -> str | None:
     first_values = [value for value, _ in first.numbers]
     second_values = [value for value, _ in second.numbers]
-    if first_values != second_values:
+    if first_values != second_values and not _same_numbers_otherwise(first, second):
         return f"numbers differ: {first_values} vs {second_values}"
     first_units = [unit for _, unit in first.numbers]
     second_units = [unit for _, unit in second.numbers]
@@ -262,6 +64,18 @@ def check_numbers(first: QuestionAnalysis, second: QuestionAnalysis) -> str | No
     if first.operators != second.operators:
         return f"operators differ: {first.operators} vs {second.operators}"
     return None
+
+
+def _same_numbers_otherwise(first: QuestionAnalysis, second: QuestionAnalysis) -> bool:
+    """The same numbers in another order where order means nothing, or a regnal numeral
+    written as an ordinal ("World War II", "the Second World War")."""
+    first_values = sorted(value for value, _ in first.numbers)
+    second_values = sorted(value for value, _ in second.numbers)
+    if first_values == second_values:
+        return first.numbers_coordinated or second.numbers_coordinated
+    if first.ordinals or second.ordinals:
+        return sorted(first_values + first.ordinals) == sorted(second_values + second.ordinals)
+    return False
 
 
 def check_negation(first: QuestionAnalysis, second: QuestionAnalysis) -> str | None:
@@ -281,6 +95,10 @@ def check_negation(first: QuestionAnalysis, second: QuestionAnalysis) -> str | N
                 rest = word[len(mine) :]
                 if word.startswith(mine) and len(rest) >= 3 and theirs + rest in others:
                     return f"opposite prefixes: {word!r} vs {theirs + rest!r}"
+    first_polarity = _polarity(first)
+    second_polarity = _polarity(second)
+    if first_polarity and second_polarity and first_polarity != second_polarity:
+        return f"opposite judgement: {sorted(first_polarity)} vs {sorted(second_polarity)}"
     # Small talk aside: "Hello support team" takes no side.
     first_stance = {word.stem for word in core_content(first, second)} & STANCE_STEMS
     second_stance = {word.stem for word in core_content(second, first)} & STANCE_STEMS
@@ -289,100 +107,15 @@ def check_negation(first: QuestionAnalysis, second: QuestionAnalysis) -> str | N
     return None
 
 
-def check_direction(
-    first: QuestionAnalysis, second: QuestionAnalysis, alignment: Alignment
-) -> str | None:
-    """Two words related in both questions ("A to B", "X of Y") whose order flips."""
-    owners = _possessive_stems(first) | {
-        alignment.partner[w.position].stem if w.position in alignment.partner else w.stem
-        for w in second.content
-        if w.possessive
-    }
-    first_anchors = _anchors(first, {}, owners)
-    second_anchors = _anchors(second, alignment.partner, owners)
-    shared = sorted(
-        (key for key in first_anchors if key in second_anchors),
-        key=lambda key: first_anchors[key][0],
-    )
-    for index, left in enumerate(shared):
-        for right in shared[index + 1 :]:
-            first_pair = (first_anchors[left], first_anchors[right])
-            # Related words stand at most _RELATION_SPAN apart: later ones cannot be related.
-            if first_pair[1][0] - first_pair[0][0] > _RELATION_SPAN + 1:
-                break
-            second_pair = (second_anchors[left], second_anchors[right])
-            if second_pair[0][0] < second_pair[1][0]:
-                continue
-            if not (_related(first, *first_pair) and _related(second, *second_pair)):
-                continue
-            if _modifier_moved(first, first_pair) or _modifier_moved(second, second_pair):
-                continue
-            return f"order of {left[0]!r} and {right[0]!r} is reversed"
-    return None
+# Judging words: "is coffee good for you" and "is coffee bad for you" ask opposite things.
+# Only opposed judgements reject: "a good substitute" and "what can I use instead" do not.
+_GOOD = frozenset({"good", "better", "best", "well", "great", "positive"})
+_BAD = frozenset({"bad", "worse", "worst", "badly", "poor", "poorly", "negative", "terrible"})
 
 
-def _possessive_stems(analysis: QuestionAnalysis) -> set[str]:
-    return {word.stem for word in analysis.content if word.possessive}
-
-
-def _anchors(
-    analysis: QuestionAnalysis, partner: dict[int, Word], owners: set[str]
-) -> dict[tuple[str, int], tuple[float, Word]]:
-    """Each substantive word under the key of the word it stands for, with its order.
-
-    An owner stands after the noun phrase it owns: "China's first emperor" orders like "the
-    first emperor of China". A word written possessive in either question ("tenant's
-    rights", "tenants rights") is read as an owner in both.
-    """
-    seen: Counter = Counter()
-    anchors: dict[tuple[str, int], tuple[float, Word]] = {}
-    content = analysis.content
-    for index, word in enumerate(content):
-        key_stem = partner[word.position].stem if word.position in partner else word.stem
-        order = float(word.position)
-        if word.possessive or key_stem in owners:
-            last = index
-            while (
-                last + 1 < len(content)
-                and content[last + 1].position == content[last].position + 1
-                and content[last + 1].segment == word.segment
-            ):
-                last += 1
-            if last > index:
-                order = content[last].position + 0.5
-        anchors[(key_stem, seen[key_stem])] = (order, word)
-        seen[key_stem] += 1
-    return anchors
-
-
-# "a list in Python" and "a Python list" say the same: a prepositional modifier moved before
-# the noun it modifies.
-_MODIFIER_PREPOSITIONS = frozenset({"in", "on", "at", "for", "of"})
-
-
-def _modifier_moved(analysis: QuestionAnalysis, pair: tuple) -> bool:
-    (_, one), (_, other) = pair
-    low, high = sorted((one.position, other.position))
-    between = [word.text for word in analysis.words if low < word.position < high]
-    return len(between) == 1 and between[0] in _MODIFIER_PREPOSITIONS
-
-
-def _related(analysis: QuestionAnalysis, first: tuple, second: tuple) -> bool:
-    """Within one clause, joined by a directed word or next to each other, not by "and"/"or"."""
-    (_, one), (_, other) = first, second
-    if one.segment != other.segment:
-        return False
-    low, high = sorted((one.position, other.position))
-    between = [word.text for word in analysis.words if low < word.position < high]
-    if any(text in SYMMETRIC_CONNECTORS for text in between):
-        return False
-    if one.possessive or other.possessive:
-        return True
-    if high - low <= 2:
-        return True
-    if high - low > _RELATION_SPAN:
-        return False
-    return any(text in DIRECTION_CONNECTORS for text in between)
+def _polarity(analysis: QuestionAnalysis) -> set[str]:
+    texts = {word.text for word in analysis.words}
+    return ({"good"} if texts & _GOOD else set()) | ({"bad"} if texts & _BAD else set())
 
 
 def check_entities(
@@ -391,14 +124,28 @@ def check_entities(
     """Every name, acronym or identifier of one question appears in the other."""
     for source, target in ((first, second), (second, first)):
         for entity in source.entities:
+            if _is_plain_compound(entity, lexicon):
+                continue
             if any(words_match(entity, word, lexicon=lexicon) for word in target.words):
                 continue
             if expansion_of(entity, target.words) is not None:
                 continue
-            if any(expansion_of(word, [entity]) for word in target.entities):
+            # "United" of "United Kingdom" against "UK": part of what the acronym stands for.
+            if any(entity in (expansion_of(word, source.words) or ()) for word in target.words):
                 continue
             return f"entity {entity.original!r} is missing from the other question"
     return None
+
+
+def _is_plain_compound(word: Word, lexicon: Lexicon | None) -> bool:
+    """ "chemical-free", "two-week": English words joined by hyphens, not an identifier."""
+    parts = word.original.split("-")
+    return (
+        lexicon is not None
+        and len(parts) > 1
+        and word.original.islower()
+        and all(part in lexicon for part in parts)
+    )
 
 
 def check_format(first: QuestionAnalysis, second: QuestionAnalysis) -> str | None:
@@ -414,38 +161,4 @@ def check_question_type(first: QuestionAnalysis, second: QuestionAnalysis) -> st
             f"asks {'/'.join(sorted(first.question_words))} vs "
             f"{'/'.join(sorted(second.question_words))}"
         )
-    return None
-
-
-def check_scope(alignment: Alignment) -> str | None:
-    """One question asks about something the other leaves out: more, or less, than it."""
-    if bool(alignment.only_first) == bool(alignment.only_second):
-        return None
-    extra = alignment.only_first or alignment.only_second
-    side = "stored" if alignment.only_first else "incoming"
-    return f"only the {side} question asks about {sorted({w.text for w in extra})}"
-
-
-def check_wording(alignment: Alignment, *, cosine: float, paraphrase_threshold: float):
-    """Both questions have words the other lacks: a small edit, or a rewording.
-
-    A small edit to an otherwise identical question is deliberate: the edited word is what
-    the user asks about ("benefits" -> "risks", "Java" -> "Kotlin"), so it is rejected
-    whatever the cosine. A thorough rewording is left to the embedding, with a bar of its
-    own; below the bar the pair is *borderline* (a verifier model may still accept it).
-    Returns (reason, borderline) or None.
-    """
-    only_first, only_second = alignment.only_first, alignment.only_second
-    if not only_first or not only_second:
-        return None
-    differing = sorted({word.text for word in only_first + only_second})
-    changed = max(len(only_first), len(only_second))
-    # One word replaced, or two in a question that otherwise stays the same (at least 60%
-    # of its words kept): the replaced words are the question.
-    swapped_one = changed == 1 and alignment.matched >= 1
-    edited_two = changed == 2 and alignment.matched >= 3
-    if swapped_one or edited_two:
-        return f"a small edit changes the question: {differing}", False
-    if cosine < paraphrase_threshold:
-        return f"reworded ({differing}) and cosine {cosine:.3f} < {paraphrase_threshold:.2f}", True
     return None

@@ -147,6 +147,8 @@ class StaticEmbedder:
 
     model_id = MODEL_ID
     dim = EMBEDDING_DIM
+    # The cosine a rewording needs once every check passed (docs/decisions/0004).
+    paraphrase_threshold = 0.95
 
     _shared_lock = threading.Lock()
     _shared_state: tuple[np.ndarray, object] | EmbeddingError | None = None
@@ -302,6 +304,10 @@ class UpstreamEmbedder:
     Synchronous on purpose: the cache calls ``embed`` on its own worker threads, never on
     the event loop. Verification keeps using the local lexicon, which needs no network.
     """
+
+    # An unmeasured model gets the static model's bar until calibrated
+    # (``manage.py cache_eval --embedder upstream``, CACHE_SIMILARITY_THRESHOLD).
+    paraphrase_threshold = 0.95
 
     def __init__(
         self,

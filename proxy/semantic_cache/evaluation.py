@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-from proxy.semantic_cache.checks import WordVectors
+from proxy.semantic_cache.alignment import WordVectors
 from proxy.semantic_cache.embedding import Embedder
 from proxy.semantic_cache.index import Candidate, SemanticIndex, Storage
 from proxy.semantic_cache.normalize import Lexicon, normalize_for_embedding, normalize_text
@@ -136,6 +136,7 @@ class EvaluationReport:
     candidate_threshold: float
     paraphrase_threshold: float
     scope_mode: ScopeMode
+    strict_scope: bool = True
     pipelines: dict[str, list[Decision]] = field(default_factory=dict)
     ablation: dict[str, list[Decision]] = field(default_factory=dict)
     sweep: dict[float, list[Decision]] = field(default_factory=dict)
@@ -291,6 +292,7 @@ def run_evaluation(
     word_vectors: WordVectors | None = None,
     k: int = DEFAULT_CANDIDATES,
     storage: Storage = "float32",
+    strict_scope: bool = True,
 ) -> EvaluationReport:
     embedded = _Embedded(pairs=pairs, embedder=embedder, lexicon=lexicon)
     report = EvaluationReport(
@@ -298,6 +300,7 @@ def run_evaluation(
         candidate_threshold=candidate_threshold,
         paraphrase_threshold=paraphrase_threshold,
         scope_mode=scope_mode,
+        strict_scope=strict_scope,
     )
     common = {"pairs": pairs, "k": k, "scope_mode": scope_mode, "storage": storage}
     report.pipelines["cosine (raw)"] = _cosine_decisions(
@@ -324,7 +327,9 @@ def run_evaluation(
         threshold=candidate_threshold,
         **common,
     )
-    policy = VerificationPolicy(paraphrase_threshold=paraphrase_threshold)
+    policy = VerificationPolicy(
+        paraphrase_threshold=paraphrase_threshold, strict_scope=strict_scope
+    )
     verified = {
         "pairs": pairs,
         "candidates": candidates,

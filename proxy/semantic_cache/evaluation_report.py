@@ -64,7 +64,8 @@ def format_report(report: EvaluationReport) -> str:
     sections.append(
         f"{pairs_count} pairs, scope: {report.scope_mode}; cosine threshold "
         f"{report.threshold:.2f}; verified: candidates >= {report.candidate_threshold:.2f}, "
-        f"reworded paraphrases need >= {report.paraphrase_threshold:.2f}"
+        f"reworded paraphrases need >= {report.paraphrase_threshold:.2f}; words on one side "
+        f"only: {'rejected (strict scope)' if report.strict_scope else 'left to the cosine'}"
     )
     sections.append(
         format_table(

@@ -184,8 +184,14 @@ def looks_like_identifier(token: Token) -> bool:
     )
 
 
-def repair_spelling(*, text: str, lexicon: Lexicon) -> str:
-    """Replace unknown words one edit away from a known word by the most frequent such word."""
+def repair_spelling(*, text: str, lexicon: Lexicon, protected: frozenset[str] = frozenset()) -> str:
+    """Replace unknown words one edit away from a known word by the most frequent such word.
+
+    `protected`: the words of the question this one is compared with. A word that is one of
+    them is left as written, and an unknown word an edit or two from one of them becomes
+    that word: the other question says what was meant better than word frequencies do
+    ("wifi" is not "wife"; "qinoa" is "quinoa", not "quinol").
+    """
     mostly_upper = _is_shouting(text)
     pieces: list[str] = []
     cursor = 0
@@ -196,7 +202,17 @@ def repair_spelling(*, text: str, lexicon: Lexicon) -> str:
         is_name = token.original[:1].isupper() and not _sentence_starts_at(text, token.start)
         if is_name and not mostly_upper:
             continue
-        replacement = lexicon.correction(token.text)
+        if token.text in protected:
+            continue
+        replacement = None
+        if protected:
+            near = _nearest(token.text, protected)
+            if near is not None:
+                if token.text in lexicon:
+                    continue  # two real words ("breaks", "brakes"): not a typo to repair
+                replacement = near
+        if replacement is None:
+            replacement = lexicon.correction(token.text)
         if replacement is None:
             continue
         pieces.append(text[cursor : token.start])
@@ -204,6 +220,26 @@ def repair_spelling(*, text: str, lexicon: Lexicon) -> str:
         cursor = token.start + len(token.original)
     pieces.append(text[cursor:])
     return "".join(pieces)
+
+
+def _nearest(word: str, others: frozenset[str]) -> str | None:
+    """The word of `others` at most two edits from `word` (one for short words), if any."""
+    if len(word) < 4:
+        return None
+    limit = 1 if len(word) < 8 else 2
+    best, best_distance = None, limit + 1
+    for other in sorted(others):
+        if len(other) < 4 or abs(len(word) - len(other)) > limit:
+            continue
+        distance = edit_distance(word, other, limit=limit)
+        if distance < best_distance:
+            best, best_distance = other, distance
+    return best
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The lower-cased words of a text, for ``repair_spelling(protected=...)``."""
+    return frozenset(token.text for token in tokenize(text) if token.is_word)
 
 
 def normalize_for_embedding(*, text: str, lexicon: Lexicon | None) -> str:

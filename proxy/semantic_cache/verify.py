@@ -18,21 +18,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from proxy.semantic_cache.alignment import WordVectors, align
 from proxy.semantic_cache.analysis import QuestionAnalysis, analyse
 from proxy.semantic_cache.checks import (
-    WordVectors,
-    align,
-    check_direction,
     check_entities,
     check_format,
     check_negation,
     check_numbers,
     check_question_type,
     check_quoted,
-    check_scope,
-    check_wording,
 )
-from proxy.semantic_cache.normalize import Lexicon, repair_spelling
+from proxy.semantic_cache.normalize import Lexicon, repair_spelling, word_set
+from proxy.semantic_cache.roles import check_direction
+from proxy.semantic_cache.scope import check_scope, check_wording
 
 CHECK_QUOTED = "quoted"
 CHECK_NUMBERS = "numbers"
@@ -71,6 +69,11 @@ REJECTED_TOO_LONG = "too_long"
 class VerificationPolicy:
     enabled_checks: frozenset[str] = frozenset(ALL_CHECKS)
     paraphrase_threshold: float = DEFAULT_PARAPHRASE_THRESHOLD
+    # True (production): words on one side only are rejected whatever the cosine. False:
+    # only evidence of a different question rejects them (an added task, a narrowed phrase)
+    # and the cosine decides the rest; measured with MiniLM it gains recall and loses
+    # precision on unseen pairs (docs/decisions/0004), so it is an evaluation option.
+    strict_scope: bool = True
 
     def without(self, *checks: str) -> VerificationPolicy:
         return replace(self, enabled_checks=self.enabled_checks - frozenset(checks))
@@ -94,12 +97,20 @@ class Verdict:
         return self.accepted
 
 
+def _prepared(text: str, other: str, lexicon: Lexicon | None) -> QuestionAnalysis:
+    if lexicon is None:
+        return _analysed(text, None, frozenset())
+    # Typos are repaired against the other question: only the words that are neither in it
+    # nor near one of its words can be a typo the lexicon should repair.
+    return _analysed(text, lexicon, word_set(other))
+
+
 @lru_cache(maxsize=8192)
-def _prepared(text: str, lexicon: Lexicon | None) -> QuestionAnalysis:
-    # Stored questions are verified again and again: analyse each text once. The analysis is
-    # never mutated after this point, so sharing it between threads is safe.
+def _analysed(text: str, lexicon: Lexicon | None, protected: frozenset[str]) -> QuestionAnalysis:
+    # Stored questions are verified again and again: analyse each text once per other text.
+    # The analysis is never mutated after this point, so sharing it between threads is safe.
     if lexicon is not None:
-        text = repair_spelling(text=text, lexicon=lexicon)
+        text = repair_spelling(text=text, lexicon=lexicon, protected=protected)
     analysis = analyse(text)
     _ = analysis.content_stems, analysis.substantive  # fill the cached properties now
     return analysis
@@ -128,8 +139,8 @@ def verify(
             rejected_by=REJECTED_TOO_LONG,
             reason=f"more than {MAX_VERIFIED_WORDS} words: exact tier only",
         )
-    first = _prepared(stored, lexicon)
-    second = _prepared(incoming, lexicon)
+    first = _prepared(stored, incoming, lexicon)
+    second = _prepared(incoming, stored, lexicon)
     enabled = policy.enabled_checks
     alignment = None
     if enabled & {CHECK_DIRECTION, CHECK_SCOPE, CHECK_WORDING}:
@@ -142,7 +153,7 @@ def verify(
         (CHECK_ENTITIES, lambda: check_entities(first, second, lexicon=lexicon)),
         (CHECK_FORMAT, lambda: check_format(first, second)),
         (CHECK_QUESTION_TYPE, lambda: check_question_type(first, second)),
-        (CHECK_SCOPE, lambda: check_scope(alignment)),
+        (CHECK_SCOPE, lambda: check_scope(first, second, alignment, strict=policy.strict_scope)),
     )
     for name, run in checks:
         if name not in enabled:

@@ -11,6 +11,7 @@ from proxy.semantic_cache.verify import ALL_CHECKS
 REPO = Path(__file__).resolve().parents[2]
 DEV_SET = REPO.parent / "shared" / "eval" / "cache_pairs_dev.jsonl"
 HELD_OUT_SET = REPO / "eval" / "cache_pairs_heldout.jsonl"
+HELD_OUT_2_SET = REPO / "eval" / "cache_pairs_heldout2.jsonl"
 
 # Written for this test, independently of the dev set: the engine must generalise to them.
 HELD_OUT = [
@@ -46,21 +47,37 @@ HELD_OUT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    from proxy.semantic_cache.embedding import StaticEmbedder
+# Recall each embedder keeps on each set, a little under what it reaches
+# (docs/decisions/0004): a regression shows here.
+MIN_RECALL = {
+    "minilm": {"dev": 0.62, "held_out": 0.50, "held_out_2": 0.55, "inline": 0.6},
+    "static": {"dev": 0.55, "held_out": 0.40, "held_out_2": 0.50, "inline": 0.6},
+}
 
-    return StaticEmbedder()
+
+@pytest.fixture(scope="module", params=["minilm", "static"])
+def embedder(request):
+    from proxy.semantic_cache.embedding import StaticEmbedder
+    from proxy.semantic_cache.minilm import MiniLMEmbedder
+
+    return MiniLMEmbedder() if request.param == "minilm" else StaticEmbedder()
+
+
+def name_of(embedder) -> str:
+    return "minilm" if embedder.dim == 384 else "static"
 
 
 def evaluate(pairs, embedder, **options):
-    from proxy.semantic_cache.embedding import english_lexicon
+    """As production runs the embedder: its own bar and scope rule, the static model's word
+    vectors for synonyms."""
+    from proxy.semantic_cache.embedding import StaticEmbedder, english_lexicon
 
     return run_evaluation(
         pairs=pairs,
         embedder=embedder,
         lexicon=english_lexicon(),
-        word_vectors=embedder.word_vectors,
+        word_vectors=StaticEmbedder().word_vectors,
+        paraphrase_threshold=embedder.paraphrase_threshold,
         **options,
     )
 
@@ -72,18 +89,26 @@ def dev_report(embedder):
     return evaluate(load_pairs(path=DEV_SET), embedder)
 
 
-def test_verified_cache_keeps_precision_on_the_dev_set(dev_report):
-    # The figures of docs/decisions/0004: 40 true hits, no false one, recall 0.597.
+def test_verified_cache_keeps_precision_on_the_dev_set(dev_report, embedder):
     verified = dev_report.verified
     assert verified.false_hits == 0 and verified.precision >= 0.99, format_report(dev_report)
-    assert verified.recall >= 0.55, format_report(dev_report)
+    assert verified.recall >= MIN_RECALL[name_of(embedder)]["dev"], format_report(dev_report)
 
 
-def test_verified_cache_keeps_precision_on_the_committed_held_out_pairs(embedder):
-    report = evaluate(load_pairs(path=HELD_OUT_SET), embedder)
+# The second held-out set was scored once, unseen: neither embedder reaches the 0.99 target
+# on it (docs/decisions/0004). This floor keeps the shortfall from growing; it does not
+# claim the target.
+MIN_PRECISION = {"held_out": 0.99, "held_out_2": 0.94}
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), [("held_out", HELD_OUT_SET), ("held_out_2", HELD_OUT_2_SET)]
+)
+def test_verified_cache_keeps_precision_on_the_committed_held_out_pairs(embedder, name, path):
+    report = evaluate(load_pairs(path=path), embedder)
     verified = report.verified
-    assert verified.precision >= 0.99, format_report(report)
-    assert verified.recall >= 0.35, format_report(report)
+    assert verified.precision >= MIN_PRECISION[name], format_report(report)
+    assert verified.recall >= MIN_RECALL[name_of(embedder)][name], format_report(report)
 
 
 def test_verification_beats_cosine_alone_on_the_dev_set(dev_report):
@@ -98,7 +123,7 @@ def test_isolated_pairs_also_meet_the_targets(embedder):
         pytest.skip(f"dev set not found at {DEV_SET}")
     report = evaluate(load_pairs(path=DEV_SET), embedder, scope_mode="isolated")
     assert report.verified.precision >= 0.99
-    assert report.verified.recall >= 0.55
+    assert report.verified.recall >= MIN_RECALL[name_of(embedder)]["dev"]
 
 
 def test_held_out_pairs_get_no_false_hit_and_most_true_ones(embedder):
@@ -109,7 +134,7 @@ def test_held_out_pairs_get_no_false_hit_and_most_true_ones(embedder):
     report = evaluate(pairs, embedder)
     verified = report.verified
     assert verified.false_hits == 0 and verified.other_pair_hits == 0, format_report(report)
-    assert verified.recall >= 0.6, format_report(report)
+    assert verified.recall >= MIN_RECALL[name_of(embedder)]["inline"], format_report(report)
 
 
 def test_report_prints_overall_per_kind_and_ablation_tables(dev_report):

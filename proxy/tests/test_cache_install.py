@@ -74,6 +74,19 @@ def test_requirements_txt_alone_installs_a_working_semantic_cache(tmp_path):
     _run([python, "-m", "pip", "check"], env=env, timeout=120)
     installed = _run([python, "-m", "pip", "list", "--format=freeze"], env=env, timeout=120)
     assert "torch" not in installed.lower()
+    # The alternative embedder (CACHE_EMBEDDER=minilm) loads from the same install: its
+    # files pass their publisher's hashes and onnxruntime runs the graph.
+    minilm = _run(
+        [
+            python,
+            "-c",
+            "from proxy.semantic_cache.minilm import MiniLMEmbedder; "
+            "print(MiniLMEmbedder().embed(['How do I renew my passport?']).shape)",
+        ],
+        env=env,
+        timeout=300,
+    )
+    assert minilm.strip().splitlines()[-1] == "(1, 384)"
 
     _run([python, "manage.py", "migrate", "--noinput"], env=env, timeout=600)
     output = _run(

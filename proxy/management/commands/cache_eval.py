@@ -13,7 +13,6 @@ from proxy.semantic_cache.evaluation import (
     run_evaluation,
 )
 from proxy.semantic_cache.evaluation_report import format_report
-from proxy.semantic_cache.verify import DEFAULT_PARAPHRASE_THRESHOLD
 
 
 class Command(BaseCommand):
@@ -39,24 +38,35 @@ class Command(BaseCommand):
         parser.add_argument(
             "--paraphrase-threshold",
             type=float,
-            default=DEFAULT_PARAPHRASE_THRESHOLD,
-            help="cosine a reworded (not merely misspelt or padded) question needs "
-            f"(default {DEFAULT_PARAPHRASE_THRESHOLD}, the local model's bar)",
+            default=None,
+            help="cosine a reworded question needs once every check passed (default: the "
+            "embedder's own bar, as in production)",
+        )
+        parser.add_argument(
+            "--strict-scope",
+            choices=("yes", "no"),
+            default="yes",
+            help="yes (production): words on one side only are rejected whatever the cosine; "
+            "no: only evidence of a different question rejects them and the cosine decides "
+            "the rest (measured: more recall, less precision on unseen pairs)",
         )
         parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
         parser.add_argument(
             "--embedder",
-            choices=("local", "upstream", "minilm-reference"),
-            default="local",
-            help="local: the offline default; upstream: the embeddings API configured for "
-            "CACHE_EMBEDDER=upstream (to calibrate CACHE_SIMILARITY_THRESHOLD for it; every "
-            "text is one paid embedding); minilm-reference: all-MiniLM-L6-v2 run with numpy "
-            "from --model-dir, a stand-in for a stronger embedder, measurement only",
+            choices=("minilm", "static", "local", "upstream", "minilm-int8", "minilm-reference"),
+            default="static",
+            help="static (or local): the default, the offline WordLlama model; minilm: "
+            "all-MiniLM-L6-v2 by onnxruntime (CACHE_EMBEDDER=minilm); upstream: the "
+            "embeddings API configured for CACHE_EMBEDDER=upstream (to calibrate "
+            "CACHE_SIMILARITY_THRESHOLD for it; every text is one paid embedding); "
+            "minilm-int8: minilm quantised to int8, measurement only; minilm-reference: the "
+            "numpy float32 reference of minilm (the test oracle)",
         )
         parser.add_argument(
             "--model-dir",
             type=Path,
-            help="folder with all-MiniLM-L6-v2's model.safetensors, tokenizer.json, config.json",
+            help="folder with all-MiniLM-L6-v2's model.safetensors, tokenizer.json, config.json "
+            "for minilm-reference (default: the installed package's)",
         )
         parser.add_argument(
             "--isolated",
@@ -84,17 +94,25 @@ class Command(BaseCommand):
             lexicon=lexicon,
             threshold=options["threshold"],
             candidate_threshold=options["candidate_threshold"],
-            paraphrase_threshold=options["paraphrase_threshold"],
+            paraphrase_threshold=options["paraphrase_threshold"] or embedder.paraphrase_threshold,
             word_vectors=StaticEmbedder().word_vectors,
             scope_mode="isolated" if options["isolated"] else "shared",
             k=options["candidates"],
+            strict_scope=options["strict_scope"] == "yes",
         )
         self.stdout.write(format_report(report))
 
     def _embedder(self, options):
-        if options["embedder"] == "local":
+        from proxy.semantic_cache.minilm import MiniLMEmbedder
+
+        name = options["embedder"]
+        if name in {"static", "local"}:
             return StaticEmbedder()
-        if options["embedder"] == "upstream":
+        if name == "minilm":
+            return MiniLMEmbedder()
+        if name == "minilm-int8":
+            return MiniLMEmbedder(int8=True)
+        if name == "upstream":
             from django.conf import settings
 
             from proxy.semantic_cache.embedding import UpstreamEmbedder
@@ -106,8 +124,7 @@ class Command(BaseCommand):
                 dimensions=settings.CACHE_EMBEDDING_DIMENSIONS,
                 timeout_seconds=60.0,
             )
-        if options["model_dir"] is None:
-            raise CommandError("--embedder minilm-reference needs --model-dir")
         from bench.minilm_reference import MiniLMReference
+        from proxy.semantic_cache.minilm import installed_model_dir
 
-        return MiniLMReference(model_dir=options["model_dir"])
+        return MiniLMReference(model_dir=options["model_dir"] or installed_model_dir())
