@@ -120,10 +120,13 @@ class FakeUpstream:
             return refused
         fake = _fake()
         scope = _client_key(request)
-        if body.get("stream"):
-            chunks = fake.chat_chunks(body, model=model, cache_scope=scope)
-            return await self._stream(request, chunks, model)
-        return web.json_response(fake.chat_body(body, model=model, cache_scope=scope))
+        try:
+            if body.get("stream"):
+                chunks = fake.chat_chunks(body, model=model, cache_scope=scope)
+                return await self._stream(request, chunks, model)
+            return web.json_response(fake.chat_body(body, model=model, cache_scope=scope))
+        except fake.FakeRequestError as error:
+            return web.json_response(error.body(), status=400)
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         """Anthropic's Messages API, with Anthropic's error shape."""
@@ -181,10 +184,14 @@ class FakeUpstream:
     async def embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()
         model = str(body.get("model", ""))
-        refused = await self._check(request, model)
+        refused = await self._check(request, model, body)
         if refused is not None:
             return refused
-        return web.json_response(_fake().embedding_body(body, model=model))
+        fake = _fake()
+        try:
+            return web.json_response(fake.embedding_body(body, model=model))
+        except fake.FakeRequestError as error:
+            return web.json_response(error.body(), status=400)
 
     async def models(self, request: web.Request) -> web.Response:
         refused = await self._check(request, "-")

@@ -87,6 +87,12 @@ def _resolve_encoding(model: str | None, encoding: str | None) -> str:
     return encoding_name_for_model(model or "")
 
 
+def tokenizer_for_model(model: str | None):
+    """The model's tokenizer itself (``encode``, ``decode``, ``count``), for code that
+    needs the token ids rather than a count."""
+    return _tokenizer(_resolve_encoding(model, None))
+
+
 def count_tokens(text: str, *, model: str | None = None, encoding: str | None = None) -> int:
     """Number of tokens in `text` for `encoding`, or for the encoding of `model`.
 

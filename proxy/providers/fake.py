@@ -5,6 +5,10 @@ behaviour controlled by the upstream model name so tests can stage failures:
 ``fake-fail-<status>`` always fails with that HTTP status, ``fake-slow-<ms>`` waits
 that long before answering (and between stream chunks, a tenth of it).
 
+Chat answers honour tools, structured output, ``n`` and log probabilities
+(``fake_chat``), embeddings ``dimensions`` and ``encoding_format: base64``; a request the
+real API refuses is a 400 (``FakeRequestError``).
+
 Usage reports prompt caching as the providers do (``fake_cache``): OpenAI's automatic
 cache here, Anthropic's marked one in ``messages_body`` (the HTTP fake upstream's
 Messages API).
@@ -13,9 +17,12 @@ Messages API).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import json
 import math
 import re
+import struct
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -23,6 +30,16 @@ from django.conf import settings
 
 from proxy.providers.base import Target, UpstreamResult, classify_status
 from proxy.providers.fake_cache import anthropic_cache_usage, openai_cached_tokens
+from proxy.providers.fake_chat import (
+    FakeRequestError,
+    answer_words,
+    argument_pieces,
+    chat_plan,
+    completion_tokens_of,
+    logprobs_of,
+    max_tokens_of,
+    request_seed,
+)
 from proxy.tokens import count_message_tokens, count_tokens
 
 FAKE_MODELS = (
@@ -35,37 +52,14 @@ FAKE_MODELS = (
     "fake-echo",
 )
 EMBEDDING_DIMENSIONS = 16
+# text-embedding-3-large's size, the largest OpenAI serves.
+MAX_EMBEDDING_DIMENSIONS = 3072
 _FAIL = re.compile(r"fake-fail-(\d{3})")
 _SLOW = re.compile(r"fake-slow-(\d+)")
 
 
-def _last_user_text(messages: list) -> str:
-    for message in reversed(messages or []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
-
-
-def answer_words(prompt_text: str, max_tokens: int | None) -> list[str]:
-    """The answer, word by word: a fixed opening and an echo of the question."""
-    words = ["This", "is", "a", "fake", "answer", "to:"] + prompt_text.split()[:40]
-    if max_tokens is not None:
-        words = words[: max(1, max_tokens)]
-    return [word if i == 0 else " " + word for i, word in enumerate(words)]
-
-
 def _response_id(prefix: str, body: dict) -> str:
-    digest = hashlib.sha256(repr(sorted(body.items(), key=str)).encode()).hexdigest()[:24]
-    return f"{prefix}-fake{digest}"
-
-
-def _max_tokens(body: dict) -> int | None:
-    value = body.get("max_completion_tokens") or body.get("max_tokens")
-    return value if isinstance(value, int) else None
+    return f"{prefix}-fake{request_seed(body)}"
 
 
 def staged_failure(model: str) -> int | None:
@@ -81,47 +75,113 @@ def staged_latency_ms(model: str) -> float:
 def _prompt_usage(body: dict, *, model: str, cache_scope: str) -> dict:
     messages = body.get("messages") or []
     prompt_tokens = count_message_tokens(messages, model=model)
-    cached = openai_cached_tokens(
-        scope=cache_scope, model=model, messages=messages, tools=body.get("tools")
-    )
+    tools = body.get("tools")
+    if tools:
+        # The upstream reads the tool definitions as part of the prompt, and bills them.
+        prompt_tokens += count_tokens(json.dumps(tools, ensure_ascii=False), model=model)
+    cached = openai_cached_tokens(scope=cache_scope, model=model, messages=messages, tools=tools)
     return {"prompt_tokens": prompt_tokens, "cached_tokens": min(cached, prompt_tokens)}
 
 
-def chat_body(body: dict, *, model: str, cache_scope: str = "") -> dict:
-    """The answer; ``cache_scope`` is whose prompt cache it reads (the upstream key)."""
-    messages = body.get("messages") or []
-    text = "".join(answer_words(_last_user_text(messages), _max_tokens(body)))
+def _chat_usage(body: dict, plans, *, model: str, cache_scope: str) -> dict:
     prompt = _prompt_usage(body, model=model, cache_scope=cache_scope)
-    prompt_tokens = prompt["prompt_tokens"]
-    completion_tokens = count_tokens(text, model=model)
+    completion_tokens = completion_tokens_of(plans, model=model)
+    return {
+        "prompt_tokens": prompt["prompt_tokens"],
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt["prompt_tokens"] + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": prompt["cached_tokens"]},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def _wants_logprobs(body: dict) -> int | None:
+    """The number of alternatives per token when log probabilities are asked, else None."""
+    if body.get("logprobs") is not True:
+        return None
+    top = body.get("top_logprobs")
+    return top if isinstance(top, int) and not isinstance(top, bool) else 0
+
+
+def _tool_call(call) -> dict:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def chat_body(body: dict, *, model: str, cache_scope: str = "") -> dict:
+    """The answer; ``cache_scope`` is whose prompt cache it reads (the upstream key).
+
+    Raises ``FakeRequestError`` for a request the real API refuses.
+    """
+    plans = chat_plan(body)
+    top = _wants_logprobs(body)
+    choices = []
+    for plan in plans:
+        message: dict = {"role": "assistant", "content": plan.content, "refusal": None}
+        if plan.tool_calls:
+            message["tool_calls"] = [_tool_call(call) for call in plan.tool_calls]
+        logprobs = None
+        if top is not None:
+            entries = logprobs_of(plan.pieces, model=model, top=top)
+            flat = [entry for piece in entries for entry in piece]
+            logprobs = {"content": flat if plan.pieces else None, "refusal": None}
+        choices.append(
+            {
+                "index": plan.index,
+                "message": message,
+                "logprobs": logprobs,
+                "finish_reason": plan.finish_reason,
+            }
+        )
     return {
         "id": _response_id("chatcmpl", body),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
         "system_fingerprint": "fp_fake",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop" if _max_tokens(body) is None else "length",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": prompt["cached_tokens"]},
-            "completion_tokens_details": {"reasoning_tokens": 0},
-        },
+        "choices": choices,
+        "usage": _chat_usage(body, plans, model=model, cache_scope=cache_scope),
     }
 
 
+def _choice_deltas(
+    plan, *, model: str, top: int | None
+) -> Iterator[tuple[dict, dict | None, str | None]]:
+    """One choice's stream: (delta, logprobs, finish_reason) triples, as OpenAI sends them."""
+    if plan.tool_calls:
+        for position, call in enumerate(plan.tool_calls):
+            header = {
+                "index": position,
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            opening = {"role": "assistant", "content": None} if position == 0 else {}
+            yield {**opening, "tool_calls": [header]}, None, None
+            for piece in argument_pieces(call.arguments):
+                yield (
+                    {"tool_calls": [{"index": position, "function": {"arguments": piece}}]},
+                    None,
+                    None,
+                )
+    else:
+        yield {"role": "assistant", "content": ""}, None, None
+        entries = logprobs_of(plan.pieces, model=model, top=top) if top is not None else None
+        for number, piece in enumerate(plan.pieces):
+            logprobs = {"content": entries[number], "refusal": None} if entries else None
+            yield {"content": piece}, logprobs, None
+    yield {}, None, plan.finish_reason
+
+
 def chat_chunks(body: dict, *, model: str, cache_scope: str = "") -> Iterator[dict]:
-    """The stream of the same answer; the final usage chunk as OpenAI sends it."""
-    messages = body.get("messages") or []
-    words = answer_words(_last_user_text(messages), _max_tokens(body))
+    """The stream of the same answer, choices interleaved (each chunk names its choice's
+    index); the final usage chunk as OpenAI sends it. Raises ``FakeRequestError`` before
+    the first chunk for a request the real API refuses."""
+    plans = chat_plan(body)
+    top = _wants_logprobs(body)
     base = {
         "id": _response_id("chatcmpl", body),
         "object": "chat.completion.chunk",
@@ -129,48 +189,34 @@ def chat_chunks(body: dict, *, model: str, cache_scope: str = "") -> Iterator[di
         "model": model,
         "system_fingerprint": "fp_fake",
     }
-    yield {
-        **base,
-        "choices": [
-            {
-                "index": 0,
-                "delta": {"role": "assistant", "content": ""},
-                "logprobs": None,
-                "finish_reason": None,
+    usage = _chat_usage(body, plans, model=model, cache_scope=cache_scope)
+    return _interleaved(plans, base, usage, model=model, top=top)
+
+
+def _interleaved(plans, base: dict, usage: dict, *, model: str, top: int | None) -> Iterator[dict]:
+    streams = [(plan.index, _choice_deltas(plan, model=model, top=top)) for plan in plans]
+    while streams:
+        running = []
+        for index, deltas in streams:
+            step = next(deltas, None)
+            if step is None:
+                continue
+            delta, logprobs, finish = step
+            yield {
+                **base,
+                "choices": [
+                    {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+                ],
             }
-        ],
-    }
-    for word in words:
-        yield {
-            **base,
-            "choices": [
-                {"index": 0, "delta": {"content": word}, "logprobs": None, "finish_reason": None}
-            ],
-        }
-    finish = "stop" if _max_tokens(body) is None else "length"
-    yield {
-        **base,
-        "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}],
-    }
-    prompt = _prompt_usage(body, model=model, cache_scope=cache_scope)
-    prompt_tokens = prompt["prompt_tokens"]
-    completion_tokens = count_tokens("".join(words), model=model)
-    yield {
-        **base,
-        "choices": [],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": prompt["cached_tokens"]},
-        },
-    }
+            running.append((index, deltas))
+        streams = running
+    yield {**base, "choices": [], "usage": usage}
 
 
 def completion_body(body: dict, *, model: str) -> dict:
     prompt = body.get("prompt")
     prompt_text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
-    text = "".join(answer_words(prompt_text, _max_tokens(body)))
+    text = "".join(answer_words(prompt_text, max_tokens_of(body)))
     prompt_tokens = count_tokens(prompt_text, model=model)
     completion_tokens = count_tokens(text, model=model)
     return {
@@ -206,24 +252,60 @@ def completion_chunks(body: dict, *, model: str) -> Iterator[dict]:
 
 
 def _vector(text: str, dimensions: int) -> list[float]:
+    # One digest gives 32 components; a longer vector takes further digests of the text.
     digest = hashlib.sha256(text.encode()).digest()
-    raw = [(digest[i % len(digest)] - 127.5) / 127.5 for i in range(dimensions)]
+    block = 1
+    while len(digest) < dimensions:
+        digest += hashlib.sha256(f"{block}:{text}".encode()).digest()
+        block += 1
+    raw = [(digest[i] - 127.5) / 127.5 for i in range(dimensions)]
     norm = math.sqrt(sum(x * x for x in raw)) or 1.0
     return [round(x / norm, 6) for x in raw]
 
 
+def _base64_floats(vector: list[float]) -> str:
+    """The vector as OpenAI's ``encoding_format: base64`` sends it: little-endian float32."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+def _embedding_inputs(inputs) -> list[tuple[str, int | None]]:
+    """Each input as (text, its token count when it is already tokens)."""
+    if isinstance(inputs, str):
+        return [(inputs, None)]
+    items = list(inputs or [])
+    if items and all(isinstance(item, int) for item in items):
+        return [(" ".join(map(str, items)), len(items))]  # one input given as token ids
+    return [
+        (item, None) if isinstance(item, str) else (" ".join(map(str, item)), len(item))
+        for item in items
+    ]
+
+
 def embedding_body(body: dict, *, model: str) -> dict:
-    inputs = body.get("input")
-    items = [inputs] if isinstance(inputs, str) else list(inputs or [])
+    """Raises ``FakeRequestError`` for a size or format the real API refuses."""
     dimensions = body.get("dimensions") or EMBEDDING_DIMENSIONS
-    texts = [item if isinstance(item, str) else " ".join(map(str, item)) for item in items]
-    tokens = sum(count_tokens(text, model=model) for text in texts)
+    if not isinstance(dimensions, int) or not 1 <= dimensions <= MAX_EMBEDDING_DIMENSIONS:
+        raise FakeRequestError(
+            f"'dimensions' must be an integer from 1 to {MAX_EMBEDDING_DIMENSIONS}.",
+            param="dimensions",
+        )
+    encoding = body.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise FakeRequestError(
+            "'encoding_format' must be 'float' or 'base64'.", param="encoding_format"
+        )
+    inputs = _embedding_inputs(body.get("input"))
+    tokens = sum(
+        count if count is not None else count_tokens(text, model=model) for text, count in inputs
+    )
+    data = []
+    for index, (text, _) in enumerate(inputs):
+        vector = _vector(text, dimensions)
+        encoded = _base64_floats(vector) if encoding == "base64" else vector
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
     return {
         "object": "list",
-        "data": [
-            {"object": "embedding", "index": i, "embedding": _vector(text, dimensions)}
-            for i, text in enumerate(texts)
-        ],
+        "data": data,
         "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
@@ -317,6 +399,11 @@ def model_list() -> list[dict]:
     ]
 
 
+def _refusal(error: FakeRequestError):
+    """The 400 a real upstream answers a request it refuses, as the HTTP provider sees it."""
+    return classify_status(400, error.body(), None)
+
+
 class FakeProvider:
     """The in-process fake: no network at all."""
 
@@ -333,13 +420,18 @@ class FakeProvider:
 
     async def chat(self, target: Target, body: dict) -> UpstreamResult:
         await self._before(target)
-        return UpstreamResult(
-            body=chat_body(body, model=target.upstream_model, cache_scope=target.api_key)
-        )
+        try:
+            answer = chat_body(body, model=target.upstream_model, cache_scope=target.api_key)
+        except FakeRequestError as error:
+            raise _refusal(error) from None
+        return UpstreamResult(body=answer)
 
     async def chat_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
         latency = await self._before(target)
-        chunks = chat_chunks(body, model=target.upstream_model, cache_scope=target.api_key)
+        try:
+            chunks = chat_chunks(body, model=target.upstream_model, cache_scope=target.api_key)
+        except FakeRequestError as error:
+            raise _refusal(error) from None
         for chunk in chunks:
             if latency:
                 await asyncio.sleep(latency / 10000)
@@ -358,7 +450,10 @@ class FakeProvider:
 
     async def embeddings(self, target: Target, body: dict) -> UpstreamResult:
         await self._before(target)
-        return UpstreamResult(body=embedding_body(body, model=target.upstream_model))
+        try:
+            return UpstreamResult(body=embedding_body(body, model=target.upstream_model))
+        except FakeRequestError as error:
+            raise _refusal(error) from None
 
     async def list_models(self, target: Target) -> list[dict]:
         return model_list()
