@@ -28,13 +28,16 @@ from accounts.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeyListSerializer,
+    ApiKeyRotatedSerializer,
+    ApiKeyRotateSerializer,
     ApiKeySerializer,
     InvitationSerializer,
     MemberInviteSerializer,
     MemberListSerializer,
+    MemberRoleSerializer,
     MemberSerializer,
 )
-from common.errors import InvalidRequest, PermissionDenied
+from common.errors import InvalidRequest, NotFound, PermissionDenied
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +117,12 @@ class ApiKeyListCreateView(APIView):
             allowed_models=data["allowed_models"],
             rpm_limit=data.get("rpm_limit"),
             tpm_limit=data.get("tpm_limit"),
+            # A key made with a key hangs from it (never wider, revoked with it); staff
+            # making a key in another organization make a root key of that organization.
             parent=(
                 selectors.api_key_for_principal(principal=request.auth)
                 if isinstance(request.auth, Principal)
+                and request.auth.organization_id == caller.organization.pk
                 else None
             ),
             actor=caller.user,
@@ -153,6 +159,42 @@ class ApiKeyRevokeView(APIView):
         api_key = services.api_key_revoke(api_key=api_key, actor=caller.user)
         logger.info("api key %s revoked by %s", api_key.prefix, caller.user)
         return Response(ApiKeySerializer(api_key).data)
+
+
+class ApiKeyRotateView(APIView):
+    """Replace a key with a new one of the same settings. With ``grace_seconds`` both work
+    until the grace period ends, so the services holding the old key can move one by one."""
+
+    @extend_schema(
+        operation_id="api_keys_rotate",
+        parameters=[ORGANIZATION_PARAMETER],
+        request=ApiKeyRotateSerializer,
+        responses={
+            201: ApiKeyRotatedSerializer,
+            403: OpenApiResponse(description="Only organization admins may rotate keys."),
+            **ERRORS,
+        },
+    )
+    def post(self, request, key_id: int):
+        caller = _caller(request)
+        api_key = selectors.api_key_get_manageable(caller=caller, key_id=key_id)
+        if not caller.is_admin:
+            raise PermissionDenied("Only organization admins can rotate API keys.")
+        payload = ApiKeyRotateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        new_key, plaintext = services.api_key_rotate(
+            api_key=api_key,
+            actor=caller.user,
+            grace_seconds=payload.validated_data["grace_seconds"],
+        )
+        api_key.refresh_from_db()
+        logger.info("api key %s rotated to %s by %s", api_key.masked, new_key.masked, caller.user)
+        body = ApiKeySerializer(new_key).data
+        body["key"] = plaintext
+        body["replaces"] = ApiKeySerializer(api_key).data
+        response = Response(body, status=status.HTTP_201_CREATED)
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class MemberListView(APIView):
@@ -205,6 +247,51 @@ class MemberListView(APIView):
         caller = _caller(request)
         members = selectors.members_for_org(organization=caller.organization)
         return Response({"object": "list", "data": MemberSerializer(members, many=True).data})
+
+
+class MemberDetailView(APIView):
+    """``PATCH``: change a member's role. ``DELETE``: remove them (their keys are revoked).
+    Admins only; the organization always keeps at least one admin."""
+
+    def _membership(self, caller, username: str):
+        if not caller.is_admin:
+            raise PermissionDenied("Only organization admins can change members.")
+        membership = (
+            selectors.members_for_org(organization=caller.organization)
+            .filter(user__username=username)
+            .first()
+        )
+        if membership is None:
+            raise NotFound("No such member.")
+        return membership
+
+    @extend_schema(
+        operation_id="members_update",
+        parameters=[ORGANIZATION_PARAMETER],
+        request=MemberRoleSerializer,
+        responses={200: MemberSerializer, **ERRORS},
+    )
+    def patch(self, request, username: str):
+        caller = _caller(request)
+        membership = self._membership(caller, username)
+        payload = MemberRoleSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        membership = services.member_role_change(
+            membership=membership, role=payload.validated_data["role"], actor=caller.user
+        )
+        return Response(MemberSerializer(membership).data)
+
+    @extend_schema(
+        operation_id="members_remove",
+        parameters=[ORGANIZATION_PARAMETER],
+        request=None,
+        responses={204: None, **ERRORS},
+    )
+    def delete(self, request, username: str):
+        caller = _caller(request)
+        membership = self._membership(caller, username)
+        services.member_remove(membership=membership, actor=caller.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ApiDocsView(SpectacularSwaggerView):

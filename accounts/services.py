@@ -63,7 +63,12 @@ def audit_record(
 
 @transaction.atomic
 def organization_create(*, name: str, slug: str = "", actor: User | None = None) -> Organization:
-    organization = Organization.objects.create(name=name, slug=slug or slugify(name)[:100])
+    slug = slug or slugify(name)[:100]
+    if not slug:
+        raise InvalidRequest("The organization needs a slug (letters, digits, hyphens).")
+    if Organization.objects.filter(slug=slug).exists():
+        raise InvalidRequest(f"An organization with the slug {slug!r} exists.", param="slug")
+    organization = Organization.objects.create(name=name, slug=slug)
     audit_record(
         organization=organization, actor=actor, event="organization.created", target=organization
     )
@@ -222,6 +227,33 @@ def membership_remove(*, membership: Membership, actor: User | None) -> None:
     membership.delete()
     _staff_access_sync(user=membership.user, actor=actor)
     principal_cache_forget()
+
+
+def _last_admin_check(membership: Membership, *, leaving: str) -> None:
+    if membership.role != Role.ADMIN:
+        return
+    admins = Membership.objects.select_for_update().filter(
+        organization=membership.organization, role=Role.ADMIN
+    )
+    if not admins.exclude(pk=membership.pk).exists():
+        raise InvalidRequest(f"The organization's last admin cannot be {leaving}.")
+
+
+@transaction.atomic
+def member_role_change(*, membership: Membership, role: str, actor: User | None) -> Membership:
+    """A member's new role; the organization keeps at least one admin."""
+    if role != Role.ADMIN:
+        _last_admin_check(membership, leaving="demoted")
+    return membership_set(
+        organization=membership.organization, user=membership.user, role=role, actor=actor
+    )
+
+
+@transaction.atomic
+def member_remove(*, membership: Membership, actor: User | None) -> None:
+    """Remove a member (their keys are revoked); the organization keeps at least one admin."""
+    _last_admin_check(membership, leaving="removed")
+    membership_remove(membership=membership, actor=actor)
 
 
 @transaction.atomic
@@ -468,13 +500,29 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None) -> ApiKey:
     return api_key
 
 
-@transaction.atomic
-def api_key_rotate(*, api_key: ApiKey, actor: User | None) -> tuple[ApiKey, str]:
-    """Replace a key with a new one carrying the same settings; the old one is revoked.
+# The longest a rotated key may keep working beside its replacement.
+ROTATION_GRACE_MAX_SECONDS = 30 * 24 * 3600
 
-    Keys created from the old key now hang from the new one, so rotating a key does not
-    revoke its children.
+
+@transaction.atomic
+def api_key_rotate(
+    *, api_key: ApiKey, actor: User | None, grace_seconds: int = 0
+) -> tuple[ApiKey, str]:
+    """Replace a key with a new one carrying the same settings.
+
+    With no grace the old key is revoked at once. With ``grace_seconds`` it keeps
+    working until then (its expiry is brought forward, never pushed back), so the
+    services that hold it can be redeployed one by one; it is refused afterwards like
+    any expired key. Keys created from the old key now hang from the new one, so
+    rotating a key does not revoke its children.
     """
+    if api_key.revoked_at is not None:
+        raise InvalidRequest("A revoked key cannot be rotated.")
+    if not 0 <= grace_seconds <= ROTATION_GRACE_MAX_SECONDS:
+        raise InvalidRequest(
+            f"grace_seconds must be between 0 and {ROTATION_GRACE_MAX_SECONDS}.",
+            param="grace_seconds",
+        )
     new_key, plaintext = api_key_create(
         organization=api_key.organization,
         user=api_key.user,
@@ -487,13 +535,20 @@ def api_key_rotate(*, api_key: ApiKey, actor: User | None) -> tuple[ApiKey, str]
         actor=actor,
     )
     ApiKey.objects.filter(parent=api_key).update(parent=new_key)
-    api_key_revoke(api_key=api_key, actor=actor)
+    if grace_seconds:
+        grace_ends = timezone.now() + timedelta(seconds=grace_seconds)
+        if api_key.expires_at is None or grace_ends < api_key.expires_at:
+            api_key.expires_at = grace_ends
+            api_key.save(update_fields=["expires_at"])
+        principal_cache_forget()
+    else:
+        api_key_revoke(api_key=api_key, actor=actor)
     audit_record(
         organization=api_key.organization,
         actor=actor,
         event="api_key.rotated",
         target=new_key,
-        details={"replaces": api_key.masked},
+        details={"replaces": api_key.masked, "grace_seconds": grace_seconds},
     )
     return new_key, plaintext
 

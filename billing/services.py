@@ -23,9 +23,10 @@ from billing.models import (
     BudgetScope,
     DailyUsageRollup,
     MonthlyReport,
+    Price,
     UsageEvent,
 )
-from billing.selectors import budget_cache_forget, price_for
+from billing.selectors import budget_cache_forget, price_cache_forget, price_for
 from common.errors import InvalidRequest
 from common.outbound import url_problem
 
@@ -358,6 +359,59 @@ def budget_set(
     )
     transaction.on_commit(lambda: budget_cache_forget(organization_id=organization.pk))
     return budget
+
+
+@transaction.atomic
+def budget_delete(*, budget: Budget, actor: User | None) -> None:
+    organization = budget.organization
+    audit_record(
+        organization=organization,
+        actor=actor,
+        event="budget.deleted",
+        target=budget,
+        details={"hard": budget.monthly_limit_micros, "soft": budget.soft_limit_micros},
+    )
+    budget.delete()
+    transaction.on_commit(lambda: budget_cache_forget(organization_id=organization.pk))
+
+
+@transaction.atomic
+def price_create(
+    *,
+    model_pattern: str,
+    effective_from: datetime,
+    input_per_mtok_micros: int,
+    output_per_mtok_micros: int,
+    cached_input_per_mtok_micros: int | None = None,
+    cache_write_per_mtok_micros: int | None = None,
+    source: str = "",
+    actor: User | None,
+) -> Price:
+    """A new price row from ``effective_from`` on; earlier usage keeps its recorded cost."""
+    if Price.objects.filter(model_pattern=model_pattern, effective_from=effective_from).exists():
+        raise InvalidRequest("A price for that model from that moment exists.")
+    if cached_input_per_mtok_micros is not None and (
+        cached_input_per_mtok_micros > input_per_mtok_micros
+    ):
+        raise InvalidRequest("The cached input price cannot exceed the input price.")
+    price = Price.objects.create(
+        model_pattern=model_pattern,
+        effective_from=effective_from,
+        input_per_mtok_micros=input_per_mtok_micros,
+        output_per_mtok_micros=output_per_mtok_micros,
+        cached_input_per_mtok_micros=cached_input_per_mtok_micros,
+        cache_write_per_mtok_micros=cache_write_per_mtok_micros,
+        source=source,
+    )
+    audit_record(
+        organization=None,
+        actor=actor,
+        event="price.created",
+        target=price,
+        details={"input": input_per_mtok_micros, "output": output_per_mtok_micros},
+    )
+    transaction.on_commit(price_cache_forget)
+    return price
 
 
 def budget_alert_raise(
