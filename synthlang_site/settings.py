@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "channels",
     # Failed admin sign-ins, per account and per address (see "Brute force" below).
     "axes",
+    "mozilla_django_oidc",  # single sign-on to the admin, when OIDC_RP_CLIENT_ID is set
     "accounts",
     "billing",
     "proxy",
@@ -132,6 +133,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.oidc.single_sign_on_context",
             ],
         },
     },
@@ -226,8 +228,38 @@ AUTH_USER_MODEL = "accounts.User"
 # checked. Any later sign-in backend (SSO) goes after it and is throttled the same way.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Local passwords: everyone's, or with ADMIN_LOCAL_PASSWORDS=false platform staff's
+    # only (a way in when the identity provider is down).
+    "accounts.oidc.LocalPasswordBackend",
 ]
+
+# --- Single sign-on to the admin (OpenID Connect, mozilla-django-oidc) ----------------
+# On when OIDC_RP_CLIENT_ID is set. Users are created on their first sign-in; their
+# organizations and roles come from the ID token's or userinfo's claims (accounts/oidc.py).
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT") or None
+OIDC_OP_LOGOUT_ENDPOINT = env_str("OIDC_OP_LOGOUT_ENDPOINT")
+OIDC_RP_SIGN_ALGO = env_choice(
+    "OIDC_RP_SIGN_ALGO", "RS256", ("RS256", "ES256", "HS256"), upper=True
+)
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile") or "openid email profile"
+OIDC_USERNAME_ALGO = "accounts.oidc.username_from_claims"
+OIDC_CREATE_USER = True
+# The claim naming the user's organizations (slugs: a string or a list), the claim with
+# their groups, and which group gives which role ("group=role,..."; first match wins in
+# the order admin, premium, basic; no match: DEFAULT_ROLE).
+OIDC_ORGANIZATION_CLAIM = env_str("OIDC_ORGANIZATION_CLAIM", "organization") or "organization"
+OIDC_ROLE_CLAIM = env_str("OIDC_ROLE_CLAIM", "groups") or "groups"
+OIDC_ROLE_MAP = env_str("OIDC_ROLE_MAP", "admin=admin,premium=premium,basic=basic")
+ADMIN_LOCAL_PASSWORDS = env_bool("ADMIN_LOCAL_PASSWORDS", True)
+LOGIN_REDIRECT_URL = "/admin/"
+LOGOUT_REDIRECT_URL = "/admin/login/"
+if OIDC_RP_CLIENT_ID:
+    AUTHENTICATION_BACKENDS.append("accounts.oidc.OrganizationOIDCBackend")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

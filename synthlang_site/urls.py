@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts.invitation_views import invitation_accept_view
+from accounts.oidc import oidc_urlpatterns
 from common.health import health
 from common.views import metrics_export, not_found, server_error
 from synthlang_site.admin_views import admin_urlpatterns
@@ -16,6 +17,7 @@ urlpatterns = [
     *admin_urlpatterns(),
     path("admin/", admin.site.urls),
     path("invitations/<str:token>/", invitation_accept_view, name="invitation-accept"),
+    *oidc_urlpatterns(),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("accounts.api_urls")),
     path("api/", include("billing.api_urls")),
