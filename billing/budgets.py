@@ -25,7 +25,7 @@ from billing.models import AlertKind, BudgetScope
 from billing.selectors import BudgetLimit
 from common.db import run_in_db_thread
 from common.errors import DomainError
-from common.outages import ashared, redis_configured, redis_outage, shared
+from common.outages import DATABASE_ERRORS, ashared, redis_configured, redis_outage, shared
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +215,7 @@ redis_outage.on_recovery(memory_counters.clear)
 def budget_counters_forget() -> None:
     """Drop this process's in-memory counters (tests; they reseed from the database)."""
     memory_counters.clear()
+    _last_seen.clear()
 
 
 def _reserve_args(holds, estimate, seeds):
@@ -240,10 +241,28 @@ def _holds(limits: list[BudgetLimit], month: date) -> tuple[_Hold, ...]:
     )
 
 
+# The last value Redis gave this process for each counter (spent + reserved): what the local
+# counters start from when Redis goes away while the database is away too.
+_last_seen: dict[str, int] = {}
+
+
+def _remember(keys: list[str], values) -> None:
+    for key, value in zip(keys, values, strict=True):
+        if int(value) >= 0:
+            _last_seen[key] = int(value)
+
+
 def _seeds(limits: list[BudgetLimit], month: date, missing: list[int]) -> list[int]:
     seeds = [-1] * len(limits)
     for index in missing:
-        seeds[index - 1] = selectors.budget_month_spent_micros(limit=limits[index - 1], month=month)
+        limit = limits[index - 1]
+        try:
+            seeds[index - 1] = selectors.budget_month_spent_micros(limit=limit, month=month)
+        except DATABASE_ERRORS:
+            last = _last_seen.get(_counter_key(limit.budget_id, month))
+            if last is None:
+                raise  # nothing to hold the request against: a 503
+            seeds[index - 1] = last
     return seeds
 
 
@@ -373,6 +392,8 @@ def budget_reserve(
         if result[0] != -1:
             break
         seeds = _seeds(limits, month, result[1:])
+    if result[0] == 1 and not reservation.local:
+        _remember(keys, result[1:])
     return _conclude(reservation, limits, holds, result, sync=True)
 
 
@@ -418,6 +439,8 @@ async def abudget_reserve(
         if result[0] != -1:
             break
         seeds = await run_in_db_thread(_seeds, limits, month, result[1:])
+    if result[0] == 1 and not reservation.local:
+        _remember(keys, result[1:])
     if result[0] == 0:
         limit = limits[int(result[1]) - 1]
         if await _afirst_time(limit.budget_id, month, AlertKind.HARD):
@@ -457,9 +480,11 @@ def _adjust_sync(reservation: Reservation, delta: int) -> list[int]:
         _, adjust_script = _redis_scripts(sync_redis())
         return [int(value) for value in adjust_script(keys=keys, args=[delta])]
 
-    values, _local = shared(
+    values, local = shared(
         "budget", in_redis, lambda: memory_counters.adjust(keys, delta), enforces_limits=False
     )
+    if not local:
+        _remember(keys, values)
     return values
 
 
@@ -474,9 +499,11 @@ async def _adjust_async(reservation: Reservation, delta: int) -> list[int]:
         _, adjust_script = _redis_scripts(async_redis())
         return [int(value) for value in await adjust_script(keys=keys, args=[delta])]
 
-    values, _local = await ashared(
+    values, local = await ashared(
         "budget", in_redis, lambda: memory_counters.adjust(keys, delta), enforces_limits=False
     )
+    if not local:
+        _remember(keys, values)
     return values
 
 
