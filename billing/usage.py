@@ -176,6 +176,21 @@ class MemoryBuffer:
     def recover_stale(self, older_than_seconds: float) -> int:
         return 0  # a failing flush in this process always nacks; nothing can be orphaned
 
+    def requeue_in_flight(self) -> int:
+        """Put the batches a flush holds back in the buffer (the process is exiting and
+        that flush's thread may never finish); a batch also written by that flush is not
+        written twice: writes are idempotent."""
+        with self._lock:
+            batches, self._processing = list(self._processing.values()), {}
+            for batch in reversed(batches):
+                self._items.extendleft(reversed(batch))
+            return sum(len(batch) for batch in batches)
+
+    def pending(self) -> int:
+        """Events held in this process: buffered or in a flush under way."""
+        with self._lock:
+            return len(self._items) + sum(len(batch) for batch in self._processing.values())
+
     def dead_letter(self, items: list) -> None:
         with self._lock:
             self.dead.extend(items)
@@ -253,14 +268,23 @@ def usage_flusher_start() -> None:
     _flusher.ensure_started()
 
 
+def usage_flush_before_exit() -> FlushStats | None:
+    """Write, or spool, every event this process holds, in-flight batches included: the
+    flusher is a daemon thread, and one stuck on a database that went away would take its
+    batch with it when the interpreter ends."""
+    memory_buffer.requeue_in_flight()
+    if not len(memory_buffer):
+        return None
+    return usage_flush_run(redis=False, replay=False)
+
+
 @atexit.register
 def _flush_at_exit() -> None:
     # A clean shutdown (SIGTERM included) writes what is still buffered, or spools it.
-    if len(memory_buffer):
-        try:
-            usage_flush_run(redis=False, replay=False)
-        except Exception:
-            logger.exception("could not flush %s buffered usage events at exit", len(memory_buffer))
+    try:
+        usage_flush_before_exit()
+    except Exception:
+        logger.exception("could not flush %s buffered usage events at exit", len(memory_buffer))
     usage_spool.close()
 
 

@@ -67,7 +67,12 @@ def live_server(*, env: dict[str, str] | None = None, log_path: Path | None = No
 
 
 @contextmanager
-def live_server_process(*, env: dict[str, str] | None = None, log_path: Path | None = None):
+def live_server_process(
+    *,
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    startup_timeout: float = 30.0,
+):
     """``live_server`` that also yields the process (to signal it)."""
     port = free_port()
     child_env = {
@@ -95,7 +100,7 @@ def live_server_process(*, env: dict[str, str] | None = None, log_path: Path | N
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{base_url}/health", process=process)
+        wait_for_http(f"{base_url}/health", process=process, timeout=startup_timeout)
         yield base_url, process
     finally:
         if process.poll() is None:

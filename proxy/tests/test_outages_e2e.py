@@ -29,7 +29,7 @@ from django.conf import settings
 from accounts import services
 from billing import services as billing_services
 from billing.models import UsageEvent
-from common.testing import PostgresCluster, RedisServer, live_server, live_server_process
+from common.testing import PostgresCluster, RedisServer, live_server_process
 
 pytestmark = pytest.mark.live
 
@@ -39,6 +39,19 @@ PROMPT = (
     "Please could you kindly tell me, in a very short answer, what the capital city of "
     "the country of France is, and basically why it is the capital?"
 )
+
+
+# Servers start slowly on a loaded machine: several at once, each loading its models.
+STARTUP_SECONDS = 120.0
+
+
+@contextlib.contextmanager
+def _server(env: dict[str, str], log_path: Path):
+    with live_server_process(env=env, log_path=log_path, startup_timeout=STARTUP_SECONDS) as (
+        base_url,
+        _process,
+    ):
+        yield base_url
 
 
 def _features_on(redis: RedisServer, spool: Path, **extra: str) -> dict[str, str]:
@@ -97,13 +110,11 @@ def test_redis_killed_limits_hold_locally_or_refuse_and_the_cache_is_skipped(
     try:
         spool = tmp_path / "spool"
         with (
-            live_server(
-                env=_features_on(redis, spool, REDIS_OUTAGE_POLICY="local"),
-                log_path=tmp_path / "local.log",
+            _server(
+                _features_on(redis, spool, REDIS_OUTAGE_POLICY="local"), tmp_path / "local.log"
             ) as local_url,
-            live_server(
-                env=_features_on(redis, spool, REDIS_OUTAGE_POLICY="refuse"),
-                log_path=tmp_path / "refuse.log",
+            _server(
+                _features_on(redis, spool, REDIS_OUTAGE_POLICY="refuse"), tmp_path / "refuse.log"
             ) as refuse_url,
         ):
             first = _ask(local_url, alice_key)
@@ -235,7 +246,9 @@ def test_postgres_stopped_then_both_then_sigterm_loses_no_usage(tmp_path, cluste
         "PRICE_CACHE_SECONDS": "600",
     }
     try:
-        with live_server_process(env=env, log_path=tmp_path / "first.log") as (base_url, server):
+        with live_server_process(
+            env=env, log_path=tmp_path / "first.log", startup_timeout=STARTUP_SECONDS
+        ) as (base_url, server):
             assert _ask(base_url, known).http_response.status_code == 200
 
             # PostgreSQL stopped, Redis up.
@@ -276,13 +289,17 @@ def test_postgres_stopped_then_both_then_sigterm_loses_no_usage(tmp_path, cluste
             server.send_signal(signal.SIGTERM)
             assert server.wait(timeout=60) == 0  # a clean exit, not a kill
 
-        spooled = sum(len(path.read_text().splitlines()) for path in spool.glob("usage-*.jsonl"))
-        assert spooled == 25
+        spooled = {
+            json.loads(line)["request_id"]
+            for path in spool.glob("usage-*.jsonl")
+            for line in path.read_text().splitlines()
+        }
+        assert len(spooled) == 25
 
         # Both back; a new process replays the spool at start-up.
         cluster.start()
         redis.start()
-        with live_server(env=env, log_path=tmp_path / "second.log"):
+        with _server(env, tmp_path / "second.log"):
             _wait_for(lambda: _rows(cluster.url) == before + 25, what="the spool's replay")
             time.sleep(1.5)  # a later flush must not write them twice
             assert _rows(cluster.url) == before + 25
