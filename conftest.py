@@ -48,9 +48,11 @@ def _flush_retries_on_deadlock():
 
 def _forget_process_state() -> None:
     from accounts.throttle import key_lookup_throttle_forget
+    from common.outages import redis_outage
     from proxy import feed, models_catalog, ratelimit, routing
 
     principal_cache_forget()
+    redis_outage.reset()
     key_lookup_throttle_forget()
     ratelimit.reset_local_counters()
     routing.route_cache_forget()
@@ -65,6 +67,12 @@ def _fast_password_hashing(settings):
     # The cast's users get real passwords; the default hasher costs about a second per
     # user on a small machine, for nothing the tests check. Autouse, so it applies first.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _usage_spool_in_tmp(settings, tmp_path):
+    # Usage the test database refuses is spooled to the test's own directory.
+    settings.USAGE_SPOOL_DIR = str(tmp_path / "usage-spool")
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,8 @@ from accounts.models import (
 )
 from common.db import run_in_db_thread
 from common.errors import DomainError, InvalidRequest, NotFound
+from common.outages import DATABASE_ERRORS
+from common.outages import refusal as outage_refusal
 from common.ttlcache import TTLCache
 
 
@@ -335,20 +337,38 @@ def principal_for_key(raw_key: str) -> Principal:
     key_hash = keys.hash_key(raw_key)
     fresh, entry = _principal_cache.get_fresh(key_hash)
     if not fresh:
-        entry = _principal_from_db(raw_key, key_hash)
-        _principal_cache.put(key_hash, entry, ttl=settings.API_KEY_CACHE_SECONDS)
+        try:
+            entry = _principal_from_db(raw_key, key_hash)
+        except DATABASE_ERRORS as error:
+            entry = _stale_or_unavailable(key_hash, error)
+        else:
+            _principal_cache.put(key_hash, entry, ttl=settings.API_KEY_CACHE_SECONDS)
     return _check_fresh(entry)
 
 
 async def aprincipal_for_key(raw_key: str) -> Principal:
     """The async form: no thread hop at all while the cached entry is fresh."""
     key_hash = keys.hash_key(raw_key)
-    entry = await _principal_cache.get_or_load(
-        key_hash,
-        lambda: run_in_db_thread(_principal_from_db, raw_key, key_hash),
-        ttl=settings.API_KEY_CACHE_SECONDS,
-    )
+    try:
+        entry = await _principal_cache.get_or_load(
+            key_hash,
+            lambda: run_in_db_thread(_principal_from_db, raw_key, key_hash),
+            ttl=settings.API_KEY_CACHE_SECONDS,
+        )
+    except DATABASE_ERRORS as error:
+        entry = _stale_or_unavailable(key_hash, error)
     return _check_fresh(entry)
+
+
+def _stale_or_unavailable(key_hash: str, error: Exception) -> Principal | DomainError:
+    """With the database unreachable, a key checked recently keeps its last answer (for
+    API_KEY_STALE_IF_ERROR_SECONDS); any other key cannot be checked: a 503."""
+    known, entry = _principal_cache.get_stale(
+        key_hash, max_age=settings.API_KEY_STALE_IF_ERROR_SECONDS
+    )
+    if not known:
+        raise outage_refusal("database") from error
+    return entry
 
 
 def raw_key_from_headers(headers) -> str:

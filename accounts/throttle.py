@@ -25,6 +25,7 @@ from django.http import JsonResponse
 
 from common.client_address import client_address
 from common.errors import error_body
+from common.outages import ashared, shared
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +105,6 @@ def _window() -> int:
     return int(getattr(settings, "KEY_LOOKUP_FAILURE_WINDOW_SECONDS", 300))
 
 
-def _uses_redis() -> bool:
-    from common.redis import redis_enabled
-
-    return redis_enabled()
-
-
 def _conclude(address: str, count: int, seconds_left: float) -> None:
     if count >= _limit():
         counters.block(address, seconds_left)
@@ -120,31 +115,37 @@ def _conclude(address: str, count: int, seconds_left: float) -> None:
 def failure_record(address: str) -> None:
     if not address or _limit() <= 0:
         return
-    if _uses_redis():
-        try:
-            from common.redis import sync_redis
 
-            count, ttl = sync_redis().eval(_COUNT_LUA, 1, KEY_PREFIX + address, _window())
-            _conclude(address, int(count), float(ttl))
-            return
-        except Exception:
-            logger.warning("could not count a failed key lookup in Redis", exc_info=True)
-    _conclude(address, *counters.count_locally(address, _window()))
+    def in_redis() -> tuple:
+        from common.redis import sync_redis
+
+        return sync_redis().eval(_COUNT_LUA, 1, KEY_PREFIX + address, _window())
+
+    (count, ttl), _local = shared(
+        "throttle",
+        in_redis,
+        lambda: counters.count_locally(address, _window()),
+        enforces_limits=False,
+    )
+    _conclude(address, int(count), float(ttl))
 
 
 async def afailure_record(address: str) -> None:
     if not address or _limit() <= 0:
         return
-    if _uses_redis():
-        try:
-            from common.redis import async_redis
 
-            count, ttl = await async_redis().eval(_COUNT_LUA, 1, KEY_PREFIX + address, _window())
-            _conclude(address, int(count), float(ttl))
-            return
-        except Exception:
-            logger.warning("could not count a failed key lookup in Redis", exc_info=True)
-    _conclude(address, *counters.count_locally(address, _window()))
+    async def in_redis() -> tuple:
+        from common.redis import async_redis
+
+        return await async_redis().eval(_COUNT_LUA, 1, KEY_PREFIX + address, _window())
+
+    (count, ttl), _local = await ashared(
+        "throttle",
+        in_redis,
+        lambda: counters.count_locally(address, _window()),
+        enforces_limits=False,
+    )
+    _conclude(address, int(count), float(ttl))
 
 
 def _carries_key(request) -> bool:

@@ -20,13 +20,12 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from django.conf import settings
-
 from billing import pricing, selectors
 from billing.models import AlertKind, BudgetScope
 from billing.selectors import BudgetLimit
 from common.db import run_in_db_thread
 from common.errors import DomainError
+from common.outages import DATABASE_ERRORS, ashared, redis_configured, redis_outage, shared
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +93,8 @@ class Reservation:
     holds: tuple[_Hold, ...] = ()
     # Settling or releasing twice must not move the counters twice.
     open: bool = field(default=True)
+    # Held in this process's counters (no Redis, or Redis down): settled there too.
+    local: bool = True
 
 
 def _month_of(moment: datetime) -> date:
@@ -102,12 +103,6 @@ def _month_of(moment: datetime) -> date:
 
 def _counter_key(budget_id: int, month: date) -> str:
     return f"{COUNTER_PREFIX}{budget_id}:{month:%Y-%m}"
-
-
-def _uses_redis() -> bool:
-    return getattr(settings, "CACHE_TYPE", "memory") == "redis" and bool(
-        getattr(settings, "REDIS_URL", "")
-    )
 
 
 # --- The atomic step, in Lua -----------------------------------------------------------------
@@ -213,11 +208,14 @@ class _MemoryCounters:
 
 
 memory_counters = _MemoryCounters()
+# Counted during one Redis outage, stale by the next: the next one seeds afresh.
+redis_outage.on_recovery(memory_counters.clear)
 
 
 def budget_counters_forget() -> None:
     """Drop this process's in-memory counters (tests; they reseed from the database)."""
     memory_counters.clear()
+    _last_seen.clear()
 
 
 def _reserve_args(holds, estimate, seeds):
@@ -243,10 +241,28 @@ def _holds(limits: list[BudgetLimit], month: date) -> tuple[_Hold, ...]:
     )
 
 
+# The last value Redis gave this process for each counter (spent + reserved): what the local
+# counters start from when Redis goes away while the database is away too.
+_last_seen: dict[str, int] = {}
+
+
+def _remember(keys: list[str], values) -> None:
+    for key, value in zip(keys, values, strict=True):
+        if int(value) >= 0:
+            _last_seen[key] = int(value)
+
+
 def _seeds(limits: list[BudgetLimit], month: date, missing: list[int]) -> list[int]:
     seeds = [-1] * len(limits)
     for index in missing:
-        seeds[index - 1] = selectors.budget_month_spent_micros(limit=limits[index - 1], month=month)
+        limit = limits[index - 1]
+        try:
+            seeds[index - 1] = selectors.budget_month_spent_micros(limit=limit, month=month)
+        except DATABASE_ERRORS:
+            last = _last_seen.get(_counter_key(limit.budget_id, month))
+            if last is None:
+                raise  # nothing to hold the request against: a 503
+            seeds[index - 1] = last
     return seeds
 
 
@@ -257,20 +273,31 @@ def _flag_key(budget_id: int, month: date, kind: str) -> str:
 def _first_time(budget_id: int, month: date, kind: str) -> bool:
     """Whether this process is the first, cluster-wide, to see this limit reached."""
     name = _flag_key(budget_id, month, kind)
-    if _uses_redis():
+
+    def in_redis() -> bool:
         from common.redis import sync_redis
 
         return bool(sync_redis().set(name, 1, nx=True, ex=COUNTER_TTL_SECONDS))
-    return memory_counters.flag_once(name)
+
+    # The database's unique constraint keeps the alert single whichever process raises it.
+    first, _local = shared(
+        "budget", in_redis, lambda: memory_counters.flag_once(name), enforces_limits=False
+    )
+    return first
 
 
 async def _afirst_time(budget_id: int, month: date, kind: str) -> bool:
     name = _flag_key(budget_id, month, kind)
-    if _uses_redis():
+
+    async def in_redis() -> bool:
         from common.redis import async_redis
 
         return bool(await async_redis().set(name, 1, nx=True, ex=COUNTER_TTL_SECONDS))
-    return memory_counters.flag_once(name)
+
+    first, _local = await ashared(
+        "budget", in_redis, lambda: memory_counters.flag_once(name), enforces_limits=False
+    )
+    return first
 
 
 def _alert(budget_id: int, month: date, kind: str, spent_micros: int) -> None:
@@ -287,14 +314,18 @@ def _alert(budget_id: int, month: date, kind: str, spent_micros: int) -> None:
 
 def _forget_flag(budget_id: int, month: date, kind: str) -> None:
     name = _flag_key(budget_id, month, kind)
-    try:
-        if _uses_redis():
-            from common.redis import sync_redis
 
-            sync_redis().delete(name)
-        else:
-            with memory_counters.lock:
-                memory_counters.flags.discard(name)
+    def in_redis() -> None:
+        from common.redis import sync_redis
+
+        sync_redis().delete(name)
+
+    def locally() -> None:
+        with memory_counters.lock:
+            memory_counters.flags.discard(name)
+
+    try:
+        shared("budget", in_redis, locally, enforces_limits=False)
     except Exception:
         logger.warning("could not clear alert flag %s", name, exc_info=True)
 
@@ -344,18 +375,25 @@ def budget_reserve(
     holds = _holds(limits, month)
     keys = [hold.counter_key for hold in holds]
     seeds = [-1] * len(holds)
+    limits_micros = [-1 if h.hard_micros is None else h.hard_micros for h in holds]
     for _attempt in range(2):
-        if _uses_redis():
+
+        def in_redis(seeds=seeds) -> list:
             from common.redis import sync_redis
 
             reserve_script, _ = _redis_scripts(sync_redis())
-            result = list(reserve_script(keys=keys, args=_reserve_args(holds, estimate, seeds)))
-        else:
-            limits_micros = [-1 if h.hard_micros is None else h.hard_micros for h in holds]
-            result = memory_counters.reserve(keys, estimate, limits_micros, seeds)
+            return list(reserve_script(keys=keys, args=_reserve_args(holds, estimate, seeds)))
+
+        result, reservation.local = shared(
+            "budget",
+            in_redis,
+            lambda seeds=seeds: memory_counters.reserve(keys, estimate, limits_micros, seeds),
+        )
         if result[0] != -1:
             break
         seeds = _seeds(limits, month, result[1:])
+    if result[0] == 1 and not reservation.local:
+        _remember(keys, result[1:])
     return _conclude(reservation, limits, holds, result, sync=True)
 
 
@@ -384,20 +422,25 @@ async def abudget_reserve(
     holds = _holds(limits, month)
     keys = [hold.counter_key for hold in holds]
     seeds = [-1] * len(holds)
+    limits_micros = [-1 if h.hard_micros is None else h.hard_micros for h in holds]
     for _attempt in range(2):
-        if _uses_redis():
+
+        async def in_redis(seeds=seeds) -> list:
             from common.redis import async_redis
 
             reserve_script, _ = _redis_scripts(async_redis())
-            result = list(
-                await reserve_script(keys=keys, args=_reserve_args(holds, estimate, seeds))
-            )
-        else:
-            limits_micros = [-1 if h.hard_micros is None else h.hard_micros for h in holds]
-            result = memory_counters.reserve(keys, estimate, limits_micros, seeds)
+            return list(await reserve_script(keys=keys, args=_reserve_args(holds, estimate, seeds)))
+
+        result, reservation.local = await ashared(
+            "budget",
+            in_redis,
+            lambda seeds=seeds: memory_counters.reserve(keys, estimate, limits_micros, seeds),
+        )
         if result[0] != -1:
             break
         seeds = await run_in_db_thread(_seeds, limits, month, result[1:])
+    if result[0] == 1 and not reservation.local:
+        _remember(keys, result[1:])
     if result[0] == 0:
         limit = limits[int(result[1]) - 1]
         if await _afirst_time(limit.budget_id, month, AlertKind.HARD):
@@ -421,24 +464,47 @@ def _conclude(reservation, limits, holds, result, *, sync: bool) -> Reservation:
     return reservation
 
 
+# A reservation settles where it was held. One held in Redis that went away since settles
+# into this process's counters only if they hold that month (they were seeded during the
+# outage); otherwise there is nothing to correct here, and Redis keeps the estimate.
+
+
 def _adjust_sync(reservation: Reservation, delta: int) -> list[int]:
     keys = [hold.counter_key for hold in reservation.holds]
-    if _uses_redis():
+    if reservation.local:
+        return memory_counters.adjust(keys, delta)
+
+    def in_redis() -> list[int]:
         from common.redis import sync_redis
 
         _, adjust_script = _redis_scripts(sync_redis())
         return [int(value) for value in adjust_script(keys=keys, args=[delta])]
-    return memory_counters.adjust(keys, delta)
+
+    values, local = shared(
+        "budget", in_redis, lambda: memory_counters.adjust(keys, delta), enforces_limits=False
+    )
+    if not local:
+        _remember(keys, values)
+    return values
 
 
 async def _adjust_async(reservation: Reservation, delta: int) -> list[int]:
     keys = [hold.counter_key for hold in reservation.holds]
-    if _uses_redis():
+    if reservation.local:
+        return memory_counters.adjust(keys, delta)
+
+    async def in_redis() -> list[int]:
         from common.redis import async_redis
 
         _, adjust_script = _redis_scripts(async_redis())
         return [int(value) for value in await adjust_script(keys=keys, args=[delta])]
-    return memory_counters.adjust(keys, delta)
+
+    values, local = await ashared(
+        "budget", in_redis, lambda: memory_counters.adjust(keys, delta), enforces_limits=False
+    )
+    if not local:
+        _remember(keys, values)
+    return values
 
 
 def budget_settle(reservation: Reservation, *, actual_micros: int) -> None:
@@ -485,7 +551,7 @@ async def abudget_release(reservation: Reservation) -> None:
 def budget_counter_value(*, budget_id: int, at: datetime | None = None) -> int | None:
     """The month's spent + reserved micro-dollars as the counters see it (admin, tests)."""
     key = _counter_key(budget_id, _month_of(at or datetime.now(UTC)))
-    if _uses_redis():
+    if redis_configured():
         from common.redis import sync_redis
 
         value = sync_redis().get(key)
@@ -500,7 +566,7 @@ def budget_counter_reset(*, budget_id: int, at: datetime | None = None) -> None:
     Outstanding reservations are forgotten with it; use after fixing data, not routinely.
     """
     key = _counter_key(budget_id, _month_of(at or datetime.now(UTC)))
-    if _uses_redis():
+    if redis_configured():
         from common.redis import sync_redis
 
         sync_redis().delete(key)

@@ -10,6 +10,11 @@ the buffer to its own processing list, writes it (idempotently, keyed by
 ``request_id``), and only then deletes the processing list. A flush that fails puts
 its batch back; a flush that dies leaves its processing list behind, and a later
 flush returns it to the buffer once it is older than the visibility timeout.
+
+When Redis is down the in-process buffer takes the events (``common.outages``); when the
+database is down, the in-process buffer's batches go to the disk spool (``billing.spool``)
+and are replayed, idempotently, on a later flush and at start-up. The Redis buffer keeps
+its own batches through a database outage.
 """
 
 from __future__ import annotations
@@ -29,6 +34,14 @@ from django.conf import settings
 
 from billing import services
 from billing.pricing import usage_tokens
+from billing.spool import usage_spool
+from common.outages import (
+    REDIS_ERRORS,
+    is_outage_error,
+    redis_configured,
+    redis_outage,
+    redis_usable,
+)
 from common.redis import sync_redis, write_batcher
 
 logger = logging.getLogger(__name__)
@@ -41,12 +54,6 @@ DEAD_LETTER_KEY = "synthlang:billing:usage:dead"
 
 def _batch_size() -> int:
     return max(int(getattr(settings, "USAGE_FLUSH_BATCH", 500)), 1)
-
-
-def _uses_redis() -> bool:
-    return getattr(settings, "CACHE_TYPE", "memory") == "redis" and bool(
-        getattr(settings, "REDIS_URL", "")
-    )
 
 
 def _encode(event: dict) -> str:
@@ -169,6 +176,21 @@ class MemoryBuffer:
     def recover_stale(self, older_than_seconds: float) -> int:
         return 0  # a failing flush in this process always nacks; nothing can be orphaned
 
+    def requeue_in_flight(self) -> int:
+        """Put the batches a flush holds back in the buffer (the process is exiting and
+        that flush's thread may never finish); a batch also written by that flush is not
+        written twice: writes are idempotent."""
+        with self._lock:
+            batches, self._processing = list(self._processing.values()), {}
+            for batch in reversed(batches):
+                self._items.extendleft(reversed(batch))
+            return sum(len(batch) for batch in batches)
+
+    def pending(self) -> int:
+        """Events held in this process: buffered or in a flush under way."""
+        with self._lock:
+            return len(self._items) + sum(len(batch) for batch in self._processing.values())
+
     def dead_letter(self, items: list) -> None:
         with self._lock:
             self.dead.extend(items)
@@ -220,10 +242,12 @@ class _Flusher:
         from django.db import close_old_connections
 
         interval = float(getattr(settings, "USAGE_FLUSH_INTERVAL", 1.0))
+        # The first pass runs at once: a start-up replays what a previous process spooled.
+        self._wake.set()
         while True:
             self._wake.wait(timeout=interval)
             self._wake.clear()
-            if not len(memory_buffer):
+            if not len(memory_buffer) and not usage_spool.pending():
                 continue
             close_old_connections()
             try:
@@ -239,14 +263,29 @@ class _Flusher:
 _flusher = _Flusher()
 
 
+def usage_flusher_start() -> None:
+    """Start this process's flusher now (a server at start-up): it replays the spool."""
+    _flusher.ensure_started()
+
+
+def usage_flush_before_exit() -> FlushStats | None:
+    """Write, or spool, every event this process holds, in-flight batches included: the
+    flusher is a daemon thread, and one stuck on a database that went away would take its
+    batch with it when the interpreter ends."""
+    memory_buffer.requeue_in_flight()
+    if not len(memory_buffer):
+        return None
+    return usage_flush_run(redis=False, replay=False)
+
+
 @atexit.register
 def _flush_at_exit() -> None:
-    # A clean shutdown of the embedded server writes what is still buffered.
-    if len(memory_buffer):
-        try:
-            usage_flush_run(redis=False)
-        except Exception:
-            logger.exception("could not flush %s buffered usage events at exit", len(memory_buffer))
+    # A clean shutdown (SIGTERM included) writes what is still buffered, or spools it.
+    try:
+        usage_flush_before_exit()
+    except Exception:
+        logger.exception("could not flush %s buffered usage events at exit", len(memory_buffer))
+    usage_spool.close()
 
 
 def _buffer_locally(event: dict) -> None:
@@ -308,15 +347,16 @@ def _request_flush_if_due(length: int) -> None:
 
 def usage_record(event: dict) -> None:
     """Hand one usage event over for accounting. Never raises, never waits for the DB."""
-    if _uses_redis():
+    if redis_usable():
         try:
             length = sync_redis().rpush(BUFFER_KEY, _encode(event))
-        except Exception:
+        except REDIS_ERRORS as error:
             # Redis is down: keep the event in this process and write it from here
-            # rather than lose it.
-            logger.warning("usage buffer unavailable; buffering event in process", exc_info=True)
+            # rather than lose it (reported once, by the outage).
+            redis_outage.failed(error)
             _buffer_locally(event)
             return
+        redis_outage.succeeded()
         _request_flush_if_due(int(length))
         return
     _buffer_locally(event)
@@ -324,14 +364,15 @@ def usage_record(event: dict) -> None:
 
 async def ausage_record(event: dict) -> None:
     """``usage_record`` for the event loop: an async RPUSH, or an in-memory append."""
-    if _uses_redis():
+    if redis_usable():
         try:
             # After the response: the push shares a round trip with other requests'.
             length = await write_batcher().rpush(BUFFER_KEY, _encode(event))
-        except Exception:
-            logger.warning("usage buffer unavailable; buffering event in process", exc_info=True)
+        except REDIS_ERRORS as error:
+            redis_outage.failed(error)
             _buffer_locally(event)
             return
+        redis_outage.succeeded()
         if int(length) % _batch_size() == 0:
             # Queuing a Celery message is blocking I/O: do it off the loop.
             asyncio.get_running_loop().run_in_executor(None, _request_flush_if_due, int(length))
@@ -350,9 +391,13 @@ class FlushStats:
     duplicates: int = 0
     invalid: int = 0
     recovered: int = 0
+    spooled: int = 0
+    replayed: int = 0
 
 
-def _drain(buffer, *, decode: bool, max_batches: int, stats: FlushStats) -> None:
+def _drain(
+    buffer, *, decode: bool, max_batches: int, stats: FlushStats, spool: bool = False
+) -> None:
     visibility = float(getattr(settings, "USAGE_FLUSH_VISIBILITY_SECONDS", 300))
     stats.recovered += buffer.recover_stale(visibility)
     for _ in range(max_batches):
@@ -370,7 +415,18 @@ def _drain(buffer, *, decode: bool, max_batches: int, stats: FlushStats) -> None
                 undecodable.append(item)
         try:
             result = services.usage_events_write(events=events)
-        except Exception:
+        except Exception as error:
+            if spool and is_outage_error(error):
+                # The database is away: to disk, not back to a buffer that dies with us.
+                try:
+                    usage_spool.write(events)
+                except OSError:
+                    logger.exception("could not spool %s usage events", len(events))
+                    buffer.nack(flush_id)
+                    raise error from None
+                buffer.ack(flush_id)
+                stats.spooled += len(events)
+                continue
             buffer.nack(flush_id)
             raise
         invalid = undecodable + [
@@ -388,27 +444,61 @@ def _drain(buffer, *, decode: bool, max_batches: int, stats: FlushStats) -> None
         stats.invalid += len(invalid)
 
 
-def usage_flush_run(*, redis: bool | None = None, max_batches: int | None = None) -> FlushStats:
+def usage_flush_run(
+    *, redis: bool | None = None, max_batches: int | None = None, replay: bool = True
+) -> FlushStats:
     """Drain the buffers into the database; what the Celery task and the flusher call.
 
     ``redis=None`` drains whatever this process can see: the Redis buffer when it is
-    configured, and always this process's own buffer.
+    configured, and always this process's own buffer and the disk spool (``replay``).
     """
     limit = max_batches or int(getattr(settings, "USAGE_FLUSH_MAX_BATCHES", 50))
     stats = FlushStats()
-    if redis is not False and _uses_redis():
+    if redis is not False and redis_configured():
         _drain(RedisBuffer(sync_redis()), decode=True, max_batches=limit, stats=stats)
     if redis is not True:
-        _drain(memory_buffer, decode=False, max_batches=limit, stats=stats)
+        if replay:
+            stats.replayed += _replay_spool()
+        _drain(memory_buffer, decode=False, max_batches=limit, stats=stats, spool=True)
     return stats
+
+
+def _write_replayed(events: list[dict]) -> None:
+    result = services.usage_events_write(events=events)
+    if result.invalid:
+        logger.error(
+            "%s spooled usage events could not be stored; dead-lettered", len(result.invalid)
+        )
+        memory_buffer.dead_letter([event for event, _reason in result.invalid])
+
+
+def _database_up() -> bool:
+    from django.db import connection
+
+    try:
+        connection.ensure_connection()
+    except Exception as error:
+        if not is_outage_error(error):
+            raise
+        return False
+    return True
+
+
+def _replay_spool() -> int:
+    try:
+        return usage_spool.replay(_write_replayed, database_up=_database_up)
+    except Exception as error:
+        if not is_outage_error(error):
+            raise
+        return 0  # the database is still away; the files wait for the next flush
 
 
 def usage_buffer_length() -> int:
     """Events waiting to be written (for health checks and metrics)."""
     length = len(memory_buffer)
-    if _uses_redis():
+    if redis_usable():
         try:
             length += len(RedisBuffer(sync_redis()))
-        except Exception:
-            logger.warning("could not read the usage buffer length", exc_info=True)
+        except REDIS_ERRORS as error:
+            redis_outage.failed(error)
     return length

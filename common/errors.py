@@ -158,7 +158,11 @@ def drf_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's exception handler: every API error in OpenAI's format."""
     error = domain_error_from_drf(exc)
     if error is None:
-        return None  # an unexpected exception: Django's 500 handling takes over
+        from common.outages import is_outage_error, unavailable_for
+
+        if not is_outage_error(exc):
+            return None  # an unexpected exception: Django's 500 handling takes over
+        error = unavailable_for(exc)  # Redis or the database is unreachable: a 503
     response = Response(
         error_body(message=error.message, code=error.code, param=error.param),
         status=error.status,

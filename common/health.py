@@ -27,7 +27,8 @@ def _timed(check) -> dict:
         detail = check() or {}
         state = {"status": "ok", **detail}
     except Exception as exc:  # a health check reports every failure, whatever its kind
-        state = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        # The class only: a driver's message names the host, port, user or database.
+        state = {"status": "error", "error": type(exc).__name__}
     state["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return state
 
@@ -77,7 +78,12 @@ def _registered_state(state: Callable[[], dict]) -> dict:
 
 
 def component_states() -> dict[str, dict]:
+    from common.outages import redis_configured, redis_outage
+
     states = {"database": _timed(check_database), "cache": _timed(check_cache)}
+    if redis_configured():
+        # Limits, budgets and the usage buffer as requests see them (common/outages.py).
+        states["shared_state"] = redis_outage.state()
     if settings.CELERY_BROKER_URL:
         states["broker"] = _timed(check_broker)
     else:

@@ -35,6 +35,16 @@ def redis_enabled() -> bool:
     return settings.CACHE_TYPE == "redis"
 
 
+def redis_clients_forget() -> None:
+    """Drop this process's sync client, so the next call connects to REDIS_URL as it is
+    now (tests that point it elsewhere); the per-loop clients go with their loops."""
+    global _sync_client
+    with _sync_client_lock:
+        client, _sync_client = _sync_client, None
+    if client is not None:
+        client.close()
+
+
 def async_redis() -> aredis.Redis:
     """One client (and connection pool) per event loop: pools are bound to their loop."""
     loop = asyncio.get_running_loop()

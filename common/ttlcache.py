@@ -28,6 +28,14 @@ class TTLCache(Generic[V]):
             return True, entry[1]
         return False, None
 
+    def get_stale(self, key: Hashable, *, max_age: float) -> tuple[bool, V | None]:
+        """An entry expired no more than ``max_age`` seconds ago (or still fresh): what
+        a caller may serve when the source it reloads from is unreachable."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] + max_age > monotonic():
+            return True, entry[1]
+        return False, None
+
     def put(self, key: Hashable, value: V, *, ttl: float) -> None:
         if len(self._entries) >= self.max_entries:
             # Bounded memory whatever the keys (clients can invent model names).

@@ -17,6 +17,7 @@ import time
 
 from channels.layers import get_channel_layer
 
+from common.outages import ashared
 from common.redis import KEY_PREFIX, async_redis, redis_enabled
 
 logger = logging.getLogger(__name__)
@@ -118,11 +119,18 @@ async def _watched(groups: tuple[str, ...]) -> bool:
         if now - _watch_seen.get(g, (-WATCH_CHECK_SECONDS, False))[0] >= WATCH_CHECK_SECONDS
     ]
     if stale:
-        if redis_enabled():
+
+        async def in_redis() -> list[bool]:
             values = await async_redis().mget([_watch_key(g) for g in stale])
-            answers = [value is not None for value in values]
-        else:
-            answers = [_local_watch.get(g, 0.0) > now for g in stale]
+            return [value is not None for value in values]
+
+        # Redis down: nobody's page is known to watch (pages of this process excepted).
+        answers, _local = await ashared(
+            "feed",
+            in_redis,
+            lambda: [_local_watch.get(g, 0.0) > now for g in stale],
+            enforces_limits=False,
+        )
         for group, watched in zip(stale, answers, strict=True):
             _watch_seen[group] = (now, watched)
     return any(_watch_seen[g][1] for g in groups)

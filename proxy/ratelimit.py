@@ -4,7 +4,8 @@ A sliding window approximated from two fixed one-minute windows (the previous
 window's count weighted by how much of it still overlaps the last 60 seconds).
 With Redis, one Lua script checks every limit and then counts against all of them,
 so the decision is atomic and global across proxy instances; without Redis the
-same arithmetic runs in this process (the embedded default is one process).
+same arithmetic runs in this process (the embedded default is one process), and
+during a Redis outage ``common.outages`` decides between that and a 503.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 
 from accounts.selectors import Principal, RateLimit
 from common.errors import DomainError
-from common.redis import KEY_PREFIX, pipelined_redis, redis_enabled, write_batcher
+from common.outages import ashared, redis_outage
+from common.redis import KEY_PREFIX, pipelined_redis, write_batcher
 from proxy import metrics
 
 WINDOW_SECONDS = 60
@@ -77,6 +79,8 @@ class Admission:
     reset_seconds: float
     tokens_counted: int = 0
     headers: dict[str, str] = field(default_factory=dict)
+    # Counted in this process (no Redis, or Redis down): settled in the same place.
+    local: bool = True
 
 
 def _counters(principal: Principal) -> list[Counter]:
@@ -155,6 +159,10 @@ def reset_local_counters() -> None:
     _local_counts.clear()
 
 
+# The windows counted here during an outage are not Redis's: start afresh at the next one.
+redis_outage.on_recovery(reset_local_counters)
+
+
 async def admit(principal: Principal, *, tokens: int) -> Admission:
     """Count this request against every limit that applies, or raise ``RateLimited``."""
     now = time.time()
@@ -175,15 +183,20 @@ async def admit(principal: Principal, *, tokens: int) -> Admission:
     keys = [
         (_window_key(c.key, window_index), _window_key(c.key, window_index - 1)) for c in counters
     ]
-    if redis_enabled():
-        flat_keys = [k for pair in keys for k in pair]
-        args = [int(elapsed * 1000), WINDOW_SECONDS * 1000]
-        for counter, cost in zip(counters, costs, strict=True):
-            args += [counter.limit, cost]
-        reply = await pipelined_redis().evalsha(_ADMIT_SCRIPT, _ADMIT_SHA, flat_keys, args)
-        reply = [int(x) for x in reply]
-    else:
-        reply = _local_admit(keys, [c.limit for c in counters], costs, elapsed)
+    flat_keys = [k for pair in keys for k in pair]
+    args = [int(elapsed * 1000), WINDOW_SECONDS * 1000]
+    for counter, cost in zip(counters, costs, strict=True):
+        args += [counter.limit, cost]
+
+    async def in_redis() -> list:
+        return await pipelined_redis().evalsha(_ADMIT_SCRIPT, _ADMIT_SHA, flat_keys, args)
+
+    reply, admission.local = await ashared(
+        "ratelimit",
+        in_redis,
+        lambda: _local_admit(keys, [c.limit for c in counters], costs, elapsed),
+    )
+    reply = [int(x) for x in reply]
     if reply[0] == 0:
         index = reply[1] - 1
         counter = counters[index]
@@ -235,13 +248,21 @@ async def settle_tokens(admission: Admission, *, actual_tokens: int) -> None:
     if not delta or not token_counters:
         return
     keys = [_window_key(c.key, admission.window_index) for c in token_counters]
-    if redis_enabled():
-        # Settling happens after the response: it shares a round trip with other requests'.
-        batcher = write_batcher()
-        await asyncio.gather(
-            *(batcher.incrby(key, delta, expire_seconds=WINDOW_SECONDS * 2) for key in keys)
-        )
-    else:
+
+    def locally() -> None:
         for key in keys:
             _local_counts[key] = _local_counts.get(key, 0) + delta
+
+    if admission.local:
+        locally()
+    else:
+        # Settling happens after the response: it shares a round trip with other requests'.
+        async def in_redis() -> None:
+            batcher = write_batcher()
+            await asyncio.gather(
+                *(batcher.incrby(key, delta, expire_seconds=WINDOW_SECONDS * 2) for key in keys)
+            )
+
+        # Admitted in Redis, which went away since: the count settles here, never refuses.
+        await ashared("ratelimit", in_redis, locally, enforces_limits=False)
     admission.tokens_counted = actual_tokens

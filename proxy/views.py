@@ -24,6 +24,7 @@ from common.errors import (
     domain_error_from_drf,
     error_response,
 )
+from common.outages import is_outage_error, unavailable_for
 from proxy import gateway, metrics, models_catalog
 from proxy.serializers import (
     ChatCompletionRequestSerializer,
@@ -62,6 +63,11 @@ def openai_errors(handler):
             _count_refusal(self, error, error.status)
             return error_response(error)
         except Exception as exc:
+            if is_outage_error(exc):
+                # Redis or the database is unreachable: a 503 the client may retry.
+                error = unavailable_for(exc)
+                _count_refusal(self, exc, error.status)
+                return error_response(error)
             logger.exception("unexpected error in %s", request.path)
             _count_refusal(self, exc, 500)
             return error_response(DomainError())
@@ -238,9 +244,12 @@ async def run_call(call: gateway.ProxyCall, kind: str):
         gateway.run_in_background(gateway.finish(call, None))
         raise
     except Exception as exc:
-        # A bug: logged here, answered as a 500 with the call's headers like any error.
-        logger.exception("unexpected error in %s", call.endpoint)
-        failure = DomainError()
+        if is_outage_error(exc):
+            failure = unavailable_for(exc)
+        else:
+            # A bug: logged here, answered as a 500 with the call's headers like any error.
+            logger.exception("unexpected error in %s", call.endpoint)
+            failure = DomainError()
         _account_failure(call, failure)
         raise failure from exc
 

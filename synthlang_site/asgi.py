@@ -60,6 +60,11 @@ from proxy.response_cache import cache_warm_start  # noqa: E402
 # In a background thread: the embedding model and the recent scopes' cache indexes.
 cache_warm_start()
 
+from billing.usage import usage_flusher_start  # noqa: E402
+
+# Usage a previous process spooled to disk (the database was down) is written now.
+usage_flusher_start()
+
 
 class AllowedHostsOriginValidator:
     """Channels' check of a websocket's Origin against ALLOWED_HOSTS, read per connection.

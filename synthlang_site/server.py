@@ -162,17 +162,22 @@ def _other_tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task]:
 
 async def _flush_local_usage(loop: asyncio.AbstractEventLoop) -> None:
     """Write the usage this process still holds (events buffered while Redis was down)."""
-    from billing.usage import memory_buffer, usage_flush_run
+    from billing.usage import memory_buffer, usage_flush_before_exit
 
-    if not len(memory_buffer):
+    if not memory_buffer.pending():
         return
 
     def flush() -> None:
         from django.db import close_old_connections
 
         try:
-            stats = usage_flush_run(redis=False)
-            logger.info("wrote %d buffered usage event(s) before stopping", stats.written)
+            stats = usage_flush_before_exit()
+            if stats is not None:
+                logger.info(
+                    "wrote %d buffered usage event(s) before stopping, spooled %d",
+                    stats.written,
+                    stats.spooled,
+                )
         finally:
             close_old_connections()
 

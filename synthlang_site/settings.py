@@ -52,6 +52,11 @@ API_KEY_PEPPER = env_str("API_KEY_PEPPER") or SECRET_KEY
 # How long a process trusts its cached copy of an API key: the longest a revoked key
 # can still be used.
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5, minimum=0, maximum=60)
+# While the database is unreachable, a key this process checked within this many seconds
+# keeps working (0: every key needs the database once API_KEY_CACHE_SECONDS have passed).
+API_KEY_STALE_IF_ERROR_SECONDS = env_int(
+    "API_KEY_STALE_IF_ERROR_SECONDS", 300, minimum=0, maximum=86400
+)
 
 # --- Serving -------------------------------------------------------------------------
 HOST = env_str("HOST", "0.0.0.0")  # noqa: S104 - a server in a container binds every interface
@@ -287,6 +292,13 @@ if REDIS_URL:
 CACHE_TYPE = env_choice("CACHE_TYPE", "redis" if REDIS_URL else "memory", ("redis", "memory"))
 if CACHE_TYPE == "redis" and not REDIS_URL:
     raise ImproperlyConfigured("CACHE_TYPE=redis needs REDIS_URL.")
+# Limits and budgets while Redis is unreachable: "local" counts in each process (each
+# instance then enforces the whole limit on its own), "refuse" answers 503 with
+# Retry-After. The cache is skipped and usage is written directly either way
+# (common/outages.py; docs/decisions/0018).
+REDIS_OUTAGE_POLICY = env_choice("REDIS_OUTAGE_POLICY", "local", ("local", "refuse"))
+# During an outage Redis is tried again once per this many seconds, by one request.
+REDIS_RETRY_SECONDS = env_float("REDIS_RETRY_SECONDS", 5.0, minimum=0.1, maximum=300)
 
 if CACHE_TYPE == "redis":
     CACHES = {
@@ -454,6 +466,8 @@ USAGE_FLUSH_VISIBILITY_SECONDS = env_int("USAGE_FLUSH_VISIBILITY_SECONDS", 300, 
 USAGE_FLUSH_INTERVAL = env_float("USAGE_FLUSH_INTERVAL", 1.0, minimum=0.05, maximum=60)
 # The embedded default (no broker) writes usage from a thread of the web process.
 USAGE_FLUSH_IN_BACKGROUND = env_bool("USAGE_FLUSH_IN_BACKGROUND", True)
+# Usage events the database could not take are appended here and replayed (billing/spool.py).
+USAGE_SPOOL_DIR = env_str("USAGE_SPOOL_DIR") or str(BASE_DIR / "var" / "usage-spool")
 PRICE_CACHE_SECONDS = env_float("PRICE_CACHE_SECONDS", 60.0, minimum=0, maximum=3600)
 BUDGET_CACHE_SECONDS = env_float("BUDGET_CACHE_SECONDS", 5.0, minimum=0, maximum=3600)
 BUDGET_WEBHOOK_TIMEOUT_SECONDS = env_float(

@@ -20,6 +20,7 @@ from django.conf import settings
 from accounts.selectors import Principal
 from common import redis as shared_redis
 from common.db import run_in_db_thread
+from common.outages import OUTAGE_FALLBACKS, REDIS_ERRORS, is_outage_error, redis_outage
 from proxy import metrics
 from proxy.response_cache import store, tier, verifier
 from proxy.response_cache.context import (
@@ -79,9 +80,33 @@ def verification_policy() -> VerificationPolicy:
 
 
 async def cache_lookup(*, principal: Principal, body: dict, control: str) -> CacheLookup:
-    """``control``: "" (normal), "off" (bypass entirely) or "refresh" (re-ask, replace)."""
+    """``control``: "" (normal), "off" (bypass entirely) or "refresh" (re-ask, replace).
+
+    During a Redis outage, or when the database fails under it, the cache is skipped
+    (``off``): an answer from one process's memory alone could be one another instance
+    has already replaced, and the request goes upstream as if caching were off.
+    """
     if not caching_enabled(principal, control) or body.get("n") not in (None, 1):
         return OFF
+    if redis_outage.down:
+        OUTAGE_FALLBACKS.labels(component="cache", action="skipped").inc()
+        return OFF
+    try:
+        return await _cache_lookup(principal=principal, body=body, control=control)
+    except Exception as error:
+        if not is_outage_error(error):
+            raise
+        _outage_seen(error)
+        return OFF
+
+
+def _outage_seen(error: BaseException) -> None:
+    if isinstance(error, REDIS_ERRORS):
+        redis_outage.failed(error)
+    OUTAGE_FALLBACKS.labels(component="cache", action="skipped").inc()
+
+
+async def _cache_lookup(*, principal: Principal, body: dict, control: str) -> CacheLookup:
     messages = body.get("messages") or []
     if prompt_size(messages) > settings.CACHE_MAX_ENTRY_CHARS:
         # Neither looked up nor stored: hashing and keeping a document this large costs
@@ -155,11 +180,8 @@ async def _find_with(
     scope, key = context.scope, context.exact_key
     raw = None
     if shared_redis.redis_enabled():
-        try:
-            raw = await store.redis_sync(scope, key)
-        except Exception:
-            # Redis down: memory and the database still answer.
-            logger.warning("cache: Redis unavailable, using memory and the database")
+        # Redis down: the lookup is skipped (cache_lookup); other errors are bugs.
+        raw = await store.redis_sync(scope, key)
         state = store._scope(scope) or state
     now = time.time()
     entry = state.entries.get(key)
@@ -245,10 +267,7 @@ async def _response_of(state: store.ScopeState, scope: str, key: str) -> dict | 
         return entry.response
     loaded = None
     if shared_redis.redis_enabled():
-        try:
-            loaded = await store.redis_read(scope, key)
-        except Exception:
-            logger.warning("cache: Redis unavailable, reading the entry from the database")
+        loaded = await store.redis_read(scope, key)
     if loaded is None:
         loaded = await run_in_db_thread(store.db_read_blocking, scope, key)
     if loaded is None or not loaded.live(time.time()):
@@ -278,9 +297,23 @@ def _count(scope: str, *, hit: bool, key: str) -> None:
 
 
 async def cache_store(lookup: CacheLookup, *, response: dict) -> None:
-    """Keep a complete, successful answer for the lookup's key (called in the background)."""
+    """Keep a complete, successful answer for the lookup's key (called in the background).
+
+    Not during an outage: an entry kept in this process only would be invisible to the
+    other instances and outlive a removal they make."""
     if lookup.status != "miss" or lookup.context is None or not response.get("choices"):
         return
+    if redis_outage.down:
+        return
+    try:
+        await _cache_store(lookup, response=response)
+    except Exception as error:
+        if not is_outage_error(error):
+            raise
+        _outage_seen(error)
+
+
+async def _cache_store(lookup: CacheLookup, *, response: dict) -> None:
     if response_size(response) > settings.CACHE_MAX_ENTRY_CHARS:
         metrics.CACHE_NOT_STORED.labels(reason="answer_too_large").inc()
         return
@@ -337,11 +370,8 @@ async def store_entry(entry: store.Entry) -> list[str]:
         state.put(store.Entry(**entry.__dict__))
     evicted: list[str] = []
     if shared_redis.redis_enabled():
-        try:
-            evicted = await store.redis_store(entry)
-            store.count_evictions("redis", len(evicted))
-        except Exception:
-            logger.warning("cache: Redis unavailable, entry kept in memory and the database")
+        evicted = await store.redis_store(entry)
+        store.count_evictions("redis", len(evicted))
         with store._lock:
             for key in evicted:
                 state.remove(key)
