@@ -119,7 +119,12 @@ async def _watched(groups: tuple[str, ...]) -> bool:
     ]
     if stale:
         if redis_enabled():
-            values = await async_redis().mget([_watch_key(g) for g in stale])
+            # GETs in a pipeline, not MGET: on a Redis Cluster the groups' keys live in
+            # different slots, which one MGET may not span.
+            pipe = async_redis().pipeline(transaction=False)
+            for group in stale:
+                pipe.get(_watch_key(group))
+            values = await pipe.execute()
             answers = [value is not None for value in values]
         else:
             answers = [_local_watch.get(g, 0.0) > now for g in stale]
