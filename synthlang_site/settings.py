@@ -338,8 +338,8 @@ if REDIS_CLUSTER and CACHE_TYPE == "redis":
         )
     if urlsplit(_celery_broker_env).netloc == urlsplit(REDIS_URL).netloc:
         raise ImproperlyConfigured(
-            "REDIS_CLUSTER=true: CELERY_BROKER_URL names the cluster REDIS_URL names; Celery "
-            "needs a separate Redis that is not a cluster."
+            "REDIS_CLUSTER=true: CELERY_BROKER_URL names the cluster REDIS_URL names, and Celery "
+            "cannot use a Redis Cluster. Set it to a separate Redis that is not a cluster."
         )
 CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = _celery_url(
     "CELERY_BROKER_URL", _celery_broker_env or REDIS_URL
