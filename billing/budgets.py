@@ -101,8 +101,17 @@ def _month_of(moment: datetime) -> date:
     return moment.astimezone(UTC).date().replace(day=1)
 
 
-def _counter_key(budget_id: int, month: date) -> str:
-    return f"{COUNTER_PREFIX}{budget_id}:{month:%Y-%m}"
+def _counter_key(organization_id: int, budget_id: int, month: date) -> str:
+    # One reservation's script touches the counters of one organization's budgets: the hash
+    # tag keeps them in one Redis Cluster slot, as a script's keys must be.
+    return f"{COUNTER_PREFIX}{{org:{organization_id}}}:{budget_id}:{month:%Y-%m}"
+
+
+def _budget_counter_key(budget_id: int, month: date) -> str:
+    from billing.models import Budget
+
+    organization_id = Budget.objects.values_list("organization_id", flat=True).get(pk=budget_id)
+    return _counter_key(organization_id, budget_id, month)
 
 
 # --- The atomic step, in Lua -----------------------------------------------------------------
@@ -233,7 +242,7 @@ def _holds(limits: list[BudgetLimit], month: date) -> tuple[_Hold, ...]:
     return tuple(
         _Hold(
             budget_id=limit.budget_id,
-            counter_key=_counter_key(limit.budget_id, month),
+            counter_key=_counter_key(limit.organization_id, limit.budget_id, month),
             soft_micros=limit.soft_micros,
             hard_micros=limit.hard_micros,
         )
@@ -259,7 +268,7 @@ def _seeds(limits: list[BudgetLimit], month: date, missing: list[int]) -> list[i
         try:
             seeds[index - 1] = selectors.budget_month_spent_micros(limit=limit, month=month)
         except DATABASE_ERRORS:
-            last = _last_seen.get(_counter_key(limit.budget_id, month))
+            last = _last_seen.get(_counter_key(limit.organization_id, limit.budget_id, month))
             if last is None:
                 raise  # nothing to hold the request against: a 503
             seeds[index - 1] = last
@@ -267,7 +276,7 @@ def _seeds(limits: list[BudgetLimit], month: date, missing: list[int]) -> list[i
 
 
 def _flag_key(budget_id: int, month: date, kind: str) -> str:
-    return f"{_counter_key(budget_id, month)}:alerted:{kind}"
+    return f"{COUNTER_PREFIX}{budget_id}:{month:%Y-%m}:alerted:{kind}"
 
 
 def _first_time(budget_id: int, month: date, kind: str) -> bool:
@@ -550,7 +559,7 @@ async def abudget_release(reservation: Reservation) -> None:
 
 def budget_counter_value(*, budget_id: int, at: datetime | None = None) -> int | None:
     """The month's spent + reserved micro-dollars as the counters see it (admin, tests)."""
-    key = _counter_key(budget_id, _month_of(at or datetime.now(UTC)))
+    key = _budget_counter_key(budget_id, _month_of(at or datetime.now(UTC)))
     if redis_configured():
         from common.redis import sync_redis
 
@@ -565,7 +574,7 @@ def budget_counter_reset(*, budget_id: int, at: datetime | None = None) -> None:
 
     Outstanding reservations are forgotten with it; use after fixing data, not routinely.
     """
-    key = _counter_key(budget_id, _month_of(at or datetime.now(UTC)))
+    key = _budget_counter_key(budget_id, _month_of(at or datetime.now(UTC)))
     if redis_configured():
         from common.redis import sync_redis
 

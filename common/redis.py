@@ -1,4 +1,10 @@
-"""Redis clients for code that needs more than Django's cache API (Lua, lists)."""
+"""Redis clients for code that needs more than Django's cache API (Lua, lists).
+
+redis-py's clients for the deployment REDIS_URL names (one server, Sentinel or Cluster), and
+for the hot path a hand-written pipelined connection and write batcher, used only when
+SYNTHLANG_FAST_PATHS is on and REDIS_URL is one server; otherwise ``pipelined_redis()`` and
+``write_batcher()`` hand out the same interface over redis-py's own client.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +19,15 @@ import weakref
 import hiredis
 import redis
 import redis.asyncio as aredis
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
 from django.conf import settings
 from redis.connection import parse_url
 
 from common.loops import forget_closed_loops
+from common.redis_target import RedisTarget, redis_target
 
 KEY_PREFIX = "synthlang:"
 # Redis answers on loopback or a LAN in milliseconds; a call that takes seconds means it
@@ -45,24 +56,55 @@ def redis_clients_forget() -> None:
         client.close()
 
 
+def redis_target_in_use() -> RedisTarget:
+    """The deployment REDIS_URL names (settings may be changed by tests: read each time)."""
+    url = settings.REDIS_URL
+    cluster = getattr(settings, "REDIS_CLUSTER", False)
+    target = _targets.get((url, cluster))
+    if target is None:
+        target = _targets[(url, cluster)] = redis_target(url, cluster=cluster)
+    return target
+
+
+_targets: dict[tuple[str, bool], RedisTarget] = {}
+
+
+def fast_client_in_use() -> bool:
+    """Whether the hand-written client below serves the hot path: only when the fast paths
+    are on and REDIS_URL is one server (it follows neither Sentinel nor Cluster topology)."""
+    return settings.SYNTHLANG_FAST_PATHS and redis_target_in_use().kind == "single"
+
+
+_TIMEOUTS = {
+    "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+    "socket_connect_timeout": SOCKET_TIMEOUT_SECONDS,
+}
+
+
 def async_redis() -> aredis.Redis:
     """One client (and connection pool) per event loop: pools are bound to their loop."""
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
         forget_closed_loops(_async_clients)
-        # A blocking pool waits for a free connection instead of failing a request
-        # when hundreds of streams finish at once.
-        pool = aredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL,
-            max_connections=512,
-            timeout=10,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-        )
-        client = aredis.Redis(connection_pool=pool)
-        _async_clients[loop] = client
+        client = _async_clients[loop] = _new_async_client(redis_target_in_use())
     return client
+
+
+def _new_async_client(target: RedisTarget):
+    if target.is_sentinel:
+        sentinel = aredis.sentinel.Sentinel(
+            list(target.sentinels), sentinel_kwargs={**_TIMEOUTS, **target.sentinel_kwargs}
+        )
+        return sentinel.master_for(target.master_name, **_TIMEOUTS, **target.master_kwargs())
+    if target.is_cluster:
+        return aredis.cluster.RedisCluster.from_url(target.url, **_TIMEOUTS)
+    # A blocking pool waits for a free connection instead of failing a request when
+    # hundreds of streams finish at once.
+    pool = aredis.BlockingConnectionPool.from_url(
+        target.url, max_connections=512, timeout=10, **_TIMEOUTS
+    )
+    return aredis.Redis(connection_pool=pool)
 
 
 def sync_redis() -> redis.Redis:
@@ -71,12 +113,19 @@ def sync_redis() -> redis.Redis:
     if _sync_client is None:
         with _sync_client_lock:
             if _sync_client is None:
-                _sync_client = redis.Redis.from_url(
-                    settings.REDIS_URL,
-                    socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                    socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-                )
+                _sync_client = _new_sync_client(redis_target_in_use())
     return _sync_client
+
+
+def _new_sync_client(target: RedisTarget):
+    if target.is_sentinel:
+        sentinel = redis.sentinel.Sentinel(
+            list(target.sentinels), sentinel_kwargs={**_TIMEOUTS, **target.sentinel_kwargs}
+        )
+        return sentinel.master_for(target.master_name, **_TIMEOUTS, **target.master_kwargs())
+    if target.is_cluster:
+        return redis.cluster.RedisCluster.from_url(target.url, **_TIMEOUTS)
+    return redis.Redis.from_url(target.url, **_TIMEOUTS)
 
 
 # --- One pipelined connection for the hot path ---------------------------------------------
@@ -359,8 +408,11 @@ class PipelinedConnection:
 _pipelined: dict[asyncio.AbstractEventLoop, PipelinedConnection] = {}
 
 
-def pipelined_redis() -> PipelinedConnection:
-    """The running loop's pipelined connection to REDIS_URL."""
+def pipelined_redis() -> PipelinedConnection | StockConnection:
+    """The running loop's pipelined connection to REDIS_URL (redis-py's client instead when
+    the fast client is not in use)."""
+    if not fast_client_in_use():
+        return _STOCK_CONNECTION
     loop = asyncio.get_running_loop()
     connection = _pipelined.get(loop)
     if connection is None:
@@ -478,11 +530,55 @@ def _settle(future: asyncio.Future, *, result=None, error: BaseException | None 
 _batchers: dict[asyncio.AbstractEventLoop, WriteBatcher] = {}
 
 
-def write_batcher() -> WriteBatcher:
-    """The running loop's batcher (its writes go through that loop's client)."""
+def write_batcher() -> WriteBatcher | DirectWrites:
+    """The running loop's batcher (its writes go through that loop's client); each write
+    its own redis-py round trip when the fast client is not in use."""
+    if not fast_client_in_use():
+        return _DIRECT_WRITES
     loop = asyncio.get_running_loop()
     batcher = _batchers.get(loop)
     if batcher is None:
         forget_closed_loops(_batchers)
         batcher = _batchers[loop] = WriteBatcher(loop)
     return batcher
+
+
+# --- The same interfaces over redis-py (fast paths off, Sentinel, Cluster) -------------------
+
+
+class StockConnection:
+    """``PipelinedConnection``'s interface on redis-py's client for the running loop, which
+    follows Sentinel failovers and Cluster slots itself."""
+
+    async def execute(self, *args):
+        return await async_redis().execute_command(*args)
+
+    async def execute_many(self, commands: list[tuple], *, raise_errors: bool = True) -> list:
+        pipe = async_redis().pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return await pipe.execute(raise_on_error=raise_errors)
+
+    async def evalsha(self, script: str, sha: str, keys: list, args: list):
+        client = async_redis()
+        try:
+            return await client.evalsha(sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return await client.eval(script, len(keys), *keys, *args)
+
+
+class DirectWrites:
+    """``WriteBatcher``'s interface, each write sent when it is made."""
+
+    async def incrby(self, key: str, amount: int, *, expire_seconds: int) -> None:
+        pipe = async_redis().pipeline(transaction=False)
+        pipe.incrby(key, amount)
+        pipe.expire(key, expire_seconds)
+        await pipe.execute()
+
+    async def rpush(self, key: str, value: str) -> int:
+        return await async_redis().rpush(key, value)
+
+
+_STOCK_CONNECTION = StockConnection()
+_DIRECT_WRITES = DirectWrites()

@@ -121,7 +121,12 @@ async def _watched(groups: tuple[str, ...]) -> bool:
     if stale:
 
         async def in_redis() -> list[bool]:
-            values = await async_redis().mget([_watch_key(g) for g in stale])
+            # GETs in a pipeline, not MGET: on a Redis Cluster the groups' keys live in
+            # different slots, which one MGET may not span.
+            pipe = async_redis().pipeline(transaction=False)
+            for group in stale:
+                pipe.get(_watch_key(group))
+            values = await pipe.execute()
             return [value is not None for value in values]
 
         # Redis down: nobody's page is known to watch (pages of this process excepted).

@@ -93,14 +93,17 @@ def _counters(principal: Principal) -> list[Counter]:
         ),
         ("organization", f"org:{principal.organization_id}", principal.organization_limit),
     ]
+    # One admission's script touches every counter of the principal: the hash tag keeps them
+    # in one Redis Cluster slot, as a script's keys must be.
+    slot = f"{{org:{principal.organization_id}}}"
     counters = []
     for scope, ident, limit in scopes:
         if limit is None:
             continue
         if limit.rpm:
-            counters.append(Counter(scope, "requests", f"{ident}:rpm", limit.rpm))
+            counters.append(Counter(scope, "requests", f"{slot}:{ident}:rpm", limit.rpm))
         if limit.tpm:
-            counters.append(Counter(scope, "tokens", f"{ident}:tpm", limit.tpm))
+            counters.append(Counter(scope, "tokens", f"{slot}:{ident}:tpm", limit.tpm))
     return counters
 
 

@@ -279,6 +279,9 @@ class ProxyEndpoint(View):
         # Not View.setup, which aliases ``head`` to ``get`` on the instance: a reference
         # cycle (view, bound method, view) holding the request until the garbage collector
         # runs. The API serves no HEAD; ``http_method_names`` says which methods it does.
+        if not settings.SYNTHLANG_FAST_PATHS:
+            super().setup(request, *args, **kwargs)
+            return
         self.request = request
         self.args = args
         self.kwargs = kwargs

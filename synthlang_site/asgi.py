@@ -85,7 +85,11 @@ class AllowedHostsOriginValidator:
 
 application = ProtocolTypeRouter(
     {
-        "http": PathRouter(api=ApiASGIHandler(), site=StaticFilesRouter(django_http)),
+        # With the fast paths off, /v1/ goes through Django's stock handler like the rest.
+        "http": PathRouter(
+            api=ApiASGIHandler() if settings.SYNTHLANG_FAST_PATHS else django_http,
+            site=StaticFilesRouter(django_http),
+        ),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -44,8 +44,13 @@ def fast_parse_content_type(line: bytes, *, fallback) -> bytes:
 
 
 def install() -> bool:
-    """Apply the changes, once each; False when none applied (already installed, or
-    Twisted's HTTP server and Daphne are not loaded: another ASGI server, serverless)."""
+    """Apply the changes, once each; False when none applied (already installed, the fast
+    paths are off (SYNTHLANG_FAST_PATHS=false), or Twisted's HTTP server and Daphne are not
+    loaded: another ASGI server, serverless)."""
+    from django.conf import settings
+
+    if not settings.SYNTHLANG_FAST_PATHS:
+        return False
     parser = _install_content_type_parser()
     quiet_log = _install_quiet_twisted_log()
     flush = _install_prompt_flush()

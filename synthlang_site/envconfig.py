@@ -146,8 +146,13 @@ def sqlite_path(name: str, value: str, base_dir: Path) -> Path:
 
 def redis_url(name: str, value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
-        raise _fail(name, value, "a redis://host:port/db URL")
+    schemes = ("redis", "rediss", "unix", "redis+sentinel", "sentinel")
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        raise _fail(
+            name,
+            value,
+            "a redis://host:port/db URL, or redis+sentinel://host:port[,host:port]/master[/db]",
+        )
     return value
 
 

@@ -12,6 +12,12 @@ from synthlang_site.api_handler import ApiASGIHandler
 ENDPOINTS = [("GET", "/v1/models"), ("POST", "/v1/chat/completions")]
 
 
+@pytest.fixture(autouse=True)
+def _fast_paths_on(settings):
+    # These tests are about the fast paths themselves: they run in both CI passes.
+    settings.SYNTHLANG_FAST_PATHS = True
+
+
 async def _one_request(handler, method: str, path: str) -> list[dict]:
     """One request as Daphne delivers it: the body, then (like Daphne after every complete
     response) ``http.disconnect``."""

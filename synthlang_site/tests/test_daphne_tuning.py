@@ -9,6 +9,13 @@ from twisted.web import http
 
 from synthlang_site import daphne_tuning
 
+
+@pytest.fixture(autouse=True)
+def _fast_paths_on(settings):
+    # These tests are about the fast paths themselves: they run in both CI passes.
+    settings.SYNTHLANG_FAST_PATHS = True
+
+
 HEADERS = [
     b"application/json",
     b"application/json; charset=utf-8",

@@ -21,6 +21,12 @@ pytestmark = pytest.mark.skipif(
 KEY = shared_redis.KEY_PREFIX + "test:batcher:"
 
 
+@pytest.fixture(autouse=True)
+def _fast_paths_on(settings):
+    # These tests are about the fast paths themselves: they run in both CI passes.
+    settings.SYNTHLANG_FAST_PATHS = True
+
+
 @pytest.fixture
 def clean_redis():
     shared_redis._async_clients.clear()  # a client is bound to the loop of its test

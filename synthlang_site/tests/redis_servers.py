@@ -1,0 +1,187 @@
+"""Redis deployments the tests start and stop themselves: a Sentinel-watched master with a
+replica, and a three-node Cluster, from the ``redis-server`` binary on fixed local ports."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import redis.cluster
+
+# One master, its replica and one sentinel; three cluster nodes.
+SENTINEL_PORTS = {"master": 7301, "replica": 7302, "sentinel": 7303}
+CLUSTER_PORTS = (7311, 7312, 7313)
+MASTER_NAME = "synthlang-primary"
+
+
+def _wait_until(check, *, what: str, timeout: float = 20.0, processes=()):
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server exited ({process.returncode}) before {what}")
+        try:
+            result = check()
+            if result:
+                return result
+        except redis.exceptions.RedisError as error:
+            last = error
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} did not happen within {timeout}s: {last}")
+
+
+def _start(folder: Path, name: str, *arguments: str) -> subprocess.Popen:
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        ["redis-server", *arguments, "--bind", "127.0.0.1", "--dir", str(folder)],
+        stdout=(folder / f"{name}.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _no_persistence() -> tuple[str, ...]:
+    return ("--save", "", "--appendonly", "no")
+
+
+@contextlib.contextmanager
+def sentinel_deployment(folder: Path):
+    """Yields {"url", "sentinel", "master", "replica"}: a redis+sentinel:// URL and clients."""
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is needed")
+    master_port, replica_port = SENTINEL_PORTS["master"], SENTINEL_PORTS["replica"]
+    sentinel_port = SENTINEL_PORTS["sentinel"]
+    processes = [
+        _start(folder / "master", "master", "--port", str(master_port), *_no_persistence()),
+        _start(
+            folder / "replica",
+            "replica",
+            "--port",
+            str(replica_port),
+            "--replicaof",
+            "127.0.0.1",
+            str(master_port),
+            *_no_persistence(),
+        ),
+    ]
+    try:
+        # A sentinel rewrites its configuration file as it learns: a file of its own.
+        config = folder / "sentinel.conf"
+        config.write_text(
+            f"port {sentinel_port}\n"
+            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n"
+            f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
+            f"sentinel failover-timeout {MASTER_NAME} 5000\n"
+        )
+        processes.append(_start(folder, "sentinel", str(config), "--sentinel"))
+        master = redis.Redis(port=master_port)
+        replica = redis.Redis(port=replica_port)
+        sentinel = redis.Redis(port=sentinel_port)
+        _wait_until(
+            lambda: replica.info("replication")["master_link_status"] == "up",
+            what="the replica's sync",
+            processes=processes,
+        )
+        _wait_until(
+            lambda: sentinel.sentinel_master(MASTER_NAME)["num-slaves"] >= 1,
+            what="the sentinel finding the replica",
+            processes=processes,
+        )
+        yield {
+            "url": f"redis+sentinel://127.0.0.1:{sentinel_port}/{MASTER_NAME}/0",
+            "sentinel": sentinel,
+            "master": master,
+            "replica": replica,
+        }
+    finally:
+        _stop(processes)
+
+
+def current_master_port(sentinel: redis.Redis) -> int:
+    return int(sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)[1])
+
+
+def wait_for_failover(sentinel: redis.Redis, *, away_from: int) -> int:
+    """Waits until the sentinel names another master and the old one serves as its replica
+    (until then the old one still takes writes, which its resync will drop); the new port."""
+    port = _wait_until(
+        lambda: (port := current_master_port(sentinel)) != away_from and port,
+        what="the failover",
+        timeout=30,
+    )
+    old = redis.Redis(port=away_from, decode_responses=True)
+    _wait_until(
+        lambda: old.info("replication")["role"] == "slave",
+        what="the old master's demotion",
+        timeout=30,
+    )
+    return port
+
+
+def _cluster_ok(port: int) -> bool:
+    info = redis.Redis(port=port, decode_responses=True).execute_command("CLUSTER INFO")
+    if isinstance(info, dict):
+        return info.get("cluster_state") == "ok"
+    return "cluster_state:ok" in info
+
+
+@contextlib.contextmanager
+def cluster_deployment(folder: Path):
+    """Yields {"url", "client"}: a URL to one node of a three-master cluster, and a client."""
+    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+        pytest.skip("redis-server and redis-cli are needed")
+    processes = [
+        _start(
+            folder / str(port),
+            str(port),
+            "--port",
+            str(port),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+            *_no_persistence(),
+        )
+        for port in CLUSTER_PORTS
+    ]
+    try:
+        for port in CLUSTER_PORTS:
+            _wait_until(redis.Redis(port=port).ping, what=f"node {port}", processes=processes)
+        subprocess.run(
+            ["redis-cli", "--cluster", "create"]
+            + [f"127.0.0.1:{port}" for port in CLUSTER_PORTS]
+            + ["--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        client = redis.cluster.RedisCluster(host="127.0.0.1", port=CLUSTER_PORTS[0])
+        _wait_until(
+            lambda: all(_cluster_ok(port) for port in CLUSTER_PORTS),
+            what="the cluster's agreement",
+            processes=processes,
+        )
+        yield {"url": f"redis://127.0.0.1:{CLUSTER_PORTS[0]}/0", "client": client}
+        client.close()
+    finally:
+        _stop(processes)
