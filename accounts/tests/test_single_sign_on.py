@@ -120,9 +120,7 @@ def test_the_sign_in_page_offers_the_provider_when_it_is_on(client, identity_pro
 
 
 def _password_sign_in(client, username: str, password: str) -> bool:
-    answer = client.post(
-        "/admin/login/?next=/admin/", {"username": username, "password": password}
-    )
+    answer = client.post("/admin/login/?next=/admin/", {"username": username, "password": password})
     return answer.status_code == 302
 
 
