@@ -31,6 +31,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "upstream_error": (502, "upstream_error"),
     "upstream_auth_failed": (502, "upstream_error"),
     "upstream_timeout": (502, "upstream_error"),
+    "request_timeout": (504, "upstream_error"),
     "service_unavailable": (503, "server_error"),
 }
 
@@ -85,6 +86,12 @@ class NotFound(DomainError):
 class PermissionDenied(DomainError):
     code = "permission_denied"
     message = "You are not allowed to perform this action."
+
+
+class RequestTimeout(DomainError):
+    """The request's deadline passed before an upstream answered (retries included)."""
+
+    code = "request_timeout"
 
 
 class ServiceUnavailable(DomainError):

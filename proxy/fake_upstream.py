@@ -232,7 +232,16 @@ def main(argv: list[str] | None = None) -> None:
 
     django.setup()
     upstream = FakeUpstream(require_key=args.require_key, chunk_delay_ms=args.chunk_delay_ms)
-    web.run_app(upstream.app(), host=args.host, port=args.port, print=None, access_log=None)
+    # A test server stops at once: requests still hanging on purpose (``fake-slow-*``) are
+    # not waited for.
+    web.run_app(
+        upstream.app(),
+        host=args.host,
+        port=args.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=0.5,
+    )
 
 
 if __name__ == "__main__":

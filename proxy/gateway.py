@@ -1,15 +1,15 @@
 """The request pipeline every proxy endpoint runs.
 
-admission (model access, rate limits, budget) -> compression -> cache -> upstream
-with retries and fallback -> accounting. Nothing on this path waits for work that
-can happen later: usage events are handed to billing's buffer, not written here.
+admission (model access, rate limits on a character estimate) -> cache -> budget ->
+compression -> upstream with retries and fallback, within one deadline -> accounting.
+Nothing on this path waits for work that can happen later: usage events are handed to
+billing's buffer, not written here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,12 +24,18 @@ from billing.usage import ausage_record
 from common.errors import DomainError, InvalidRequest
 from proxy import metrics, ratelimit, response_cache, routing, translation
 from proxy.feed import feed_publish
-from proxy.providers import provider_for
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
-from proxy.providers.prompt_cache import with_prompt_cache
 from proxy.streaming import StreamAssembler, replay_chat_completion
 from proxy.synthlang.engine import compress_messages, compress_text
-from proxy.tokens import count_message_tokens, count_tokens, usage_estimate, usage_is_missing
+from proxy.tokens import (
+    count_message_tokens,
+    count_tokens,
+    estimate_prompt_tokens,
+    prompt_chars,
+    usage_estimate,
+    usage_is_missing,
+)
+from proxy.upstream_calls import _backoff, call_upstream, open_stream  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +85,11 @@ class ProxyCall:
     cache_lookup: response_cache.CacheLookup = response_cache.OFF
     finished: bool = False
     usage_estimated: bool = False  # the upstream sent no usage: counted by the tokenizer
+    prompt_chars: int = 0  # characters of prompt text: what decides how much work is cheap
+
+    def deadline(self) -> float:
+        """When the upstream work must be over (``time.perf_counter`` clock)."""
+        return self.started + settings.REQUEST_DEADLINE_SECONDS
 
     def overhead_ms(self) -> float:
         return max((time.perf_counter() - self.started - self.upstream_seconds) * 1000, 0.0)
@@ -130,13 +141,14 @@ def _max_tokens(body: dict) -> int:
 # --- Admission ------------------------------------------------------------------------
 
 
-def _compress(call: ProxyCall) -> int | None:
+# Below this many characters, compression and counting take well under a millisecond and
+# run on the event loop; above it they run on a pool thread, so the loop keeps serving others.
+OFF_LOOP_PROMPT_CHARS = 32_768
+
+
+def _compress_blocking(call: ProxyCall, level: str) -> int | None:
     """Compress the request in place; returns its prompt tokens when compression had to
-    count them anyway (so admission does not count them a second time)."""
-    level = compression_level_for(call.principal, call.compression_header)
-    call.compression_level = level
-    if level == "off":
-        return None
+    count them anyway (so they are not counted a second time)."""
     prompt_tokens = None
     if call.endpoint == "chat.completions":
         messages, stats = compress_messages(
@@ -156,8 +168,6 @@ def _compress(call: ProxyCall) -> int | None:
             call.body = {**call.body, "prompt": result.text}
             call.tokens_saved += result.tokens_saved
         prompt_tokens = result.tokens_after
-    if call.tokens_saved:
-        metrics.COMPRESSION_TOKENS_SAVED.labels(level=level).inc(call.tokens_saved)
     return prompt_tokens
 
 
@@ -178,14 +188,49 @@ def _prompt_tokens(call: ProxyCall) -> int:
     return total
 
 
-async def admit(call: ProxyCall) -> routing.RoutePlan:
-    """Everything that may refuse the request happens before any upstream call.
+def _compress_and_count_blocking(call: ProxyCall, level: str) -> int:
+    counted = _compress_blocking(call, level) if level != "off" else None
+    return counted if counted is not None else _prompt_tokens(call)
 
-    A cache hit is decided on the request as the client sent it (before compression)
-    and costs one request against the rate limits, no tokens and no budget.
+
+async def _compress_and_count(call: ProxyCall) -> None:
+    """Compression and the exact prompt count, sized to the prompt: inline when small, on a
+    pool thread when large, skipped beyond ``LARGE_PROMPT_CHARS`` (the estimate stands)."""
+    level = "off"
+    if call.endpoint != "embeddings":
+        level = compression_level_for(call.principal, call.compression_header)
+    if call.prompt_chars > settings.LARGE_PROMPT_CHARS:
+        call.compression_level = "off"
+        metrics.COMPRESSION_SKIPPED.inc()
+        return
+    call.compression_level = level
+    if call.prompt_chars > OFF_LOOP_PROMPT_CHARS:
+        counted = await asyncio.to_thread(_compress_and_count_blocking, call, level)
+    else:
+        counted = _compress_and_count_blocking(call, level)
+    call.prompt_tokens_estimate = counted
+    if call.tokens_saved:
+        metrics.COMPRESSION_TOKENS_SAVED.labels(level=level).inc(call.tokens_saved)
+
+
+async def admit(call: ProxyCall) -> routing.RoutePlan:
+    """Everything that may refuse the request happens before any upstream call, and before
+    any work whose cost grows with the prompt (docs/decisions/0019).
+
+    The rate limits count a character estimate of the prompt; the cache is looked up next
+    (it skips prompts above ``CACHE_MAX_ENTRY_CHARS``), and a hit gives its tokens back:
+    it costs one request, no tokens and no budget. Then the budget is reserved on the same
+    estimate, and only then is the request compressed and counted exactly. Limits and
+    budget are settled to the upstream's real usage afterwards.
     """
     call.principal.check_model(call.model)
     plan = await routing.resolve_route(call.principal.organization_id, call.model)
+    call.prompt_chars = prompt_chars(endpoint=call.endpoint, body=call.body)
+    call.prompt_tokens_estimate = estimate_prompt_tokens(endpoint=call.endpoint, body=call.body)
+    completion_allowance = 0 if call.endpoint == "embeddings" else _max_tokens(call.body)
+    call.admission = await ratelimit.admit(
+        call.principal, tokens=call.prompt_tokens_estimate + completion_allowance
+    )
     if call.endpoint == "chat.completions":
         call.cache_lookup = await response_cache.cache_lookup(
             principal=call.principal, body=call.body, control=call.cache_header
@@ -194,23 +239,7 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
         call.cache_tier = call.cache_lookup.tier
         metrics.CACHE_LOOKUPS.labels(result=call.cache, tier=call.cache_tier or "-").inc()
         if call.cache == "hit":
-            call.admission = await ratelimit.admit(call.principal, tokens=0)
             return plan
-    if call.endpoint == "chat.completions" and settings.SYNTHLANG_TRANSLATE:
-        messages, saved = await translation.apply_translation(
-            organization_id=call.principal.organization_id,
-            messages=call.body["messages"],
-            model=call.model,
-        )
-        if saved > 0:
-            call.body = {**call.body, "messages": messages}
-            call.tokens_saved += saved
-    counted = _compress(call) if call.endpoint != "embeddings" else None
-    call.prompt_tokens_estimate = counted if counted is not None else _prompt_tokens(call)
-    completion_allowance = 0 if call.endpoint == "embeddings" else _max_tokens(call.body)
-    call.admission = await ratelimit.admit(
-        call.principal, tokens=call.prompt_tokens_estimate + completion_allowance
-    )
     call.price = await aprice_for_models(
         [call.model, *(deployment.upstream_model for deployment in plan.deployments)],
         datetime.now(tz=UTC),
@@ -228,90 +257,17 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
         price=call.price,
         model=call.model,
     )
-    return plan
-
-
-# --- Upstream with retries and fallback ----------------------------------------------
-
-
-def _backoff(attempt: int, retry_after: float | None) -> float:
-    ceiling = min(settings.UPSTREAM_BACKOFF_MAX, settings.UPSTREAM_BACKOFF_BASE * 2**attempt)
-    delay = random.uniform(ceiling / 2, ceiling)  # jitter keeps retries from synchronising
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
-
-
-async def call_upstream(
-    call: ProxyCall,
-    plan: routing.RoutePlan,
-    operation: Callable[[Provider, Target], Awaitable],
-):
-    """Run ``operation`` on the route's deployments in order, retrying retryable failures.
-
-    Client errors (400, 404, ...) are final; a refused provider key or a deployment
-    that keeps failing moves on to the next deployment.
-    """
-    last_error: UpstreamError | None = None
-    for position, deployment in enumerate(routing.attempt_order(plan)):
-        provider = provider_for(deployment.provider)
-        target = with_prompt_cache(deployment.target(), call.principal)
-        for attempt in range(settings.UPSTREAM_MAX_RETRIES + 1):
-            started = time.perf_counter()
-            try:
-                result = await operation(provider, target)
-            except UpstreamError as error:
-                call.upstream_seconds += time.perf_counter() - started
-                metrics.UPSTREAM_ERRORS.labels(
-                    provider=deployment.provider, status=str(error.upstream_status or 0)
-                ).inc()
-                last_error = error
-                if error.code in ("invalid_request_error", "model_not_found") and (
-                    error.upstream_status not in (401, 403)
-                ):
-                    raise
-                if not error.retryable or attempt == settings.UPSTREAM_MAX_RETRIES:
-                    break
-                delay = _backoff(attempt, error.retry_after)
-                if delay > settings.UPSTREAM_BACKOFF_MAX:
-                    break  # the upstream asks for a longer pause: try the next deployment
-                await asyncio.sleep(delay)
-                continue
-            call.upstream_seconds += time.perf_counter() - started
-            routing.deployment_succeeded(deployment.label)
-            call.provider = deployment.provider
-            call.deployment = deployment.label
-            call.upstream_model = deployment.upstream_model
-            if position:
-                metrics.FALLBACKS.labels(model=call.model).inc()
-            return result
-        routing.deployment_failed(deployment.label)
-    assert last_error is not None
-    raise last_error
-
-
-async def open_stream(call: ProxyCall, plan: routing.RoutePlan, kind: str):
-    """Start a stream and wait for its first chunk, so failures before any byte reach
-    the client can still be retried or fall back."""
-
-    async def operation(provider: Provider, target: Target):
-        iterator = (
-            provider.chat_stream(target, call.body)
-            if kind == "chat"
-            else provider.completions_stream(target, call.body)
+    if call.endpoint == "chat.completions" and settings.SYNTHLANG_TRANSLATE:
+        messages, saved = await translation.apply_translation(
+            organization_id=call.principal.organization_id,
+            messages=call.body["messages"],
+            model=call.model,
         )
-        try:
-            first = await anext(iterator)
-        except StopAsyncIteration:
-            raise UpstreamError(
-                "The upstream provider sent an empty stream.", retryable=True
-            ) from None
-        except BaseException:
-            await iterator.aclose()
-            raise
-        return first, iterator
-
-    return await call_upstream(call, plan, operation)
+        if saved > 0:
+            call.body = {**call.body, "messages": messages}
+            call.tokens_saved += saved
+    await _compress_and_count(call)
+    return plan
 
 
 # --- Accounting ------------------------------------------------------------------------
@@ -325,10 +281,10 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
     tokens = pricing.usage_tokens(usage)
     prompt_tokens, completion_tokens = tokens.prompt_tokens, tokens.completion_tokens
     try:
-        if call.admission is not None and call.cache != "hit":
-            await ratelimit.settle_tokens(
-                call.admission, actual_tokens=prompt_tokens + completion_tokens
-            )
+        if call.admission is not None:
+            # A hit was admitted on the estimate too, and gives every token back.
+            actual_tokens = 0 if call.cache == "hit" else prompt_tokens + completion_tokens
+            await ratelimit.settle_tokens(call.admission, actual_tokens=actual_tokens)
         if call.reservation is not None:
             if call.status_code >= 400 and not (prompt_tokens or completion_tokens):
                 await budgets.abudget_release(call.reservation)

@@ -201,6 +201,10 @@ COMPRESSION_TOKENS_SAVED = Counter(
     "Prompt tokens removed by compression.",
     ["level"],
 )
+COMPRESSION_SKIPPED = Counter(
+    "synthlang_compression_skipped_large_total",
+    "Requests sent uncompressed because their prompt exceeds LARGE_PROMPT_CHARS.",
+)
 CACHE_LOOKUPS = Counter(
     "synthlang_cache_lookups_total",
     "Cache lookups by result (hit, miss) and tier.",

@@ -154,6 +154,87 @@ def count_message_tokens(
     return total
 
 
+# --- A cheap estimate, before any real work -----------------------------------------------
+
+# Admission decides on this, before compression or the tokenizer run: a character count is
+# linear and allocation-free, where the tokenizer over a 40 MB prompt holds the interpreter
+# for seconds. English prose averages about four characters per token; limits and budgets
+# are settled to the upstream's real count afterwards.
+CHARS_PER_TOKEN_ESTIMATE = 4
+
+
+def _text_chars(value) -> int:
+    """Characters of prompt text in a content value, as ``_content_text`` would join them."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        total = 0
+        for part in value:
+            if isinstance(part, str):
+                total += len(part)
+            elif isinstance(part, dict):
+                if part.get("type") in ("text", "input_text"):
+                    text = part.get("text")
+                    total += len(text) if isinstance(text, str) else 0
+                elif part.get("type") == "tool_result":
+                    total += _text_chars(part.get("content"))
+        return total
+    return 0
+
+
+def _arguments_chars(tool_call) -> int:
+    function = tool_call.get("function") if isinstance(tool_call, dict) else None
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    return len(arguments) if isinstance(arguments, str) else 0
+
+
+def prompt_chars(*, endpoint: str, body: dict) -> int:
+    """Characters of prompt text a request carries (images and token-id lists excluded)."""
+    if endpoint == "chat.completions":
+        total = 0
+        for message in body.get("messages") or ():
+            if not isinstance(message, dict):
+                continue
+            for key, value in message.items():
+                if key == "content":
+                    total += _text_chars(value)
+                elif key == "tool_calls" and isinstance(value, list):
+                    for tool_call in value:
+                        function = (
+                            tool_call.get("function") if isinstance(tool_call, dict) else None
+                        )
+                        arguments = (
+                            function.get("arguments") if isinstance(function, dict) else None
+                        )
+                        total += len(arguments) if isinstance(arguments, str) else 0
+                elif isinstance(value, str):
+                    total += len(value)
+        return total
+    value = body.get("prompt" if endpoint == "completions" else "input")
+    if isinstance(value, str):
+        return len(value)
+    return (
+        sum(len(item) for item in value if isinstance(item, str)) if isinstance(value, list) else 0
+    )
+
+
+def estimate_prompt_tokens(*, endpoint: str, body: dict) -> int:
+    """Prompt tokens from characters alone (with the chat framing and token-id lists)."""
+    estimate = -(-prompt_chars(endpoint=endpoint, body=body) // CHARS_PER_TOKEN_ESTIMATE)
+    if endpoint == "chat.completions":
+        messages = body.get("messages") or ()
+        return estimate + TOKENS_PER_REPLY_PRIMER + TOKENS_PER_MESSAGE * len(messages)
+    value = body.get("prompt" if endpoint == "completions" else "input")
+    if isinstance(value, list):
+        # Token ids count one each; a list of them counts its length.
+        for item in value:
+            if isinstance(item, int):
+                estimate += 1
+            elif isinstance(item, list):
+                estimate += len(item)
+    return estimate
+
+
 # --- An answer without usage --------------------------------------------------------------
 
 

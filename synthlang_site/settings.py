@@ -521,6 +521,9 @@ UPSTREAM_STREAM_IDLE_TIMEOUT = env_float(
 )
 # The whole of one attempt, a long stream included.
 UPSTREAM_TOTAL_TIMEOUT = env_float("UPSTREAM_TOTAL_TIMEOUT", 600.0, minimum=1, maximum=7200)
+# The whole of one request's upstream work, across retries, backoff and fallbacks (for a
+# stream: until its first chunk); then the client gets a 504 (request_timeout).
+REQUEST_DEADLINE_SECONDS = env_float("REQUEST_DEADLINE_SECONDS", 60.0, minimum=0.1, maximum=7200)
 UPSTREAM_MAX_RETRIES = env_int("UPSTREAM_MAX_RETRIES", 2, minimum=0, maximum=10)
 UPSTREAM_BACKOFF_BASE = env_float("UPSTREAM_BACKOFF_BASE", 0.25, minimum=0, maximum=10)
 UPSTREAM_BACKOFF_MAX = env_float("UPSTREAM_BACKOFF_MAX", 8.0, minimum=0, maximum=120)
@@ -536,6 +539,10 @@ OUTBOUND_ALLOW_HTTP = env_bool("OUTBOUND_ALLOW_HTTP", False)
 # images in base64; OpenAI takes up to 50 MB of images per request.
 MAX_REQUEST_BODY_MB = env_int("MAX_REQUEST_BODY_MB", 50, minimum=1, maximum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_MB * 1024 * 1024
+# Prompts with more characters of text than this are sent upstream as they are: neither
+# compressed nor counted by the tokenizer on the request path (admission's character estimate
+# stands until the upstream's usage settles it). Either would hold a core for seconds.
+LARGE_PROMPT_CHARS = env_int("LARGE_PROMPT_CHARS", 1_000_000, minimum=10_000, maximum=1 << 30)
 DEPLOYMENT_FAILURE_THRESHOLD = env_int("DEPLOYMENT_FAILURE_THRESHOLD", 3, minimum=1)
 DEPLOYMENT_COOLDOWN_SECONDS = env_float(
     "DEPLOYMENT_COOLDOWN_SECONDS", 30.0, minimum=0, maximum=3600
@@ -585,6 +592,14 @@ ROLE_RATE_LIMITS = {
         "rpm": env_int("ADMIN_RPM", 0, minimum=0),
         "tpm": env_int("ADMIN_TPM", 0, minimum=0),
     },
+}
+# Largest /v1 request body by role, in MB (never above MAX_REQUEST_BODY_MB); refused with a
+# 413 before the body is parsed.
+ROLE_MAX_BODY_BYTES = {
+    role: min(env_int(f"{role.upper()}_MAX_BODY_MB", default, minimum=1), MAX_REQUEST_BODY_MB)
+    * 1024
+    * 1024
+    for role, default in (("basic", 10), ("premium", 25), ("admin", MAX_REQUEST_BODY_MB))
 }
 
 # --- Brute force ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from accounts.selectors import Principal
-from proxy import gateway, providers, routing
+from proxy import gateway, providers, routing, upstream_calls
 from proxy.providers.base import Target, UpstreamError, UpstreamResult, classify_status
 
 SCRIPTED = "scripted"
@@ -115,7 +115,7 @@ def test_backoff_ceiling_doubles_per_attempt_up_to_the_maximum(settings, monkeyp
         ranges.append((low, high))
         return high
 
-    monkeypatch.setattr(gateway.random, "uniform", highest)
+    monkeypatch.setattr(upstream_calls.random, "uniform", highest)
 
     delays = [gateway._backoff(attempt, None) for attempt in range(6)]
 
