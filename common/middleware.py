@@ -56,42 +56,6 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
-class HealthCheckMiddleware:
-    """Answers ``/health`` before host validation and HTTPS redirects.
-
-    Load balancers and platforms (Docker, Fly.io, Render, Kubernetes) probe with their
-    own Host header, often an internal address, over plain HTTP; neither belongs in
-    ALLOWED_HOSTS, and a redirect or a 400 would mark a healthy instance as down.
-    """
-
-    sync_capable = True
-    async_capable = True
-    paths = ("/health", "/health/")
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
-        if request.path in self.paths:
-            from common.health import health
-
-            return health(request)
-        return self.get_response(request)
-
-    async def __acall__(self, request):
-        if request.path in self.paths:
-            from asgiref.sync import sync_to_async
-
-            from common.health import health
-
-            return await sync_to_async(health, thread_sensitive=False)(request)
-        return await self.get_response(request)
-
-
 class AllowedHostMiddleware:
     """ALLOWED_HOSTS for the API path, which skips Django's CommonMiddleware.
 
