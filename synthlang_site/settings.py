@@ -564,8 +564,11 @@ LOG_LEVEL = env_choice(
     "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True
 )
 LOG_FILE = env_str("LOG_FILE", "proxy.log")
-# Daphne's plain-text access log on stdout (python -m synthlang_site); off by default.
-ACCESS_LOG = env_bool("ACCESS_LOG", False)
+# One JSON access line per request at INFO on the "synthlang.access" logger
+# (common/access_log.py); Daphne's own plain-text line is never written. Successes are
+# sampled at ACCESS_LOG_SAMPLE_RATE (0 to 1); errors are always written.
+ACCESS_LOG = env_bool("ACCESS_LOG", True)
+ACCESS_LOG_SAMPLE_RATE = env_float("ACCESS_LOG_SAMPLE_RATE", 1.0, minimum=0.0, maximum=1.0)
 _log_handlers = {
     "console": {
         "class": "logging.StreamHandler",
