@@ -150,6 +150,29 @@ async def aprice_for(model: str, at: datetime) -> pricing.Price:
     return _lookup(model, at) or unknown_model_price()
 
 
+def _usage_price(model: str, upstream_model: str, at: datetime) -> pricing.Price:
+    # The upstream model is what the provider bills; a public alias has no price of its
+    # own, so the asked-for name is only the fallback.
+    price = _lookup(upstream_model or model, at)
+    if price is None and upstream_model and model and upstream_model != model:
+        price = _lookup(model, at)
+    return price or unknown_model_price()
+
+
+def price_for_usage(*, model: str, upstream_model: str, at: datetime) -> pricing.Price:
+    """The price a usage event is billed at: the same for the event written by the flush,
+    the cost the client is told (``x-synthlang-cost-usd``) and the access line."""
+    if not _prices.fresh():
+        _prices.load()
+    return _usage_price(model, upstream_model, at)
+
+
+async def aprice_for_usage(*, model: str, upstream_model: str, at: datetime) -> pricing.Price:
+    if not _prices.fresh():
+        await run_in_db_thread(_prices.load)
+    return _usage_price(model, upstream_model, at)
+
+
 async def aprice_for_models(models: list[str], at: datetime) -> pricing.Price:
     """The price to hold against a budget for a call that any of ``models`` may serve
     (the public name and each deployment's upstream model): the dearest that has a price,

@@ -26,7 +26,7 @@ from billing.models import (
     Price,
     UsageEvent,
 )
-from billing.selectors import budget_cache_forget, price_cache_forget, price_for
+from billing.selectors import budget_cache_forget, price_cache_forget, price_for_usage
 from common.errors import InvalidRequest
 from common.outbound import url_problem
 
@@ -91,11 +91,7 @@ def usage_event_build(*, event: dict) -> UsageEvent:
     tokens_saved = _as_int(event, "tokens_saved")
     cache = str(event.get("cache") or "off")
 
-    # The upstream model is what the provider bills; a public alias has no price of its
-    # own, so the asked-for name is only the fallback.
-    price = price_for(upstream_model or model, created_at)
-    if price.unknown and upstream_model and model and upstream_model != model:
-        price = price_for(model, created_at)
+    price = price_for_usage(model=model, upstream_model=upstream_model, at=created_at)
     full_cost = pricing.tokens_cost_micros(price=price, tokens=tokens)
     hit = cache == "hit"
     user_id = event.get("user_id")

@@ -1,11 +1,8 @@
-"""``GET /health``: the state of each component the proxy depends on.
+"""The state of each component the proxy depends on, for ``/readyz`` and ``/health``.
 
-The database decides the status code: without it nothing works, so a load balancer
-should take the instance out (503). The cache and the broker are shared by every
-instance; if they fail, failing every instance's health check would only turn a
-degraded service into an outage, so they are reported but answer 200. The same holds for
-the components the apps register (``component_register``): the semantic cache tier, whose
-embedder failing leaves exact repeats working.
+Each check returns the component's state; which failures make the instance not ready is
+decided in common/probes.py. Apps add their own components (``component_register``): the
+semantic cache tier, whose embedder failing leaves exact repeats working.
 """
 
 from __future__ import annotations
@@ -17,8 +14,6 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
-from django.http import JsonResponse
-from django.views.decorators.cache import never_cache
 
 
 def _timed(check) -> dict:
@@ -91,24 +86,3 @@ def component_states() -> dict[str, dict]:
     for name, state in _registered.items():
         states[name] = _registered_state(state)
     return states
-
-
-@never_cache
-def health(request):
-    components = component_states()
-    database_ok = components["database"]["status"] == "ok"
-    failing = [
-        name for name, state in components.items() if state["status"] in ("error", "degraded")
-    ]
-    if not database_ok:
-        status = "unhealthy"
-    elif failing:
-        status = "degraded"
-    else:
-        status = "ok"
-    body = {"status": status, "failing": failing, "components": components}
-    response = JsonResponse(body, status=200 if database_ok else 503)
-    if not database_ok:
-        # The connection is broken; drop it so the next check reconnects.
-        connections["default"].close()
-    return response

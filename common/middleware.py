@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import re
-import uuid
+import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
+from common.access_log import (
+    RequestContext,
+    access_log_write,
+    request_context_var,
+    request_id_from,
+    valid_traceparent,
+)
 from common.logging import request_id_var
-
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
-
-
-def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
 
 
 class RequestIdMiddleware:
-    """Takes a well-formed ``X-Request-Id`` from the client or makes one.
+    """Gives ``request.request_id`` and answers with ``x-request-id``.
 
-    Written for both stacks so Daphne's async path never hops to a thread for it.
+    Under ASGI the id was given by ``common.access_log.RequestContextMiddleware``, which
+    also writes the access line; on the paths without it (WSGI, the test client) this
+    middleware does both for the request it serves. Written for both stacks so Daphne's
+    async path never hops to a thread for it.
     """
 
     sync_capable = True
@@ -31,65 +34,58 @@ class RequestIdMiddleware:
             markcoroutinefunction(self)
 
     def _start(self, request):
-        incoming = request.headers.get("X-Request-Id", "")
-        request.request_id = incoming if _CLIENT_ID.match(incoming) else new_request_id()
-        return request_id_var.set(request.request_id)
+        context = request_context_var.get()
+        if context is not None:
+            request.request_id = context.request_id
+            return None
+        traceparent = valid_traceparent(request.headers.get("traceparent", ""))
+        context = RequestContext(
+            request_id=request_id_from(request.headers.get("X-Request-Id", "")),
+            method=request.method,
+            path=request.path,
+            traceparent=traceparent,
+            tracestate=request.headers.get("tracestate", "")[:512] if traceparent else "",
+        )
+        request.request_id = context.request_id
+        return context, request_context_var.set(context), request_id_var.set(context.request_id)
+
+    @staticmethod
+    def _end(started, status: int) -> None:
+        if started is None:
+            return
+        context, context_token, id_token = started
+        try:
+            if not context.call_owns_line:
+                access_log_write(
+                    status=status, latency_ms=(time.perf_counter() - context.started) * 1000
+                )
+        finally:
+            request_id_var.reset(id_token)
+            request_context_var.reset(context_token)
 
     def __call__(self, request):
         if iscoroutinefunction(self):
             return self.__acall__(request)
-        token = self._start(request)
+        started = self._start(request)
+        status = 500
         try:
             response = self.get_response(request)
             response["x-request-id"] = request.request_id
+            status = response.status_code
             return response
         finally:
-            request_id_var.reset(token)
+            self._end(started, status)
 
     async def __acall__(self, request):
-        token = self._start(request)
+        started = self._start(request)
+        status = 500
         try:
             response = await self.get_response(request)
             response["x-request-id"] = request.request_id
+            status = response.status_code
             return response
         finally:
-            request_id_var.reset(token)
-
-
-class HealthCheckMiddleware:
-    """Answers ``/health`` before host validation and HTTPS redirects.
-
-    Load balancers and platforms (Docker, Fly.io, Render, Kubernetes) probe with their
-    own Host header, often an internal address, over plain HTTP; neither belongs in
-    ALLOWED_HOSTS, and a redirect or a 400 would mark a healthy instance as down.
-    """
-
-    sync_capable = True
-    async_capable = True
-    paths = ("/health", "/health/")
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
-        if request.path in self.paths:
-            from common.health import health
-
-            return health(request)
-        return self.get_response(request)
-
-    async def __acall__(self, request):
-        if request.path in self.paths:
-            from asgiref.sync import sync_to_async
-
-            from common.health import health
-
-            return await sync_to_async(health, thread_sensitive=False)(request)
-        return await self.get_response(request)
+            self._end(started, status)
 
 
 class AllowedHostMiddleware:

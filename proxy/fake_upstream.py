@@ -50,6 +50,8 @@ class FakeUpstream:
         self.streams_abandoned = 0
         self.flaky_seen: Counter[str] = Counter()
         self.last_bodies: dict[str, dict] = {}
+        # The request id and trace context of the last request per model.
+        self.last_trace: dict[str, dict] = {}
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -72,6 +74,10 @@ class FakeUpstream:
         self, request: web.Request, model: str, body: dict | None = None
     ) -> web.Response | None:
         self.requests[f"{request.path} {model}"] += 1
+        self.last_trace[model] = {
+            name: request.headers.get(name, "")
+            for name in ("x-request-id", "traceparent", "tracestate")
+        }
         if body is not None:
             self.last_bodies[model] = body
         key = _client_key(request)
@@ -208,6 +214,7 @@ class FakeUpstream:
                 "streams_completed": self.streams_completed,
                 "streams_abandoned": self.streams_abandoned,
                 "last_bodies": self.last_bodies,
+                "last_trace": self.last_trace,
             }
         )
 

@@ -1,6 +1,6 @@
 """The live request feed's publishing side: one finished request -> the admin pages watching.
 
-``feed_publish`` is called by ``gateway.finish`` with the usage event it just built.
+``feed_publish`` is called by ``accounting.finish`` with the usage event it just built.
 It returns at once: the send runs as a background task, bounded in time and in the
 number in flight, and every error is swallowed. The feed is a convenience for people
 watching a page; it must never slow down, fail or hold up a proxied request.

@@ -1,9 +1,9 @@
 """The request pipeline every proxy endpoint runs.
 
 admission (model access, rate limits on a character estimate) -> cache -> budget ->
-compression -> upstream with retries and fallback, within one deadline -> accounting.
-Nothing on this path waits for work that can happen later: usage events are handed to
-billing's buffer, not written here.
+compression -> upstream with retries and fallback, within one deadline -> accounting
+(proxy/accounting.py). Nothing on this path waits for work that can happen later: usage
+events are handed to billing's buffer, not written here.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from django.conf import settings
 from accounts.selectors import Principal
 from billing import budgets, pricing
 from billing.selectors import aprice_for_models
-from billing.usage import ausage_record
-from common.errors import DomainError, InvalidRequest
+from common.access_log import RequestContext
+from common.errors import InvalidRequest
 from proxy import metrics, ratelimit, response_cache, routing, translation
-from proxy.feed import feed_publish
+from proxy.accounting import finish, resolve_usage_price, usage_cost_micros, with_cost
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
 from proxy.streaming import StreamAssembler, replay_chat_completion
 from proxy.synthlang.engine import compress_messages, compress_text
@@ -90,6 +90,12 @@ class ProxyCall:
     def deadline(self) -> float:
         """When the upstream work must be over (``time.perf_counter`` clock)."""
         return self.started + settings.REQUEST_DEADLINE_SECONDS
+    # The client's request when this call writes its access line (the API views' calls;
+    # the proxy's own calls, such as the cache's verifier, write none).
+    access: RequestContext | None = None
+    first_token_seconds: float | None = None  # a stream's first chunk, from ``started``
+    usage_price: pricing.Price | None = None  # what the answer is billed at, once known
+    cost_micros: int | None = None  # the client's cost, told in a header or the usage chunk
 
     def overhead_ms(self) -> float:
         return max((time.perf_counter() - self.started - self.upstream_seconds) * 1000, 0.0)
@@ -101,9 +107,15 @@ class ProxyCall:
             "x-synthlang-overhead-ms": f"{self.overhead_ms():.2f}",
             "x-synthlang-compression": self.compression_level,
         }
+        if self.cost_micros is not None:
+            headers["x-synthlang-cost-usd"] = pricing.micros_to_usd(self.cost_micros)
         if self.admission is not None:
             headers.update(self.admission.headers)
         return headers
+
+    def end_user(self) -> str | None:
+        user = self.body.get("user")
+        return user[:256] if isinstance(user, str) and user else None
 
 
 # --- Request controls ----------------------------------------------------------------
@@ -270,83 +282,6 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
     return plan
 
 
-# --- Accounting ------------------------------------------------------------------------
-
-
-async def finish(call: ProxyCall, usage: dict | None) -> None:
-    """Settle limits and budget with the real numbers and hand the usage event over."""
-    if call.finished:
-        return
-    call.finished = True
-    tokens = pricing.usage_tokens(usage)
-    prompt_tokens, completion_tokens = tokens.prompt_tokens, tokens.completion_tokens
-    try:
-        if call.admission is not None:
-            # A hit was admitted on the estimate too, and gives every token back.
-            actual_tokens = 0 if call.cache == "hit" else prompt_tokens + completion_tokens
-            await ratelimit.settle_tokens(call.admission, actual_tokens=actual_tokens)
-        if call.reservation is not None:
-            if call.status_code >= 400 and not (prompt_tokens or completion_tokens):
-                await budgets.abudget_release(call.reservation)
-            else:
-                actual = 0
-                if call.cache != "hit" and call.price is not None:
-                    actual = pricing.tokens_cost_micros(price=call.price, tokens=tokens)
-                await budgets.abudget_settle(call.reservation, actual_micros=actual)
-    except Exception:
-        # Settling must never lose the usage event below.
-        logger.exception("settling limits failed for %s", call.request_id)
-    overhead_ms = call.overhead_ms()
-    status = str(call.status_code)
-    metrics.REQUESTS.labels(endpoint=call.endpoint, model=call.model, status=status).inc()
-    if prompt_tokens:
-        metrics.TOKENS.labels(direction="prompt", model=call.model).inc(prompt_tokens)
-    if completion_tokens:
-        metrics.TOKENS.labels(direction="completion", model=call.model).inc(completion_tokens)
-    if call.provider and call.upstream_seconds:
-        metrics.UPSTREAM_LATENCY.labels(provider=call.provider).observe(call.upstream_seconds)
-    metrics.PROXY_OVERHEAD.labels(endpoint=call.endpoint).observe(overhead_ms / 1000)
-    event = {
-        "request_id": call.request_id,
-        "created_at": datetime.now(tz=UTC).isoformat(),
-        "organization_id": call.principal.organization_id,
-        "user_id": call.principal.user_id,
-        "api_key_id": call.principal.key_id,
-        "endpoint": call.endpoint,
-        "model": call.model,
-        "upstream_model": call.upstream_model,
-        "provider": call.provider,
-        "deployment": call.deployment,
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "cached_tokens": tokens.cache_read_tokens,
-        "cache_write_tokens": tokens.cache_write_tokens,
-        "status_code": call.status_code,
-        "error_code": call.error_code,
-        "stream": call.stream,
-        "client_disconnected": call.client_disconnected,
-        "cache": call.cache,
-        "cache_tier": call.cache_tier,
-        "tokens_saved": call.tokens_saved,
-        "compression_level": call.compression_level,
-        "usage_estimated": call.usage_estimated,
-        "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
-        "upstream_ms": round(call.upstream_seconds * 1000, 3),
-        "overhead_ms": round(overhead_ms, 3),
-    }
-    try:
-        await ausage_record(event)
-    except Exception:
-        logger.exception("could not hand over the usage event %s", call.request_id)
-    await feed_publish(event)
-
-
-async def fail(call: ProxyCall, error: DomainError) -> None:
-    call.status_code = error.status
-    call.error_code = error.code
-    await finish(call, None)
-
-
 # --- Streams ---------------------------------------------------------------------------
 
 
@@ -376,8 +311,12 @@ async def relay_stream(
                     continue
                 if not call.client_wants_usage:
                     chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                else:
+                    chunk = {**chunk, "usage": with_cost(call, chunk["usage"])}
             elif call.client_wants_usage and "usage" not in chunk:
                 chunk = {**chunk, "usage": None}
+            if call.first_token_seconds is None:
+                call.first_token_seconds = time.perf_counter() - call.started
             yield _sse(encode(chunk))
             started = time.perf_counter()
             chunk = await anext(iterator, None)
@@ -445,6 +384,10 @@ def replay_hit(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterato
             for chunk in replay_chat_completion(
                 call.cache_lookup.response, include_usage=call.client_wants_usage
             ):
+                if chunk.get("usage"):
+                    chunk = {**chunk, "usage": with_cost(call, chunk["usage"])}
+                if call.first_token_seconds is None:
+                    call.first_token_seconds = time.perf_counter() - call.started
                 yield _sse(encode(chunk))
             yield b"data: [DONE]\n\n"
         finally:
@@ -459,16 +402,19 @@ async def run_json(
     operation: Callable[[Provider, Target], Awaitable[UpstreamResult]],
 ) -> UpstreamResult:
     result = await call_upstream(call, plan, operation)
+    usage = result.body.get("usage")
+    if usage_is_missing(usage):
+        usage = usage_estimate(
+            body=result.body, prompt_tokens=call.prompt_tokens_estimate, model=call.model
+        )
+        call.usage_estimated = True
+    # The cost goes out in the answer's headers: priced now (the price table is in memory).
+    await resolve_usage_price(call)
+    call.cost_micros = usage_cost_micros(call, pricing.usage_tokens(usage))
 
     async def after():
         if call.endpoint == "chat.completions":
             await store_in_cache(call, result.body)
-        usage = result.body.get("usage")
-        if usage_is_missing(usage):
-            usage = usage_estimate(
-                body=result.body, prompt_tokens=call.prompt_tokens_estimate, model=call.model
-            )
-            call.usage_estimated = True
         await finish(call, usage)
 
     run_in_background(after())

@@ -415,7 +415,7 @@ async def translate_now(
     fallback, usage), and store the verdict."""
     # Imported here: the gateway calls `apply_translation`, and a module-level import each
     # way would make the import order matter.
-    from proxy import gateway
+    from proxy import accounting, gateway
 
     model = model or translator_model()
     call = gateway.ProxyCall(
@@ -435,7 +435,7 @@ async def translate_now(
         )
     except DomainError as error:
         # Refused or failed calls are accounted like any other proxied request.
-        gateway.run_in_background(gateway.fail(call, error))
+        gateway.run_in_background(accounting.fail(call, error))
         raise
     compiled, finish_reason = compiled_from_response(result.body)
     check = check_translation(

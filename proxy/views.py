@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
 from accounts.selectors import Principal, aprincipal_for_key, raw_key_from_headers
+from common.access_log import call_started
 from common.errors import (
     DomainError,
     InvalidJson,
@@ -25,7 +26,7 @@ from common.errors import (
     error_response,
 )
 from common.outages import is_outage_error, unavailable_for
-from proxy import gateway, metrics, models_catalog
+from proxy import accounting, gateway, metrics, models_catalog
 from proxy.serializers import (
     ChatCompletionRequestSerializer,
     CompletionRequestSerializer,
@@ -194,6 +195,7 @@ def new_call(request, principal: Principal, endpoint: str, body: dict) -> gatewa
         client_wants_usage=stream and bool(stream_options.get("include_usage")),
         compression_header=request.headers.get("x-synthlang-compression", ""),
         cache_header=gateway.cache_control_for(request.headers.get("x-synthlang-cache", "")),
+        access=call_started(),
     )
 
 
@@ -229,7 +231,8 @@ def serve_cache_hit(call: gateway.ProxyCall) -> HttpResponse:
             response[name] = value
         return response
     body = {**call.cache_lookup.response, "created": int(time.time())}
-    gateway.run_in_background(gateway.finish(call, body.get("usage")))
+    call.cost_micros = 0  # answered from the cache: no upstream call to pay for
+    gateway.run_in_background(accounting.finish(call, body.get("usage")))
     return json_response(body, headers=call.response_headers())
 
 
@@ -250,6 +253,7 @@ async def run_call(call: gateway.ProxyCall, kind: str):
                 },
             }
             first, iterator = await gateway.open_stream(call, plan, kind)
+            await accounting.resolve_usage_price(call)  # for the cost in the usage chunk
             return sse_response(call, first, iterator)
 
         async def operation(provider, target):
@@ -263,7 +267,7 @@ async def run_call(call: gateway.ProxyCall, kind: str):
     except asyncio.CancelledError:
         call.client_disconnected = True
         call.status_code, call.error_code = 499, "client_closed_request"
-        gateway.run_in_background(gateway.finish(call, None))
+        gateway.run_in_background(accounting.finish(call, None))
         raise
     except Exception as exc:
         if is_outage_error(exc):
@@ -280,7 +284,7 @@ def _account_failure(call: gateway.ProxyCall, error: DomainError) -> None:
     """The failed call's usage event (after the response), its count (so the error
     wrapper does not count it again) and its headers on the error."""
     error.synthlang_accounted = True
-    gateway.run_in_background(gateway.fail(call, error))
+    gateway.run_in_background(accounting.fail(call, error))
     # The rate-limit headers too: an error after admission counted against the limits.
     error.headers = {**call.response_headers(), **error.headers}
 

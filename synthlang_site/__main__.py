@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def _daphne_options(args: list[str], settings) -> list[str]:
     args = list(args)
-    if not settings.ACCESS_LOG and not any(a in args for a in ("-v", "--verbosity")):
-        # Daphne's access log is a plain-text line per request on stdout, written from the
-        # event loop; the proxy's usage events and JSON logs already record each request.
-        # Verbosity 0 is how Daphne is told to keep no access log at all.
+    if not any(a in args for a in ("-v", "--verbosity")):
+        # Daphne's access log is a plain-text line per request on stdout; the proxy writes
+        # its own JSON line (common/access_log.py). Verbosity 0 is how Daphne is told to keep
+        # none (synthlang_site/daphne_tuning.py silences it for a directly started Daphne).
         args += ["-v", "0"]
     # No --proxy-headers: Daphne would take the leftmost X-Forwarded-For entry, which any
     # client writes, as the client. TRUSTED_PROXIES decides (common/client_address.py).

@@ -15,6 +15,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from common.access_log import RequestContextMiddleware  # noqa: E402
 from synthlang_site.api_handler import ApiASGIHandler, PathRouter  # noqa: E402
 from synthlang_site.routing import websocket_urlpatterns  # noqa: E402
 from synthlang_site.staticfiles import StaticFilesRouter  # noqa: E402
@@ -85,10 +86,13 @@ class AllowedHostsOriginValidator:
 
 application = ProtocolTypeRouter(
     {
-        # With the fast paths off, /v1/ goes through Django's stock handler like the rest.
-        "http": PathRouter(
-            api=ApiASGIHandler() if settings.SYNTHLANG_FAST_PATHS else django_http,
-            site=StaticFilesRouter(django_http),
+        # Outermost: the request id and the access line cover the whole response. With the
+        # fast paths off, /v1/ goes through Django's stock handler like the rest.
+        "http": RequestContextMiddleware(
+            PathRouter(
+                api=ApiASGIHandler() if settings.SYNTHLANG_FAST_PATHS else django_http,
+                site=StaticFilesRouter(django_http),
+            )
         ),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))

@@ -12,7 +12,10 @@ function, so both always give the same answer (checked by a test over unusual he
 Twisted also formats a combined-log-format line for every finished request and publishes it
 on its own log, which Daphne (at verbosity 1 or less, our setting) sends nowhere: 1.6% of the
 loop's time per request for a line nobody reads. At those verbosities the line is no longer
-made; Daphne's own access log (``--access-log``, ``ACCESS_LOG``) is separate and unaffected.
+made. Daphne's own plain-text access log (on stdout at verbosity 1, Daphne's default when it
+is started directly) is never written either: the proxy writes one JSON access line per
+request through its logging configuration (common/access_log.py), and a second, plain-text
+line interleaved with the JSON records would break every log shipper that parses them.
 
 Twisted does not write a response when the application hands it over: it buffers the bytes
 and asks the event loop to say when the socket is writable, one loop iteration later. Work
@@ -54,7 +57,24 @@ def install() -> bool:
     parser = _install_content_type_parser()
     quiet_log = _install_quiet_twisted_log()
     flush = _install_prompt_flush()
-    return parser or quiet_log or flush
+    access_log = _install_no_plain_access_log()
+    return parser or quiet_log or flush or access_log
+
+
+def _install_no_plain_access_log() -> bool:
+    module = sys.modules.get("daphne.access")
+    generator_class = getattr(module, "AccessLogGenerator", None)
+    original = vars(generator_class).get("__call__") if generator_class is not None else None
+    if original is None or getattr(original, "synthlang_silenced", False):
+        return False
+
+    def call(self, protocol, action, details) -> None:
+        return None  # the JSON access line (common/access_log.py) replaces this one
+
+    call.synthlang_silenced = True
+    call.original = original
+    generator_class.__call__ = call
+    return True
 
 
 def _install_content_type_parser() -> bool:

@@ -108,8 +108,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "common.middleware.RequestIdMiddleware",
-    # Before host validation: platform health probes use whatever Host header they like.
-    "common.middleware.HealthCheckMiddleware",
+    # Before host validation and HTTPS redirects: probes and scrapes reach the pod by its IP
+    # over plain HTTP (/livez, /readyz, /health, /metrics).
+    "common.probes.ProbesMiddleware",
     # Before any other work: a blocked address costs nothing more (/api/ only).
     "accounts.throttle.KeyLookupThrottleMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
@@ -647,6 +648,18 @@ INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 7, minimum=1, maximum=9
 # authorization.credentials); unset, it is open, for a scraper on a private network.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 
+# --- Probes ----------------------------------------------------------------------------
+# The components without which /readyz (and /health) answer 503: "database", "cache" (only
+# when it is Redis) and "semantic_cache". Redis is shared by every instance: an operator who
+# prefers a degraded service to no service during its outage leaves "cache" out.
+READYZ_REQUIRES = env_list("READYZ_REQUIRES", ["database", "cache", "semantic_cache"])
+_unknown_probes = set(READYZ_REQUIRES) - {"database", "cache", "broker", "semantic_cache"}
+if _unknown_probes:
+    raise ImproperlyConfigured(
+        f"READYZ_REQUIRES names unknown components: {', '.join(sorted(_unknown_probes))} "
+        "(known: database, cache, broker, semantic_cache)."
+    )
+
 # --- Backups ---------------------------------------------------------------------------
 # Encrypted with the first ENCRYPTION_KEY; a relative directory is under the project.
 _backup_dir = Path(env_str("BACKUP_DIR", "./backups") or "./backups")
@@ -690,7 +703,7 @@ USE_TZ = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 # The health check is called over plain HTTP by load balancers and platforms.
-SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^health/?$", r"^livez$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
@@ -704,8 +717,11 @@ LOG_LEVEL = env_choice(
     "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True
 )
 LOG_FILE = env_str("LOG_FILE", "proxy.log")
-# Daphne's plain-text access log on stdout (python -m synthlang_site); off by default.
-ACCESS_LOG = env_bool("ACCESS_LOG", False)
+# One JSON access line per request at INFO on the "synthlang.access" logger
+# (common/access_log.py); Daphne's own plain-text line is never written. Successes are
+# sampled at ACCESS_LOG_SAMPLE_RATE (0 to 1); errors are always written.
+ACCESS_LOG = env_bool("ACCESS_LOG", True)
+ACCESS_LOG_SAMPLE_RATE = env_float("ACCESS_LOG_SAMPLE_RATE", 1.0, minimum=0.0, maximum=1.0)
 _log_handlers = {
     "console": {
         "class": "logging.StreamHandler",

@@ -4,15 +4,19 @@ from drf_spectacular.views import SpectacularAPIView
 
 from accounts.invitation_views import invitation_accept_view
 from accounts.oidc import oidc_urlpatterns
-from common.health import health
+from common.probes import livez, readyz
 from common.views import metrics_export, not_found, server_error
 from synthlang_site.admin_views import admin_urlpatterns
 
 urlpatterns = [
     # First: the API is most of the traffic, and Django tries the patterns in order.
     path("v1/", include("proxy.urls")),
-    path("health", health, name="health"),
-    path("health/", health),
+    # Answered by common.probes.ProbesMiddleware first; here for reverse() and the test client
+    # paths that skip the middleware.
+    path("livez", livez, name="livez"),
+    path("readyz", readyz, name="readyz"),
+    path("health", readyz, name="health"),
+    path("health/", readyz),
     path("metrics", metrics_export, name="prometheus-django-metrics"),
     *admin_urlpatterns(),
     path("admin/", admin.site.urls),

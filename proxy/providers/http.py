@@ -19,6 +19,7 @@ from django.conf import settings
 from yarl import URL
 
 from common import outbound
+from common.access_log import upstream_headers
 from common.loops import forget_closed_loops
 from proxy.providers.base import UpstreamError, classify_status
 
@@ -254,7 +255,9 @@ async def _upstream_response(
             method,
             _parsed_url(url),
             json=body,
-            headers=headers,
+            # The client's request id (and trace context) go with every upstream call, so
+            # the upstream's own logs can be matched with ours.
+            headers={**upstream_headers(), **headers},
             timeout=request_timeout(stream=stream),
             # A redirect would let an upstream send the proxy (and the provider key)
             # anywhere, past the outbound policy's check of the URL.

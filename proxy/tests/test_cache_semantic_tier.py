@@ -134,10 +134,13 @@ def test_an_embedder_failure_is_logged_once_and_shown_by_health(
     assert len(reports) == 1
     assert metrics.CACHE_SEMANTIC_UP._value.get() == 0
 
-    body = client.get("/health").json()
+    response = client.get("/health")
+    body = response.json()
+    # Not ready: the reason is in the log, never in an answer anyone reaching the pod reads.
+    assert response.status_code == 503
     assert body["components"]["semantic_cache"]["status"] == "degraded"
-    assert "model file missing" in body["components"]["semantic_cache"]["error"]
-    assert "semantic_cache" in body["failing"] and body["status"] == "degraded"
+    assert "error" not in body["components"]["semantic_cache"]
+    assert body["not_ready"] == ["semantic_cache"] and body["status"] == "not_ready"
 
 
 def test_health_reports_a_working_semantic_tier(cache_mode, client):
@@ -222,8 +225,11 @@ def _chat(base_url: str, key: str, question: str) -> tuple[str, dict]:
 
 
 def _health(base_url: str) -> dict:
-    with urllib.request.urlopen(f"{base_url}/health", timeout=30) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(f"{base_url}/health", timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:  # 503: not ready
+        return json.loads(error.read())
 
 
 # The installed package each embedder reads its weights from, and where in it they are.
@@ -264,6 +270,6 @@ def test_without_the_model_exact_hits_are_shared_across_instances(
         state = _health(two)
     log = (tmp_path / "one.log").read_text() + (tmp_path / "two.log").read_text()
     assert state["components"]["semantic_cache"]["status"] == "degraded"
-    assert "sha256" in state["components"]["semantic_cache"]["error"]
-    assert "semantic_cache" in state["failing"]
+    assert state["not_ready"] == ["semantic_cache"]
+    assert "sha256" in log  # the reason, logged once
     assert "storing" not in log and "Traceback" not in log

@@ -188,3 +188,17 @@ def test_response_body_is_flushed_when_daphne_writes_it(monkeypatch):
     request.handle_reply({"type": "http.response.body", "body": b""})
     assert transport.flushes == 2
     assert handled == ["http.response.start", "http.response.body", "http.response.body"]
+
+
+def test_daphnes_plain_text_access_line_is_never_written(monkeypatch):
+    import io
+
+    from daphne.access import AccessLogGenerator
+
+    original = AccessLogGenerator.__call__
+    monkeypatch.setattr(AccessLogGenerator, "__call__", getattr(original, "original", original))
+    assert daphne_tuning._install_no_plain_access_log() is True
+    stream = io.StringIO()
+    generator = AccessLogGenerator(stream)
+    generator(None, "complete", {"path": "/v1/models", "status": 200, "client": "1.2.3.4:5"})
+    assert stream.getvalue() == ""
