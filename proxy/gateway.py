@@ -90,6 +90,7 @@ class ProxyCall:
     def deadline(self) -> float:
         """When the upstream work must be over (``time.perf_counter`` clock)."""
         return self.started + settings.REQUEST_DEADLINE_SECONDS
+
     # The client's request when this call writes its access line (the API views' calls;
     # the proxy's own calls, such as the cache's verifier, write none).
     access: RequestContext | None = None
