@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import openai
@@ -28,7 +29,7 @@ from django.conf import settings
 
 from accounts import services
 from billing import services as billing_services
-from billing.models import UsageEvent
+from billing.models import Price, UsageEvent
 from common.testing import PostgresCluster, RedisServer, live_server_process
 
 pytestmark = pytest.mark.live
@@ -105,6 +106,13 @@ def test_redis_killed_limits_hold_locally_or_refuse_and_the_cache_is_skipped(
         organization=org_a, user=bob, rpm_limit=4, actor=None
     )
     billing_services.budget_set(organization=org_a, monthly_limit_micros=50_000_000)
+    # A priced model (under a budget an unpriced one is refused); an earlier transactional
+    # test may have emptied the seeded prices.
+    Price.objects.get_or_create(
+        model_pattern="gpt-4o-mini*",
+        effective_from=datetime(2020, 1, 1, tzinfo=UTC),
+        defaults={"input_per_mtok_micros": 150_000, "output_per_mtok_micros": 600_000},
+    )
     redis = RedisServer()
     redis.start()
     try:
