@@ -2,9 +2,10 @@
 
 Liveness asks nothing of the database or Redis: a probe that failed during their outage
 would have every pod restarted, which cures nothing and drops the requests in flight.
-Readiness checks what a request needs (``READYZ_REQUIRES``: the database, Redis when it is
-configured, the semantic cache tier) and answers 503 naming what is not ready; the other
-components (the Celery broker) are reported without deciding. ``/health``, kept for the
+Readiness checks what a request needs (``READYZ_REQUIRES``: the database, and Redis when
+its outage policy refuses requests) and answers 503 naming what is not ready; the other
+components (Redis under the `local` policy, the semantic tier, the Celery broker) are
+reported without deciding. ``/health``, kept for the
 Docker health check and the platforms' settings, answers exactly as ``/readyz`` does.
 
 The answer names components and their states, never an exception's text, a host or a path:
@@ -32,7 +33,15 @@ from common.health import component_states
 logger = logging.getLogger(__name__)
 
 # What a component's state may show to anyone: names and kinds, no text from an exception.
-_PUBLIC_FIELDS = ("status", "latency_ms", "vendor", "backend", "transport", "embedder")
+_PUBLIC_FIELDS = (
+    "status",
+    "latency_ms",
+    "vendor",
+    "backend",
+    "transport",
+    "embedder",
+    "policy",
+)
 _FAILING = ("error", "degraded")
 
 _last_states: dict[str, str] = {}

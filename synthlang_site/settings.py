@@ -649,10 +649,15 @@ INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 7, minimum=1, maximum=9
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # --- Probes ----------------------------------------------------------------------------
-# The components without which /readyz (and /health) answer 503: "database", "cache" (only
-# when it is Redis) and "semantic_cache". Redis is shared by every instance: an operator who
-# prefers a degraded service to no service during its outage leaves "cache" out.
-READYZ_REQUIRES = env_list("READYZ_REQUIRES", ["database", "cache", "semantic_cache"])
+# The components without which /readyz (and /health) answer 503, among "database", "cache"
+# (only when it is Redis), "broker" and "semantic_cache". By default the database, and Redis
+# when REDIS_OUTAGE_POLICY=refuse: with the `local` policy an instance serves through a
+# Redis outage (per-process limits, no cache), and Redis is shared by every instance, so
+# failing readiness then would take them all out of rotation at once. The semantic tier is
+# optional (exact hits go on without it): reported, not deciding, unless named here.
+READYZ_REQUIRES = env_list(
+    "READYZ_REQUIRES", ["database", "cache"] if REDIS_OUTAGE_POLICY == "refuse" else ["database"]
+)
 _unknown_probes = set(READYZ_REQUIRES) - {"database", "cache", "broker", "semantic_cache"}
 if _unknown_probes:
     raise ImproperlyConfigured(

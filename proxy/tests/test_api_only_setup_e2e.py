@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
 from http.cookiejar import CookieJar
 
 import openai
@@ -18,7 +19,7 @@ import pytest
 
 from accounts import services
 from accounts.models import AuditLogEntry, Membership
-from billing.models import Budget
+from billing.models import Budget, Price
 from common.testing import live_server
 from proxy.tests.conftest import UPSTREAM_KEY
 from proxy.tests.test_openai_sdk_e2e import wait_for_usage
@@ -79,8 +80,15 @@ def staff_key(db):
 def test_a_new_organization_is_set_up_through_the_api_alone_and_serves_a_chat(
     staff_key, fake_upstream, tmp_path
 ):
+    # The deployment's model is priced (under a budget an unpriced one is refused); an
+    # earlier transactional test may have emptied the seeded prices.
+    Price.objects.get_or_create(
+        model_pattern="gpt-4o-mini*",
+        effective_from=datetime(2020, 1, 1, tzinfo=UTC),
+        defaults={"input_per_mtok_micros": 150_000, "output_per_mtok_micros": 600_000},
+    )
     log_path = tmp_path / "proxy.log"
-    env = {"API_KEY_CACHE_SECONDS": "1", "ROUTE_CACHE_SECONDS": "0"}
+    env = {"API_KEY_CACHE_SECONDS": "1", "ROUTE_CACHE_SECONDS": "0", "PRICE_CACHE_SECONDS": "0"}
     with live_server(env=env, log_path=log_path) as base_url:
         # Staff: the organization, and an invitation for its first admin.
         status, org = _call(

@@ -271,7 +271,7 @@ def test_postgres_stopped_then_both_then_sigterm_loses_no_usage(tmp_path, cluste
             assert status == 503 and body["components"]["database"]["status"] == "error"
             text = json.dumps(body)
             assert str(cluster.port) not in text and "127.0.0.1" not in text
-            assert "connection" not in body["components"]["database"]["error"].lower()
+            assert "error" not in body["components"]["database"]  # no exception text at all
 
             # PostgreSQL back; the Redis buffer kept those events: written as a worker would.
             cluster.start()

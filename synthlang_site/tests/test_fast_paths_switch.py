@@ -105,6 +105,8 @@ import twisted.web.http
 import synthlang_site.asgi as asgi
 from daphne.http_protocol import HTTPFactory, WebRequest
 http_router = asgi.application.application_mapping["http"]
+# Under the request-context middleware (access line, request id) is the path router.
+http_router = getattr(http_router, "application", http_router)
 print(json.dumps({
     "content_type_parser": getattr(
         twisted.web.http._parseContentType, "synthlang_fast_path", False

@@ -63,8 +63,10 @@ def test_livez_answers_without_touching_the_database(client):
 
 @pytest.mark.django_db
 def test_a_failing_required_component_is_named_without_its_exception_text(
-    client, monkeypatch, caplog
+    client, monkeypatch, caplog, settings
 ):
+    settings.READYZ_REQUIRES = ["database", "semantic_cache"]
+
     def broken():
         raise ConnectionError("redis://:hunter2@10.0.0.7:6379 refused the connection")
 
@@ -122,6 +124,8 @@ def test_probes_and_scrapes_answer_any_host_over_plain_http_in_production(tmp_pa
         "SECURE_SSL_REDIRECT": "true",
         "METRICS_TOKEN": "scrape-token-for-tests",
         "LOG_FILE": "",
+        # One process: production's default is one per half core, each loading the app.
+        "WEB_CONCURRENCY": "1",
     }
     pod_ip = {"Host": "10.12.0.7:8000"}
     with live_server(env=env, log_path=tmp_path / "server.log") as base_url:
