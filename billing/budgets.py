@@ -25,7 +25,8 @@ from billing.models import AlertKind, BudgetScope
 from billing.selectors import BudgetLimit
 from common.db import run_in_db_thread
 from common.errors import DomainError
-from common.outages import DATABASE_ERRORS, ashared, redis_configured, redis_outage, shared
+from common.local_state import local_state_register
+from common.outages import DATABASE_ERRORS, ashared, redis_configured, shared
 
 logger = logging.getLogger(__name__)
 
@@ -208,8 +209,7 @@ class _MemoryCounters:
 
 
 memory_counters = _MemoryCounters()
-# Counted during one Redis outage, stale by the next: the next one seeds afresh.
-redis_outage.on_recovery(memory_counters.clear)
+local_state_register("budgets:counters", memory_counters.clear, redis_twin=True)
 
 
 def budget_counters_forget() -> None:
@@ -244,6 +244,7 @@ def _holds(limits: list[BudgetLimit], month: date) -> tuple[_Hold, ...]:
 # The last value Redis gave this process for each counter (spent + reserved): what the local
 # counters start from when Redis goes away while the database is away too.
 _last_seen: dict[str, int] = {}
+local_state_register("budgets:last-seen", _last_seen.clear, redis_twin=False)
 
 
 def _remember(keys: list[str], values) -> None:
