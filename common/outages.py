@@ -231,13 +231,21 @@ def shared(
     return _fallback(component, local, enforces_limits=enforces_limits), True
 
 
+# redis-py's own classes only: a bare OSError that reaches a view may come from anywhere.
+_REDIS_CLIENT_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+
+
 def is_outage_error(error: BaseException) -> bool:
     """An unreachable Redis or database, as opposed to a bug."""
     if isinstance(error, DATABASE_ERRORS):
         return True
     if isinstance(error, DatabaseError):
         return False  # integrity and data errors are bugs or bad input, not outages
-    return isinstance(error, REDIS_ERRORS)
+    return isinstance(error, _REDIS_CLIENT_ERRORS)
 
 
 def unavailable_for(error: BaseException) -> ServiceUnavailable:
