@@ -11,7 +11,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts import services
-from accounts.selectors import principal_cache_forget
+from common.local_state import local_state_forget
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,19 +47,8 @@ def _flush_retries_on_deadlock():
 
 
 def _forget_process_state() -> None:
-    from accounts.throttle import key_lookup_throttle_forget
-    from common.outages import redis_outage
-    from proxy import feed, models_catalog, ratelimit, routing
-
-    principal_cache_forget()
-    redis_outage.reset()
-    key_lookup_throttle_forget()
-    ratelimit.reset_local_counters()
-    routing.route_cache_forget()
-    routing.reset_deployment_health()
-    models_catalog.catalog_cache_forget()
-    feed._local_watch.clear()
-    feed._watch_seen.clear()
+    # Every module registers its in-process state (common.local_state) where it keeps it.
+    local_state_forget()
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ from accounts.models import (
 )
 from common.db import run_in_db_thread
 from common.errors import DomainError, InvalidRequest, NotFound
+from common.local_state import local_state_register
 from common.outages import DATABASE_ERRORS
 from common.outages import refusal as outage_refusal
 from common.ttlcache import TTLCache
@@ -227,6 +228,9 @@ _principal_cache: TTLCache[Principal | DomainError] = TTLCache(max_entries=100_0
 def principal_cache_forget() -> None:
     """Drop this process's cached keys (other processes expire theirs on their own)."""
     _principal_cache.clear()
+
+
+local_state_register("accounts:principals", principal_cache_forget, redis_twin=False)
 
 
 def _limit(rpm: int | None, tpm: int | None, fallback: RateLimit | None) -> RateLimit | None:

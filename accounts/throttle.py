@@ -25,6 +25,7 @@ from django.http import JsonResponse
 
 from common.client_address import client_address
 from common.errors import error_body
+from common.local_state import local_state_register
 from common.outages import ashared, shared
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,10 @@ counters = _Counters()
 def key_lookup_throttle_forget() -> None:
     """Forget this process's counts and blocks (tests)."""
     counters.clear()
+
+
+# Blocks outlive an outage: an address blocked during it stays blocked for its window.
+local_state_register("throttle:key-lookups", key_lookup_throttle_forget, redis_twin=False)
 
 
 def _limit() -> int:

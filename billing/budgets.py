@@ -16,16 +16,16 @@ from the month's settled cost in the database before anything is added to it.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from billing import pricing, selectors
+from billing.budget_counters import last_seen, memory_counters, redis_scripts, remember
 from billing.models import AlertKind, BudgetScope
 from billing.selectors import BudgetLimit
 from common.db import run_in_db_thread
 from common.errors import DomainError
-from common.outages import DATABASE_ERRORS, ashared, redis_configured, redis_outage, shared
+from common.outages import DATABASE_ERRORS, ashared, redis_configured, shared
 
 logger = logging.getLogger(__name__)
 
@@ -114,117 +114,10 @@ def _budget_counter_key(budget_id: int, month: date) -> str:
     return _counter_key(organization_id, budget_id, month)
 
 
-# --- The atomic step, in Lua -----------------------------------------------------------------
-
-# KEYS: one counter per budget. ARGV[1] estimate, ARGV[2] TTL, then for each key a pair
-# (hard limit or -1 for none, seed or -1 for "not known yet").
-# Returns {1, value...} reserved; {0, index, value} rejected by KEYS[index];
-# {-1, index...} counters missing and no seed given: seed them from the database.
-_RESERVE_LUA = """
-local estimate = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local values = {}
-local missing = {-1}
-for i = 1, #KEYS do
-  local value = redis.call('GET', KEYS[i])
-  if not value then
-    local seed = tonumber(ARGV[2 + 2 * i])
-    if seed < 0 then
-      table.insert(missing, i)
-    else
-      redis.call('SET', KEYS[i], seed, 'EX', ttl)
-      value = seed
-    end
-  end
-  values[i] = tonumber(value)
-end
-if #missing > 1 then return missing end
-for i = 1, #KEYS do
-  local limit = tonumber(ARGV[1 + 2 * i])
-  if limit >= 0 and values[i] + estimate > limit then return {0, i, values[i]} end
-end
-local result = {1}
-for i = 1, #KEYS do
-  result[i + 1] = redis.call('INCRBY', KEYS[i], estimate)
-  redis.call('EXPIRE', KEYS[i], ttl)
-end
-return result
-"""
-
-# Add ARGV[1] (may be negative) to each existing counter. A counter that vanished is
-# left alone: its next seed from the database will include the settled cost.
-_ADJUST_LUA = """
-local result = {}
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    result[i] = redis.call('INCRBY', KEYS[i], tonumber(ARGV[1]))
-  else
-    result[i] = -1
-  end
-end
-return result
-"""
-
-
-class _MemoryCounters:
-    """The embedded mode's counters: the same protocol as the Lua scripts, under a lock."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.values: dict[str, int] = {}
-        self.flags: set[str] = set()
-
-    def reserve(self, keys, estimate, limits, seeds):
-        with self.lock:
-            missing = [
-                index + 1
-                for index, key in enumerate(keys)
-                if key not in self.values and seeds[index] < 0
-            ]
-            if missing:
-                return [-1, *missing]
-            for index, key in enumerate(keys):
-                self.values.setdefault(key, seeds[index])
-            for index, key in enumerate(keys):
-                if limits[index] >= 0 and self.values[key] + estimate > limits[index]:
-                    return [0, index + 1, self.values[key]]
-            for key in keys:
-                self.values[key] += estimate
-            return [1, *(self.values[key] for key in keys)]
-
-    def adjust(self, keys, delta):
-        with self.lock:
-            result = []
-            for key in keys:
-                if key in self.values:
-                    self.values[key] += delta
-                    result.append(self.values[key])
-                else:
-                    result.append(-1)
-            return result
-
-    def flag_once(self, name: str) -> bool:
-        with self.lock:
-            if name in self.flags:
-                return False
-            self.flags.add(name)
-            return True
-
-    def clear(self) -> None:
-        with self.lock:
-            self.values.clear()
-            self.flags.clear()
-
-
-memory_counters = _MemoryCounters()
-# Counted during one Redis outage, stale by the next: the next one seeds afresh.
-redis_outage.on_recovery(memory_counters.clear)
-
-
 def budget_counters_forget() -> None:
     """Drop this process's in-memory counters (tests; they reseed from the database)."""
     memory_counters.clear()
-    _last_seen.clear()
+    last_seen.clear()
 
 
 def _reserve_args(holds, estimate, seeds):
@@ -232,10 +125,6 @@ def _reserve_args(holds, estimate, seeds):
     for hold, seed in zip(holds, seeds, strict=True):
         args += [-1 if hold.hard_micros is None else hold.hard_micros, seed]
     return args
-
-
-def _redis_scripts(client):
-    return client.register_script(_RESERVE_LUA), client.register_script(_ADJUST_LUA)
 
 
 def _holds(limits: list[BudgetLimit], month: date) -> tuple[_Hold, ...]:
@@ -250,17 +139,6 @@ def _holds(limits: list[BudgetLimit], month: date) -> tuple[_Hold, ...]:
     )
 
 
-# The last value Redis gave this process for each counter (spent + reserved): what the local
-# counters start from when Redis goes away while the database is away too.
-_last_seen: dict[str, int] = {}
-
-
-def _remember(keys: list[str], values) -> None:
-    for key, value in zip(keys, values, strict=True):
-        if int(value) >= 0:
-            _last_seen[key] = int(value)
-
-
 def _seeds(limits: list[BudgetLimit], month: date, missing: list[int]) -> list[int]:
     seeds = [-1] * len(limits)
     for index in missing:
@@ -268,7 +146,7 @@ def _seeds(limits: list[BudgetLimit], month: date, missing: list[int]) -> list[i
         try:
             seeds[index - 1] = selectors.budget_month_spent_micros(limit=limit, month=month)
         except DATABASE_ERRORS:
-            last = _last_seen.get(_counter_key(limit.organization_id, limit.budget_id, month))
+            last = last_seen.get(_counter_key(limit.organization_id, limit.budget_id, month))
             if last is None:
                 raise  # nothing to hold the request against: a 503
             seeds[index - 1] = last
@@ -390,7 +268,7 @@ def budget_reserve(
         def in_redis(seeds=seeds) -> list:
             from common.redis import sync_redis
 
-            reserve_script, _ = _redis_scripts(sync_redis())
+            reserve_script, _ = redis_scripts(sync_redis())
             return list(reserve_script(keys=keys, args=_reserve_args(holds, estimate, seeds)))
 
         result, reservation.local = shared(
@@ -402,7 +280,7 @@ def budget_reserve(
             break
         seeds = _seeds(limits, month, result[1:])
     if result[0] == 1 and not reservation.local:
-        _remember(keys, result[1:])
+        remember(keys, result[1:])
     return _conclude(reservation, limits, holds, result, sync=True)
 
 
@@ -437,7 +315,7 @@ async def abudget_reserve(
         async def in_redis(seeds=seeds) -> list:
             from common.redis import async_redis
 
-            reserve_script, _ = _redis_scripts(async_redis())
+            reserve_script, _ = redis_scripts(async_redis())
             return list(await reserve_script(keys=keys, args=_reserve_args(holds, estimate, seeds)))
 
         result, reservation.local = await ashared(
@@ -449,7 +327,7 @@ async def abudget_reserve(
             break
         seeds = await run_in_db_thread(_seeds, limits, month, result[1:])
     if result[0] == 1 and not reservation.local:
-        _remember(keys, result[1:])
+        remember(keys, result[1:])
     if result[0] == 0:
         limit = limits[int(result[1]) - 1]
         if await _afirst_time(limit.budget_id, month, AlertKind.HARD):
@@ -486,14 +364,14 @@ def _adjust_sync(reservation: Reservation, delta: int) -> list[int]:
     def in_redis() -> list[int]:
         from common.redis import sync_redis
 
-        _, adjust_script = _redis_scripts(sync_redis())
+        _, adjust_script = redis_scripts(sync_redis())
         return [int(value) for value in adjust_script(keys=keys, args=[delta])]
 
     values, local = shared(
         "budget", in_redis, lambda: memory_counters.adjust(keys, delta), enforces_limits=False
     )
     if not local:
-        _remember(keys, values)
+        remember(keys, values)
     return values
 
 
@@ -505,14 +383,14 @@ async def _adjust_async(reservation: Reservation, delta: int) -> list[int]:
     async def in_redis() -> list[int]:
         from common.redis import async_redis
 
-        _, adjust_script = _redis_scripts(async_redis())
+        _, adjust_script = redis_scripts(async_redis())
         return [int(value) for value in await adjust_script(keys=keys, args=[delta])]
 
     values, local = await ashared(
         "budget", in_redis, lambda: memory_counters.adjust(keys, delta), enforces_limits=False
     )
     if not local:
-        _remember(keys, values)
+        remember(keys, values)
     return values
 
 

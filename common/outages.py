@@ -34,6 +34,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from prometheus_client import Counter, Gauge
 
 from common.errors import ServiceUnavailable
+from common.local_state import local_state_forget, local_state_register
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +87,6 @@ class ComponentOutage:
         self.last_error = ""
         self._next_probe_at = 0.0
         self.outages = 0
-        self._recovery_hooks: list[Callable[[], None]] = []
-
-    def on_recovery(self, hook: Callable[[], None]) -> None:
-        """``hook()`` runs when an outage ends: local twins drop what they counted."""
-        self._recovery_hooks.append(hook)
 
     @property
     def down(self) -> bool:
@@ -136,8 +132,7 @@ class ComponentOutage:
             self.last_error = ""
         COMPONENT_UP.labels(component=self.name).set(1)
         logger.warning("%s answers again after %.1f s", self.name, lasted)
-        for hook in self._recovery_hooks:
-            hook()
+        local_state_forget(redis_twins_only=True)
 
     def reset(self) -> None:
         with self._lock:
@@ -159,6 +154,7 @@ class ComponentOutage:
 
 
 redis_outage = ComponentOutage("redis")
+local_state_register("outage:redis", redis_outage.reset, redis_twin=False)
 
 
 def redis_configured() -> bool:
@@ -235,13 +231,21 @@ def shared(
     return _fallback(component, local, enforces_limits=enforces_limits), True
 
 
+# redis-py's own classes only: a bare OSError that reaches a view may come from anywhere.
+_REDIS_CLIENT_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+
+
 def is_outage_error(error: BaseException) -> bool:
     """An unreachable Redis or database, as opposed to a bug."""
     if isinstance(error, DATABASE_ERRORS):
         return True
     if isinstance(error, DatabaseError):
         return False  # integrity and data errors are bugs or bad input, not outages
-    return isinstance(error, REDIS_ERRORS)
+    return isinstance(error, _REDIS_CLIENT_ERRORS)
 
 
 def unavailable_for(error: BaseException) -> ServiceUnavailable:

@@ -27,6 +27,7 @@ from django.conf import settings
 from redis.connection import parse_url
 
 from common.loops import forget_closed_loops
+from common.outages import redis_configured
 from common.redis_target import RedisTarget, redis_target
 
 KEY_PREFIX = "synthlang:"
@@ -43,7 +44,9 @@ _sync_client_lock = threading.Lock()
 
 
 def redis_enabled() -> bool:
-    return settings.CACHE_TYPE == "redis"
+    """Whether shared state lives in Redis: the one predicate (``common.outages``), whose
+    failure policy decides what happens when it does not answer."""
+    return redis_configured()
 
 
 def redis_clients_forget() -> None:

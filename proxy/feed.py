@@ -17,6 +17,7 @@ import time
 
 from channels.layers import get_channel_layer
 
+from common.local_state import local_state_register
 from common.outages import ashared
 from common.redis import KEY_PREFIX, async_redis, redis_enabled
 
@@ -90,6 +91,14 @@ WATCH_SECONDS = 90
 WATCH_CHECK_SECONDS = 2.0
 _local_watch: dict[str, float] = {}  # the embedded default: group -> watched until
 _watch_seen: dict[str, tuple[float, bool]] = {}  # per-process answer: checked at, watched
+
+
+def _watch_forget() -> None:
+    _local_watch.clear()
+    _watch_seen.clear()
+
+
+local_state_register("feed:watching", _watch_forget, redis_twin=False)
 
 
 def _watch_key(group: str) -> str:

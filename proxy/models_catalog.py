@@ -10,6 +10,7 @@ from django.conf import settings
 
 from accounts.selectors import Principal
 from common.db import run_in_db_thread
+from common.local_state import local_state_register
 from common.ttlcache import TTLCache
 from proxy import routing
 from proxy.providers import provider_for
@@ -33,6 +34,9 @@ _catalog_cache: TTLCache[_Catalog] = TTLCache()
 
 def catalog_cache_forget() -> None:
     _catalog_cache.clear()
+
+
+local_state_register("models:catalog", catalog_cache_forget, redis_twin=False)
 
 
 async def _default_provider_models(organization_id: int) -> list[dict] | None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from accounts.selectors import Principal, RateLimit
 from common.errors import DomainError
-from common.outages import ashared, redis_outage
+from common.local_state import local_state_register
+from common.outages import ashared
 from common.redis import KEY_PREFIX, pipelined_redis, write_batcher
 from proxy import metrics
 
@@ -162,8 +163,7 @@ def reset_local_counters() -> None:
     _local_counts.clear()
 
 
-# The windows counted here during an outage are not Redis's: start afresh at the next one.
-redis_outage.on_recovery(reset_local_counters)
+local_state_register("ratelimit:counters", reset_local_counters, redis_twin=True)
 
 
 async def admit(principal: Principal, *, tokens: int) -> Admission:

@@ -18,6 +18,7 @@ from accounts.crypto import decrypt_secret
 from accounts.models import ProviderCredential
 from accounts.selectors import provider_credential_for
 from common.db import run_in_db_thread
+from common.local_state import local_state_register
 from common.ttlcache import TTLCache
 from proxy.models import Deployment, ModelRoute
 from proxy.providers.base import Target
@@ -94,6 +95,9 @@ def cooling_down(label: str) -> bool:
 
 def reset_deployment_health() -> None:
     _failures.clear()
+
+
+local_state_register("routing:deployment-health", reset_deployment_health, redis_twin=False)
 
 
 def attempt_order(plan: RoutePlan) -> list[DeploymentPlan]:
@@ -184,6 +188,9 @@ _route_cache: TTLCache[RoutePlan] = TTLCache()
 
 def route_cache_forget() -> None:
     _route_cache.clear()
+
+
+local_state_register("routing:routes", route_cache_forget, redis_twin=False)
 
 
 async def resolve_route(organization_id: int, model: str) -> RoutePlan:

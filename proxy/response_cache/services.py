@@ -18,6 +18,7 @@ from django.db.models import Max
 
 from common import redis as shared_redis
 from common.db import run_in_db_thread
+from common.outages import is_outage_error
 from proxy.beat import CACHE_REFRESH_EVERY_SECONDS
 from proxy.models import CacheEntry
 from proxy.response_cache import store
@@ -119,8 +120,13 @@ def _warm_blocking() -> None:
         )
         for row in recent:
             store.load_scope_blocking(row["scope"])
-    except Exception:
-        logger.exception("cache warm-up: loading the scopes failed")
+    except Exception as error:
+        if not is_outage_error(error):
+            logger.exception("cache warm-up: loading the scopes failed")
+            return
+        # Redis or the database is away: the outage's own report says so; scopes load on
+        # first use once it is back.
+        logger.warning("cache warm-up skipped: %s", type(error).__name__)
     finally:
         from django.db import connection
 
