@@ -19,7 +19,6 @@ def _not_found(response_id: str, *, param: str | None = None) -> NotFound:
     return NotFound(f"No response found with id '{response_id}'.", param=param)
 
 
-@transaction.atomic
 def stored_response_create(
     *,
     organization_id: int,
@@ -27,6 +26,8 @@ def stored_response_create(
     response: dict,
     conversation: list[dict],
 ) -> StoredResponse:
+    # One INSERT, atomic on its own: no transaction around it (two round trips fewer on
+    # a write that the client waits for).
     now = datetime.now(tz=UTC)
     return StoredResponse.objects.create(
         id=response["id"],
