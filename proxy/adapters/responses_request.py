@@ -17,6 +17,8 @@ TOOL_CHOICE_MODES = ("auto", "none", "required")
 METADATA_MAX_KEYS = 16
 METADATA_KEY_MAX = 64
 METADATA_VALUE_MAX = 512
+# Fields with the same name and meaning in chat completions.
+PASSED_THROUGH = ("prompt_cache_key", "safety_identifier", "service_tier")
 # Fields of the Responses API that need a server-side feature the proxy does not have.
 UNSUPPORTED_FIELDS = {
     "background": "Background responses are not supported by this proxy.",
@@ -330,6 +332,9 @@ def responses_request(body: dict, *, default_model: str, history: list[dict]) ->
     reasoning = body.get("reasoning")
     if isinstance(reasoning, dict) and reasoning.get("effort"):
         chat_body["reasoning_effort"] = reasoning["effort"]
+    for name in PASSED_THROUGH:
+        if _optional_string(body, name) is not None:
+            chat_body[name] = body[name]
     return ResponsesRequest(
         model=model,
         stream=bool(chat_body.get("stream")),

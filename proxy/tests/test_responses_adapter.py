@@ -74,6 +74,8 @@ def test_tools_tool_choice_format_and_sampling_map_to_chat_fields():
             "user": "u-1",
             "metadata": {"ticket": "42"},
             "parallel_tool_calls": False,
+            "prompt_cache_key": "tenant-7",
+            "include": ["message.output_text.logprobs"],
         }
     )
     body = parsed.chat_body
@@ -89,6 +91,8 @@ def test_tools_tool_choice_format_and_sampling_map_to_chat_fields():
     }
     assert (body["max_completion_tokens"], body["temperature"], body["top_p"]) == (50, 0.5, 0.9)
     assert body["user"] == "u-1"
+    assert body["prompt_cache_key"] == "tenant-7"
+    assert "include" not in body
     assert "metadata" not in body and "store" not in body  # the proxy's, not the upstream's
     assert parsed.metadata == {"ticket": "42"}
     assert parsed.store is True
