@@ -22,6 +22,7 @@ from proxy.adapters.responses_request import responses_request
 from proxy.models import StoredResponse
 from proxy.providers.base import UpstreamError
 from proxy.providers.fake import FakeProvider
+from proxy.tests.test_hot_path_queries import sql_counter  # noqa: F401 (a fixture)
 
 
 def _request(body: dict, history: list | None = None):
@@ -384,3 +385,35 @@ def test_a_client_leaving_mid_stream_is_accounted_as_disconnected(_offline, org_
     event = UsageEvent.objects.get(request_id=response["x-request-id"])
     assert (event.endpoint, event.client_disconnected) == ("responses", True)
     assert event.prompt_tokens > 0
+
+
+# --- Queries on the hot path -----------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("store", [False, True])
+def test_a_warm_responses_request_runs_no_sql_but_the_stored_row(
+    store,
+    alice_key,
+    sql_counter,  # noqa: F811
+):
+    body = json.dumps({"model": "gpt-4o", "input": "hello", "store": store})
+    headers = {"Authorization": f"Bearer {alice_key}", "x-synthlang-cache": "off"}
+
+    async def two_requests():
+        client = AsyncClient()
+        for _ in range(2):
+            await asyncio.gather(*list(gateway._background))
+            sql_counter.clear()
+            response = await client.post(
+                "/v1/responses", data=body, content_type="application/json", headers=headers
+            )
+            await asyncio.gather(*list(gateway._background))
+        return response, list(sql_counter)
+
+    response, statements = async_to_sync(two_requests)()
+    assert response.status_code == 200
+    writes = [sql for sql in statements if sql.lstrip().upper().startswith("INSERT")]
+    assert len(writes) == (1 if store else 0)
+    assert all("proxy_storedresponse" in sql for sql in writes)
+    assert len(statements) == len(writes)  # no reads, no transaction statements
