@@ -417,3 +417,17 @@ def test_a_warm_responses_request_runs_no_sql_but_the_stored_row(
     assert len(writes) == (1 if store else 0)
     assert all("proxy_storedresponse" in sql for sql in writes)
     assert len(statements) == len(writes)  # no reads, no transaction statements
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_that_cannot_be_stored_is_still_delivered(
+    _offline, monkeypatch, org_a, alice_key
+):
+    def database_down(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(responses_store, "stored_response_create", database_down)
+    response, _ = _post(alice_key, {"input": "keep me", "store": True})
+    assert response.status_code == 200
+    assert "keep me" in response.json()["output"][0]["content"][0]["text"]
+    assert UsageEvent.objects.filter(request_id=response["x-request-id"]).exists()
