@@ -161,6 +161,12 @@ def response_from_chat(
     )
 
 
+def _part(kind: str, text: str) -> dict:
+    if kind == "refusal":
+        return {"type": "refusal", "refusal": text}
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
 class ResponseEvents:
     """Chat chunks in, Responses stream events out, each with its ``sequence_number``.
 
@@ -177,6 +183,7 @@ class ResponseEvents:
         self.output: list[dict] = []
         self.text: list[str] = []
         self.message: dict | None = None  # the open message item
+        self.part_kind = "output_text"  # its one content part: output_text or refusal
         self.calls: dict[int, dict] = {}  # chat tool-call index -> its open item
         self.open_call: dict | None = None
         self.finish_reason: str | None = None
@@ -219,18 +226,20 @@ class ResponseEvents:
             delta = choice.get("delta") or {}
             if isinstance(delta.get("content"), str) and delta["content"]:
                 events += self._text(delta["content"])
+            if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+                events += self._text(delta["refusal"], kind="refusal")
             for call in delta.get("tool_calls") or ():
                 events += self._call_delta(call)
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return events
 
-    def _open_message(self) -> list[dict]:
+    def _open_message(self, kind: str = "output_text") -> list[dict]:
         self.message = message_item(new_id("msg"), "", status="in_progress")
         self.message["content"] = []
+        self.part_kind = kind
         self.output.append(self.message)
         index = len(self.output) - 1
-        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         return [
             self._event("response.output_item.added", output_index=index, item=self.message),
             self._event(
@@ -238,23 +247,25 @@ class ResponseEvents:
                 item_id=self.message["id"],
                 output_index=index,
                 content_index=0,
-                part=part,
+                part=_part(kind, ""),
             ),
         ]
 
-    def _text(self, delta: str) -> list[dict]:
+    def _text(self, delta: str, kind: str = "output_text") -> list[dict]:
         events = self._close_call()
+        if self.message is not None and self.part_kind != kind:
+            events += self._close_message()  # a refusal after text (or text after one)
         if self.message is None:
-            events += self._open_message()
+            events += self._open_message(kind)
         self.text.append(delta)
         events.append(
             self._event(
-                "response.output_text.delta",
+                "response.output_text.delta" if kind == "output_text" else "response.refusal.delta",
                 item_id=self.message["id"],
                 output_index=self.output.index(self.message),
                 content_index=0,
                 delta=delta,
-                logprobs=[],
+                **({"logprobs": []} if kind == "output_text" else {}),
             )
         )
         return events
@@ -264,12 +275,16 @@ class ResponseEvents:
             return []
         message, self.message = self.message, None
         index = self.output.index(message)
-        text = "".join(self.text)
-        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        text, self.text = "".join(self.text), []
+        part = _part(self.part_kind, text)
         message.update(content=[part], status="completed")
         common = {"item_id": message["id"], "output_index": index, "content_index": 0}
+        if self.part_kind == "output_text":
+            done = self._event("response.output_text.done", **common, text=text, logprobs=[])
+        else:
+            done = self._event("response.refusal.done", **common, refusal=text)
         return [
-            self._event("response.output_text.done", **common, text=text, logprobs=[]),
+            done,
             self._event("response.content_part.done", **common, part=part),
             self._event("response.output_item.done", output_index=index, item=message),
         ]

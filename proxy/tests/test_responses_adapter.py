@@ -431,3 +431,42 @@ def test_an_answer_that_cannot_be_stored_is_still_delivered(
     assert response.status_code == 200
     assert "keep me" in response.json()["output"][0]["content"][0]["text"]
     assert UsageEvent.objects.filter(request_id=response["x-request-id"]).exists()
+
+
+def test_a_streamed_refusal_becomes_a_refusal_part_with_its_own_events():
+    events = ResponseEvents(_request({"input": "x"}), response_id="resp_3", created_at=1)
+    emitted = events.start()
+    emitted += events.add(_chunk({"role": "assistant", "refusal": "I can't "}))
+    emitted += events.add(_chunk({"refusal": "help with that."}, finish="stop"))
+    closing, final = events.finish()
+    emitted += [*closing, final]
+    types = [e["type"] for e in emitted]
+    assert types[2:] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.refusal.delta",
+        "response.refusal.delta",
+        "response.refusal.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert emitted[3]["part"] == {"type": "refusal", "refusal": ""}
+    assert final["response"]["output"][0]["content"] == [
+        {"type": "refusal", "refusal": "I can't help with that."}
+    ]
+
+
+def test_text_after_a_tool_call_is_a_new_message_with_only_its_own_text():
+    events = ResponseEvents(_request({"input": "x"}), response_id="resp_4", created_at=1)
+    events.start()
+    events.add(_chunk({"content": "first"}))
+    events.add(_chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f"}}]}))
+    events.add(_chunk({"content": "second"}))
+    _, final = events.finish()
+    texts = [
+        item["content"][0]["text"]
+        for item in final["response"]["output"]
+        if item["type"] == "message"
+    ]
+    assert texts == ["first", "second"]
