@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import jsonschema
 import openai
 import pytest
 from pydantic import BaseModel
 
-from billing.models import UsageEvent
+from billing.models import Price, UsageEvent
+from billing.pricing import Price as PriceRates
+from billing.pricing import tokens_cost_micros, usage_tokens
+from billing.selectors import price_cache_forget
 from proxy.models import StoredResponse
 from proxy.tests.test_openai_sdk_e2e import async_sdk, sdk, wait_for_usage
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
+GPT_4O = PriceRates(2_500_000, 10_000_000, 1_250_000)
 WEATHER = {
     "type": "function",
     "name": "get_weather",
@@ -40,6 +45,13 @@ class City(BaseModel):
     population: int
 
 
+def event_usage(response) -> dict:
+    return {
+        "prompt_tokens": response.usage.input_tokens,
+        "completion_tokens": response.usage.output_tokens,
+    }
+
+
 def _event(raw) -> UsageEvent:
     return wait_for_usage(raw.headers["x-request-id"])
 
@@ -47,6 +59,15 @@ def _event(raw) -> UsageEvent:
 def test_a_text_input_gets_a_response_object_and_one_usage_event_with_cost(
     proxy_url, bob_key, org_a
 ):
+    # Priced here: a transactional test's database lost the seeded prices to an earlier
+    # test's flush. The flush below prices the event as the Celery worker would.
+    Price.objects.create(
+        model_pattern="gpt-4o",
+        effective_from=datetime(2020, 1, 1, tzinfo=UTC),
+        input_per_mtok_micros=GPT_4O.input_per_mtok_micros,
+        output_per_mtok_micros=GPT_4O.output_per_mtok_micros,
+    )
+    price_cache_forget()
     raw = sdk(proxy_url, bob_key).responses.with_raw_response.create(
         model="gpt-4o", input="Say hello to Ada", instructions="Be brief.", store=False
     )
@@ -66,6 +87,9 @@ def test_a_text_input_gets_a_response_object_and_one_usage_event_with_cost(
     assert (event.endpoint, event.organization_id, event.model) == ("responses", org_a.pk, "gpt-4o")
     assert event.prompt_tokens == response.usage.input_tokens
     assert event.completion_tokens == response.usage.output_tokens
+    assert event.cost_micros == tokens_cost_micros(
+        price=GPT_4O, tokens=usage_tokens(event_usage(response))
+    )
     assert event.cost_micros > 0
     # store: false never writes.
     assert not StoredResponse.objects.filter(id=response.id).exists()
