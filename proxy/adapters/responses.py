@@ -171,4 +171,4 @@ class ResponseDetailView(ProxyEndpoint):
             organization_id=principal.organization_id,
             response_id=response_id,
         )
-        return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
+        return json_response({"id": response_id, "object": "response", "deleted": True})
