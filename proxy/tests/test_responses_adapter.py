@@ -218,6 +218,12 @@ def test_the_cleanup_task_deletes_expired_responses_and_they_are_gone_before_it_
     assert list(StoredResponse.objects.values_list("id", flat=True)) == ["resp_new"]
     assert tasks.stored_responses_delete_expired() == 0
 
+    deleted = async_to_sync(AsyncClient().delete)("/v1/responses/resp_new", headers=headers)
+    assert deleted.status_code == 200
+    assert deleted.json() == {"id": "resp_new", "object": "response", "deleted": True}
+    again = async_to_sync(AsyncClient().delete)("/v1/responses/resp_new", headers=headers)
+    assert again.status_code == 404
+
 
 @pytest.mark.django_db
 def test_the_retention_setting_sets_the_expiry(settings, org_a):
