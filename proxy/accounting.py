@@ -53,7 +53,7 @@ def _access_line(call: ProxyCall, tokens: pricing.TokenCounts, cost_micros: int)
     access_log_write(
         status=call.status_code,
         latency_ms=(time.perf_counter() - call.started) * 1000,
-        endpoint=call.endpoint,
+        endpoint=call.endpoint_label or call.endpoint,
         organization=principal.organization_slug,
         organization_id=principal.organization_id,
         key_prefix=principal.key_prefix,
@@ -118,21 +118,23 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
             logger.exception("writing the access line of %s failed", call.request_id)
     overhead_ms = call.overhead_ms()
     status = str(call.status_code)
-    metrics.REQUESTS.labels(endpoint=call.endpoint, model=call.model, status=status).inc()
+    # An adapter's call (the Responses API run as chat) is labelled as the client called it.
+    endpoint = call.endpoint_label or call.endpoint
+    metrics.REQUESTS.labels(endpoint=endpoint, model=call.model, status=status).inc()
     if prompt_tokens:
         metrics.TOKENS.labels(direction="prompt", model=call.model).inc(prompt_tokens)
     if completion_tokens:
         metrics.TOKENS.labels(direction="completion", model=call.model).inc(completion_tokens)
     if call.provider and call.upstream_seconds:
         metrics.UPSTREAM_LATENCY.labels(provider=call.provider).observe(call.upstream_seconds)
-    metrics.PROXY_OVERHEAD.labels(endpoint=call.endpoint).observe(overhead_ms / 1000)
+    metrics.PROXY_OVERHEAD.labels(endpoint=endpoint).observe(overhead_ms / 1000)
     event = {
         "request_id": call.request_id,
         "created_at": datetime.now(tz=UTC).isoformat(),
         "organization_id": call.principal.organization_id,
         "user_id": call.principal.user_id,
         "api_key_id": call.principal.key_id,
-        "endpoint": call.endpoint,
+        "endpoint": endpoint,
         "model": call.model,
         "upstream_model": call.upstream_model,
         "provider": call.provider,

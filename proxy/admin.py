@@ -1,10 +1,11 @@
-"""Admin for the proxy's own data: model routes, deployments, compiled prompts, cache."""
+"""Admin for the proxy's own data: model routes, deployments, compiled prompts, cache,
+stored Responses API answers."""
 
 from django.contrib import admin
 
 from accounts.admin_scoping import OrganizationScopedAdmin
 from proxy import response_cache
-from proxy.models import CacheEntry, Deployment, ModelRoute, TranslatedPrompt
+from proxy.models import CacheEntry, Deployment, ModelRoute, StoredResponse, TranslatedPrompt
 
 
 class DeploymentInline(admin.TabularInline):
@@ -100,3 +101,18 @@ class CacheEntryAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(StoredResponse)
+class StoredResponseAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
+    organization_field = "organization"
+    list_display = ("id", "organization", "model", "created_at", "expires_at")
+    list_filter = ("model",)
+    search_fields = ("id",)
+    readonly_fields = ("id", "organization", "api_key", "model", "response", "conversation")
+
+    def has_add_permission(self, request, *args):
+        return False  # rows come from traffic (store: true)
+
+    def has_change_permission(self, request, obj=None):
+        return False  # what the model answered is a record, not something to edit

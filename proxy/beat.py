@@ -14,4 +14,9 @@ BEAT_SCHEDULE = {
         "task": "proxy.tasks.cache_refresh_due",
         "schedule": CACHE_REFRESH_EVERY_SECONDS,
     },
+    # Stored Responses API answers past RESPONSES_RETENTION_DAYS.
+    "proxy-stored-responses-expire": {
+        "task": "proxy.tasks.stored_responses_delete_expired",
+        "schedule": 3600.0,
+    },
 }

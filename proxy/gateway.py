@@ -98,6 +98,10 @@ class ProxyCall:
     usage_price: pricing.Price | None = None  # what the answer is billed at, once known
     cost_micros: int | None = None  # the client's cost, told in a header or the usage chunk
 
+    # The endpoint the client called, when an adapter runs it as another (the Responses
+    # API as chat): the label of its usage event and metrics. Empty: ``endpoint``.
+    endpoint_label: str = ""
+
     def overhead_ms(self) -> float:
         return max((time.perf_counter() - self.started - self.upstream_seconds) * 1000, 0.0)
 
@@ -290,15 +294,15 @@ def _sse(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
-async def relay_stream(
-    call: ProxyCall, first: dict, iterator: AsyncIterator[dict], encode: Callable[[dict], bytes]
-) -> AsyncIterator[bytes]:
-    """Pass the upstream's chunks to the client one by one, without buffering.
+async def stream_chunks(
+    call: ProxyCall, first: dict, iterator: AsyncIterator[dict]
+) -> AsyncIterator[dict]:
+    """The upstream's chunks one by one, without buffering, the usage chunk included.
 
-    The proxy always asked the upstream for usage; the usage chunk reaches the client
-    only if the client asked for it. If the client hangs up, the upstream request is
-    closed and what was produced so far is still accounted. A stream that finished
-    cleanly is stored in the cache; an incomplete one never is.
+    However the stream ends (exhausted, closed or cancelled because the client hung up,
+    or an upstream failure, which is re-raised), the upstream request is closed and what
+    was produced so far is accounted. A stream that finished cleanly is stored in the
+    cache; an incomplete one never is. A consumer that stops early must ``aclose()`` it.
     """
     assembler = StreamAssembler()
     chunk: dict | None = first
@@ -306,9 +310,37 @@ async def relay_stream(
     try:
         while chunk is not None:
             assembler.add(chunk)
+            if call.first_token_seconds is None:
+                call.first_token_seconds = time.perf_counter() - call.started
+            yield chunk
+            started = time.perf_counter()
+            chunk = await anext(iterator, None)
+            call.upstream_seconds += time.perf_counter() - started
+        completed = True
+    except (asyncio.CancelledError, GeneratorExit):
+        call.client_disconnected = True
+        metrics.STREAMS_DISCONNECTED.inc()
+        raise
+    except UpstreamError as error:
+        call.status_code, call.error_code = error.status, error.code
+        raise
+    finally:
+        run_in_background(_close_and_finish(call, iterator, assembler, completed))
+
+
+async def relay_stream(
+    call: ProxyCall, first: dict, iterator: AsyncIterator[dict], encode: Callable[[dict], bytes]
+) -> AsyncIterator[bytes]:
+    """Chat's SSE framing of ``stream_chunks``.
+
+    The proxy always asked the upstream for usage; the usage chunk reaches the client
+    only if the client asked for it.
+    """
+    chunks = stream_chunks(call, first, iterator)
+    try:
+        async for chunk in chunks:
             if chunk.get("usage"):
                 if not chunk.get("choices") and not call.client_wants_usage:
-                    chunk = await anext(iterator, None)
                     continue
                 if not call.client_wants_usage:
                     chunk = {k: v for k, v in chunk.items() if k != "usage"}
@@ -316,35 +348,26 @@ async def relay_stream(
                     chunk = {**chunk, "usage": with_cost(call, chunk["usage"])}
             elif call.client_wants_usage and "usage" not in chunk:
                 chunk = {**chunk, "usage": None}
-            if call.first_token_seconds is None:
-                call.first_token_seconds = time.perf_counter() - call.started
             yield _sse(encode(chunk))
-            started = time.perf_counter()
-            chunk = await anext(iterator, None)
-            call.upstream_seconds += time.perf_counter() - started
         yield b"data: [DONE]\n\n"
-        completed = True
-    except asyncio.CancelledError:
-        call.client_disconnected = True
-        metrics.STREAMS_DISCONNECTED.inc()
-        raise
     except UpstreamError as error:
         # Headers are sent already: the error travels as a stream event, as OpenAI does.
-        call.status_code, call.error_code = error.status, error.code
-        yield _sse(
-            encode(
-                {
-                    "error": {
-                        "message": error.message,
-                        "type": error.error_type,
-                        "param": None,
-                        "code": error.code,
-                    }
-                }
-            )
-        )
+        yield _sse(encode(stream_error_payload(error)))
     finally:
-        run_in_background(_close_and_finish(call, iterator, assembler, completed))
+        # Closed here, not left to the garbage collector, so a client that hangs up while
+        # this generator waits at a ``yield`` is accounted at once.
+        await chunks.aclose()
+
+
+def stream_error_payload(error: UpstreamError) -> dict:
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.error_type,
+            "param": None,
+            "code": error.code,
+        }
+    }
 
 
 async def _close_and_finish(

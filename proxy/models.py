@@ -166,3 +166,47 @@ class CacheEntry(models.Model):
 
     def __str__(self) -> str:
         return self.question[:80]
+
+
+class StoredResponseQuerySet(models.QuerySet):
+    def for_org(self, organization_id: int) -> StoredResponseQuerySet:
+        return self.filter(organization_id=organization_id)
+
+    def live(self, now) -> StoredResponseQuerySet:
+        return self.filter(expires_at__gt=now)
+
+
+class StoredResponse(models.Model):
+    """A Responses API answer kept for ``GET /v1/responses/{id}`` and
+    ``previous_response_id`` (``store: true``), until ``expires_at``.
+
+    ``conversation`` is the whole exchange as chat messages (the earlier turns, this
+    turn's input and the answer), without the instructions, which do not carry over;
+    the next turn sends it again upstream.
+    """
+
+    id = models.CharField(primary_key=True, max_length=64)
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="stored_responses"
+    )
+    api_key = models.ForeignKey(
+        "accounts.ApiKey",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="stored_responses",
+    )
+    model = models.CharField(max_length=200)
+    response = models.JSONField()
+    conversation = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    objects = StoredResponseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.id

@@ -42,3 +42,15 @@ def cache_refresh_due() -> list[int]:
     for organization_id in organization_ids:
         cache_refresh_popular.delay(organization_id)
     return organization_ids
+
+
+# --- Stored Responses API answers ---------------------------------------------------------
+
+
+@shared_task(ignore_result=True)
+def stored_responses_delete_expired() -> int:
+    """Beat's hourly entry: delete stored responses past ``RESPONSES_RETENTION_DAYS``.
+    Idempotent: a second run finds nothing. Returns how many were deleted."""
+    from proxy.adapters.responses_store import stored_responses_delete_expired as delete
+
+    return delete()

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from proxy import views
+from proxy.adapters import responses
 from proxy.cache_views import cache_urlpatterns
 from proxy.synthlang_views import synthlang_urlpatterns
 
@@ -8,6 +9,12 @@ urlpatterns = [
     path("chat/completions", views.ChatCompletionsView.as_view(), name="chat-completions"),
     path("completions", views.CompletionsView.as_view(), name="completions"),
     path("embeddings", views.EmbeddingsView.as_view(), name="embeddings"),
+    path("responses", responses.ResponsesView.as_view(), name="responses"),
+    path(
+        "responses/<str:response_id>",
+        responses.ResponseDetailView.as_view(),
+        name="response-detail",
+    ),
     path("models", views.ModelsView.as_view(), name="models"),
     # Model ids may contain slashes (OpenRouter's "openai/gpt-4o").
     path("models/<path:model_id>", views.ModelDetailView.as_view(), name="model-detail"),

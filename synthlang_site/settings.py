@@ -556,6 +556,9 @@ DEFAULT_COMPLETION_ESTIMATE = env_int("DEFAULT_COMPLETION_ESTIMATE", 256, minimu
 # The offline fake provider's simulated latency.
 FAKE_LATENCY_MS = env_float("FAKE_LATENCY_MS", 0.0, minimum=0, maximum=60000)
 
+# Responses API answers stored with ``store: true`` are kept this many days (OpenAI: 30).
+RESPONSES_RETENTION_DAYS = env_int("RESPONSES_RETENTION_DAYS", 30, minimum=1, maximum=3650)
+
 # --- Billing ---------------------------------------------------------------------------
 USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90, minimum=1)
 # Price of models missing from the price table: "IN" or "IN,OUT" dollars per million

@@ -1,0 +1,144 @@
+"""Responses API benchmark: what the adapter adds over chat completions on the same proxy.
+
+    python bench/responses_bench.py [--requests 300] [--duration 5]
+
+Starts the fake upstream and one SynthLang Proxy process (as ``proxy_bench.py`` does, the
+cache off), then sends sequential requests in rounds that alternate between the upstream
+directly, ``/v1/chat/completions``, ``/v1/responses`` with ``store: false`` and with
+``store: true`` (one row written per answer), so every series sees the same moments of a
+noisy machine. Added latency is each series' median minus the direct median. Then the
+throughput of each endpoint with 64 connections. The same prompt everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from proxy_bench import (
+    BENCH_MODEL,
+    PROMPT,
+    free_port,
+    percentile,
+    prepare_synthlang,
+    proxy_environment,
+    start,
+    stop,
+    wait_http,
+)
+
+RESPONSES_BODY = {
+    "model": BENCH_MODEL,
+    "instructions": PROMPT[0]["content"],
+    "input": PROMPT[1]["content"],
+}
+CHAT_BODY = {"model": BENCH_MODEL, "messages": PROMPT}
+
+
+async def _timed(session: aiohttp.ClientSession, url: str, body: dict, headers: dict) -> float:
+    started = time.perf_counter()
+    async with session.post(url, json=body, headers=headers) as response:
+        await response.read()
+        assert response.status == 200, await response.text()
+    return (time.perf_counter() - started) * 1000
+
+
+async def _throughput(url: str, body: dict, headers: dict, seconds: float) -> float:
+    done = 0
+    stop_at = time.monotonic() + seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+
+        async def worker():
+            nonlocal done
+            while time.monotonic() < stop_at:
+                async with session.post(url, json=body, headers=headers) as response:
+                    await response.read()
+                    done += response.status == 200
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(64)))
+        return done / (time.monotonic() - started)
+
+
+async def main_async(args) -> list[tuple[str, float, float, float]]:
+    workdir = Path(tempfile.mkdtemp(prefix="synthlang-responses-bench-"))
+    upstream_port, port = free_port(), free_port()
+    upstream_url = f"http://127.0.0.1:{upstream_port}"
+    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    upstream = start(
+        [sys.executable, "-m", "proxy.fake_upstream", "--port", str(upstream_port)],
+        base_env,
+        workdir / "upstream.log",
+    )
+    proxy = None
+    try:
+        await wait_http(f"{upstream_url}/_stats")
+        env = proxy_environment(
+            base_env, workdir=workdir, proxy_port=port, upstream_url=upstream_url, ENABLE_CACHE="0"
+        )
+        key = prepare_synthlang(env)
+        proxy = start(
+            [sys.executable, "-m", "synthlang_site", "--workers", "1"], env, workdir / "proxy.log"
+        )
+        await wait_http(f"http://127.0.0.1:{port}/health")
+        headers = {"Authorization": f"Bearer {key}", "x-synthlang-compression": "off"}
+        proxy_url = f"http://127.0.0.1:{port}/v1"
+        series = {
+            "upstream direct (chat)": (f"{upstream_url}/v1/chat/completions", CHAT_BODY, {}),
+            "/v1/chat/completions": (f"{proxy_url}/chat/completions", CHAT_BODY, headers),
+            "/v1/responses store: false": (
+                f"{proxy_url}/responses",
+                {**RESPONSES_BODY, "store": False},
+                headers,
+            ),
+            "/v1/responses store: true": (
+                f"{proxy_url}/responses",
+                {**RESPONSES_BODY, "store": True},
+                headers,
+            ),
+        }
+        timings: dict[str, list[float]] = {name: [] for name in series}
+        async with aiohttp.ClientSession() as session:
+            for _ in range(30):  # warm-up
+                for url, body, request_headers in series.values():
+                    await _timed(session, url, body, request_headers)
+            for _ in range(args.requests):
+                for name, (url, body, request_headers) in series.items():
+                    timings[name].append(await _timed(session, url, body, request_headers))
+        direct = percentile(timings["upstream direct (chat)"], 0.5)
+        rows = []
+        for name, (url, body, request_headers) in series.items():
+            rps = await _throughput(url, body, request_headers, args.duration)
+            p50 = percentile(timings[name], 0.5)
+            rows.append((name, p50, p50 - direct, rps))
+        return rows
+    finally:
+        if proxy is not None:
+            stop(proxy)
+        upstream.terminate()
+        try:
+            upstream.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            upstream.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--duration", type=float, default=5.0)
+    rows = asyncio.run(main_async(parser.parse_args()))
+    print("| series | p50 ms | added p50 ms | req/s at 64 conn |")
+    print("|---|---|---|---|")
+    for name, p50, added, rps in rows:
+        print(f"| {name} | {p50:.2f} | {added:.2f} | {rps:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

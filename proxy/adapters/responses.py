@@ -1,0 +1,174 @@
+"""``/v1/responses``: OpenAI's Responses API, translated onto the chat pipeline.
+
+The request becomes a chat-completions body (``responses_request``), runs through
+``chat_run`` (keys, model access, limits, budget, compression, cache, upstream with
+fallback, one usage event labelled "responses"), and the chat answer or stream comes
+back as a Response object or the Responses event stream (``responses_answer``).
+``store: true`` (OpenAI's default) keeps the answer for ``GET``, ``DELETE`` and
+``previous_response_id``, per organization (``responses_store``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import StreamingHttpResponse
+
+from accounts.selectors import Principal
+from common.db import run_in_db_thread
+from common.errors import InvalidRequest, ServiceUnavailable
+from proxy.adapters import responses_store
+from proxy.adapters.chat_bridge import ChatRun, chat_run
+from proxy.adapters.responses_answer import (
+    ResponseEvents,
+    history_message,
+    new_id,
+    response_from_chat,
+)
+from proxy.adapters.responses_request import ResponsesRequest, responses_request
+from proxy.providers.base import UpstreamError
+from proxy.streaming import replay_chat_completion
+from proxy.views import (
+    ProxyEndpoint,
+    _dumps,
+    authenticate,
+    json_object,
+    json_response,
+    openai_errors,
+)
+
+logger = logging.getLogger(__name__)
+
+
+async def _db(fn, **kwargs):
+    try:
+        return await run_in_db_thread(fn, **kwargs)
+    except DatabaseError as error:
+        logger.warning("stored responses unavailable: %s", error)
+        raise ServiceUnavailable("Stored responses are unavailable; try again shortly.") from None
+
+
+async def _history(principal: Principal, body: dict) -> list[dict]:
+    previous_id = body.get("previous_response_id")
+    if previous_id is None:
+        return []
+    if not isinstance(previous_id, str) or not previous_id:
+        raise InvalidRequest(
+            "'previous_response_id' must be a response id.", param="previous_response_id"
+        )
+    stored = await _db(
+        responses_store.stored_response_get,
+        organization_id=principal.organization_id,
+        response_id=previous_id,
+        param="previous_response_id",
+    )
+    return stored.conversation
+
+
+async def _store(request: ResponsesRequest, principal: Principal, response: dict) -> None:
+    """Keep the answer before the client sees it, so its id works at once. The answer is
+    already paid for: if the database fails it is still delivered (and logged)."""
+    if not request.store:
+        return
+    try:
+        await run_in_db_thread(
+            responses_store.stored_response_create,
+            organization_id=principal.organization_id,
+            api_key_id=principal.key_id,
+            response=response,
+            conversation=[*request.history, history_message(response["output"])],
+        )
+    except DatabaseError:
+        logger.exception("could not store response %s", response["id"])
+
+
+def _sse(event: dict) -> bytes:
+    return b"event: " + event["type"].encode() + b"\ndata: " + _dumps(event) + b"\n\n"
+
+
+async def _replayed(body: dict) -> AsyncIterator[dict]:
+    for chunk in replay_chat_completion(body, include_usage=True):
+        yield chunk
+
+
+async def _events(
+    request: ResponsesRequest, principal: Principal, run: ChatRun, events: ResponseEvents
+) -> AsyncIterator[bytes]:
+    chunks = run.chunks if run.chunks is not None else _replayed(run.body or {})
+    try:
+        for event in events.start():
+            yield _sse(event)
+        try:
+            async for chunk in chunks:
+                for event in events.add(chunk):
+                    yield _sse(event)
+        except UpstreamError as error:
+            # Headers are sent already: the failure travels as the terminal event.
+            yield _sse(events.failed(code="server_error", message=error.message))
+            return
+        closing, final = events.finish()
+        for event in closing:
+            yield _sse(event)
+        await _store(request, principal, final["response"])
+        yield _sse(final)
+    finally:
+        # Closed here, so a client that hangs up is accounted at once.
+        await chunks.aclose()
+
+
+class ResponsesView(ProxyEndpoint):
+    http_method_names = ["post"]
+    endpoint = "responses"
+
+    @openai_errors
+    async def post(self, request):
+        principal = await authenticate(request)
+        body = json_object(request)
+        history = await _history(principal, body)
+        parsed = responses_request(body, default_model=settings.DEFAULT_MODEL, history=history)
+        run = await chat_run(request, principal, parsed.chat_body, endpoint=self.endpoint)
+        response_id, created_at = new_id("resp"), int(time.time())
+        if not parsed.stream:
+            response = response_from_chat(
+                parsed, run.body or {}, response_id=response_id, created_at=created_at
+            )
+            await _store(parsed, principal, response)
+            return json_response(response, headers=run.headers)
+        events = ResponseEvents(parsed, response_id=response_id, created_at=created_at)
+        streamed = StreamingHttpResponse(
+            _events(parsed, principal, run, events), content_type="text/event-stream"
+        )
+        streamed["Cache-Control"] = "no-cache"
+        streamed["X-Accel-Buffering"] = "no"
+        for name, value in run.headers.items():
+            streamed[name] = value
+        return streamed
+
+
+class ResponseDetailView(ProxyEndpoint):
+    http_method_names = ["get", "delete"]
+    endpoint = "responses"
+
+    @openai_errors
+    async def get(self, request, response_id: str):
+        principal = await authenticate(request)
+        stored = await _db(
+            responses_store.stored_response_get,
+            organization_id=principal.organization_id,
+            response_id=response_id,
+        )
+        return json_response(stored.response)
+
+    @openai_errors
+    async def delete(self, request, response_id: str):
+        principal = await authenticate(request)
+        await _db(
+            responses_store.stored_response_delete,
+            organization_id=principal.organization_id,
+            response_id=response_id,
+        )
+        return json_response({"id": response_id, "object": "response", "deleted": True})
