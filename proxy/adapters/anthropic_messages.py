@@ -1,0 +1,376 @@
+"""Anthropic's Messages API on the chat pipeline: a Messages request becomes a chat
+completions body, and the chat answer becomes a Message.
+
+Pure functions, no I/O: the view runs the translated body through the same pipeline as
+``/v1/chat/completions`` (admission, compression, cache, upstream, accounting). What does
+not translate (server tools, documents, extended thinking) is listed in the README.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from rest_framework import serializers
+
+from common.errors import InvalidRequest
+from proxy.serializers import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+)
+
+ROLES = ("user", "assistant")
+# The block types a turn may hold that have a chat equivalent. Thinking blocks from an
+# earlier answer are accepted and left out: a chat upstream has no field for them.
+BLOCK_TYPES = {
+    "user": ("text", "image", "tool_result"),
+    "assistant": ("text", "tool_use", "thinking", "redacted_thinking"),
+}
+DROPPED_BLOCK_TYPES = ("thinking", "redacted_thinking")
+# chat finish_reason -> Messages stop_reason. A chat upstream does not say whether "stop"
+# came from a stop sequence, so a translated answer reports end_turn for both.
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+# --- Validation ---------------------------------------------------------------------------
+
+
+class MessageParamSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ROLES)
+    content = serializers.JSONField()
+
+    def validate(self, attrs):
+        content = attrs["content"]
+        if isinstance(content, str):
+            return attrs
+        if not isinstance(content, list) or not all(
+            isinstance(block, dict) and isinstance(block.get("type"), str) for block in content
+        ):
+            raise serializers.ValidationError(
+                {"content": "must be a string or a list of content blocks"}
+            )
+        allowed = BLOCK_TYPES[attrs["role"]]
+        for index, block in enumerate(content):
+            if block["type"] not in allowed:
+                raise serializers.ValidationError(
+                    {
+                        "content": f"block {index} has type {block['type']!r}; a "
+                        f"{attrs['role']} turn takes {', '.join(allowed)} here"
+                    }
+                )
+            problem = _block_problem(block)
+            if problem:
+                raise serializers.ValidationError({"content": f"block {index}: {problem}"})
+        return attrs
+
+
+def _block_problem(block: dict) -> str:
+    kind = block["type"]
+    if kind == "text" and not isinstance(block.get("text"), str):
+        return "a text block needs 'text' as a string"
+    if kind == "image":
+        source = block.get("source")
+        if not isinstance(source, dict) or source.get("type") not in ("base64", "url"):
+            return "an image block needs a base64 or url source"
+    if kind == "tool_use" and not (
+        isinstance(block.get("id"), str)
+        and isinstance(block.get("name"), str)
+        and isinstance(block.get("input"), dict)
+    ):
+        return "a tool_use block needs 'id', 'name' and an 'input' object"
+    if kind == "tool_result" and not isinstance(block.get("tool_use_id"), str):
+        return "a tool_result block needs 'tool_use_id'"
+    return ""
+
+
+class ToolSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=128)
+    description = StrictCharField(required=False, allow_blank=True)
+    input_schema = serializers.DictField()
+    type = StrictCharField(required=False)
+
+    def to_internal_value(self, data):
+        # Checked first: a server tool has no input_schema, and "input_schema is required"
+        # would not tell the client what is wrong.
+        if isinstance(data, dict) and data.get("type", "custom") != "custom":
+            raise serializers.ValidationError(
+                {
+                    "type": f"server tools ({data['type']!r}) run on Anthropic's own API only; "
+                    "this model takes client tools (name, description, input_schema)"
+                }
+            )
+        return super().to_internal_value(data)
+
+
+class ToolChoiceSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=("auto", "any", "tool", "none"))
+    name = StrictCharField(required=False)
+    disable_parallel_tool_use = StrictBooleanField(required=False)
+
+    def validate(self, attrs):
+        if attrs["type"] == "tool" and not attrs.get("name"):
+            raise serializers.ValidationError({"name": "tool_choice of type 'tool' needs a name"})
+        return attrs
+
+
+class MetadataSerializer(serializers.Serializer):
+    user_id = StrictCharField(required=False, allow_null=True, max_length=256)
+
+
+class CountTokensRequestSerializer(serializers.Serializer):
+    model = StrictCharField(max_length=256)
+    messages = MessageParamSerializer(many=True, allow_empty=False)
+    system = serializers.JSONField(required=False)
+    tools = ToolSerializer(many=True, required=False)
+    tool_choice = ToolChoiceSerializer(required=False)
+
+    def validate_system(self, value):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(
+            isinstance(block, dict)
+            and block.get("type") == "text"
+            and isinstance(block.get("text"), str)
+            for block in value
+        ):
+            return value
+        raise serializers.ValidationError("must be a string or a list of text blocks")
+
+
+class MessagesRequestSerializer(CountTokensRequestSerializer):
+    # Required, as on Anthropic's API: the SDK sends it, and an answer's length is the
+    # client's decision, not the proxy's.
+    max_tokens = StrictIntegerField(min_value=1)
+    stream = StrictBooleanField(required=False)
+    stop_sequences = serializers.ListField(child=StrictCharField(), required=False)
+    temperature = StrictFloatField(required=False, min_value=0, max_value=1)
+    top_p = StrictFloatField(required=False, min_value=0, max_value=1)
+    top_k = StrictIntegerField(required=False, min_value=0)
+    metadata = MetadataSerializer(required=False)
+
+
+# --- Request: Messages -> chat ------------------------------------------------------------
+
+
+def _text(value) -> str:
+    """The text of a string or of the text blocks of a list."""
+    if isinstance(value, str):
+        return value
+    return "\n\n".join(
+        block.get("text", "")
+        for block in value or []
+        if isinstance(block, dict) and block.get("type") == "text"
+    )
+
+
+def _image_part(block: dict) -> dict:
+    source = block["source"]
+    if source["type"] == "base64":
+        url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
+    else:
+        url = source.get("url", "")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _tool_result_messages(block: dict) -> tuple[dict, list[dict]]:
+    """A tool_result block as a chat ``tool`` message, and the images it carried (a chat
+    tool message holds text only, so they follow in a user turn)."""
+    content = block.get("content")
+    images = []
+    if isinstance(content, list):
+        images = [
+            _image_part(b) for b in content if isinstance(b, dict) and b.get("type") == "image"
+        ]
+    text = _text(content) if content is not None else ""
+    if block.get("is_error"):
+        # The model must know the call failed; chat has no flag for it.
+        text = f"Error: {text}" if text else "Error"
+    return {"role": "tool", "tool_call_id": block["tool_use_id"], "content": text}, images
+
+
+def _user_messages(content) -> list[dict]:
+    if isinstance(content, str):
+        return [{"role": "user", "content": content}]
+    # Anthropic puts tool results in the user turn; chat wants each as a tool message
+    # right after the assistant's calls, before any new user text.
+    out: list[dict] = []
+    parts: list[dict] = []
+    for block in content:
+        if block["type"] == "tool_result":
+            message, images = _tool_result_messages(block)
+            out.append(message)
+            parts.extend(images)
+        elif block["type"] == "text":
+            parts.append({"type": "text", "text": block["text"]})
+        elif block["type"] == "image":
+            parts.append(_image_part(block))
+    if parts:
+        out.append({"role": "user", "content": parts})
+    return out
+
+
+def _assistant_message(content) -> dict | None:
+    if isinstance(content, str):
+        return {"role": "assistant", "content": content}
+    text = "".join(block["text"] for block in content if block["type"] == "text")
+    calls = [
+        {
+            "id": block["id"],
+            "type": "function",
+            "function": {
+                "name": block["name"],
+                "arguments": json.dumps(block["input"], ensure_ascii=False),
+            },
+        }
+        for block in content
+        if block["type"] == "tool_use"
+    ]
+    if not text and not calls:
+        return None  # only thinking blocks: nothing a chat upstream can take
+    message: dict = {"role": "assistant", "content": text or None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def _tool(tool: dict) -> dict:
+    function = {"name": tool["name"], "parameters": tool["input_schema"]}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: dict, chat: dict) -> None:
+    kind = choice["type"]
+    if kind == "tool":
+        chat["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+    else:
+        chat["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[kind]
+    if choice.get("disable_parallel_tool_use") and kind != "none":
+        chat["parallel_tool_calls"] = False
+
+
+def chat_messages(body: dict) -> list[dict]:
+    """The chat ``messages`` of a validated Messages (or count_tokens) body."""
+    messages: list[dict] = []
+    system = body.get("system")
+    if system:
+        messages.append({"role": "system", "content": _text(system)})
+    for message in body["messages"]:
+        if message["role"] == "user":
+            messages.extend(_user_messages(message["content"]))
+        else:
+            translated = _assistant_message(message["content"])
+            if translated is not None:
+                messages.append(translated)
+    if not messages:
+        raise InvalidRequest("messages: there is no text to send", param="messages")
+    return messages
+
+
+def chat_request(body: dict) -> dict:
+    """A validated Messages request as a chat completions body.
+
+    ``top_k`` has no chat equivalent and is left out; ``metadata.user_id`` becomes chat's
+    ``user``. Prompt-cache breakpoints (``cache_control``) only mean something to
+    Anthropic, whose routes get the request as it is (native pass-through).
+    """
+    chat: dict = {
+        "model": body["model"],
+        "messages": chat_messages(body),
+        "max_tokens": body["max_tokens"],
+    }
+    if body.get("stream"):
+        chat["stream"] = True
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            chat[name] = body[name]
+    if body.get("stop_sequences"):
+        chat["stop"] = body["stop_sequences"]
+    if body.get("tools"):
+        chat["tools"] = [_tool(tool) for tool in body["tools"]]
+        if body.get("tool_choice"):
+            _tool_choice(body["tool_choice"], chat)
+    user_id = (body.get("metadata") or {}).get("user_id")
+    if user_id:
+        chat["user"] = user_id
+    return chat
+
+
+# --- Answer: chat -> Message --------------------------------------------------------------
+
+
+def message_id() -> str:
+    return f"msg_{uuid.uuid4().hex[:24]}"
+
+
+def messages_usage(usage: dict | None) -> dict:
+    """Chat usage in Anthropic's terms: ``input_tokens`` leaves out the tokens read from
+    or written to the provider's prompt cache, which have fields of their own."""
+    usage = usage if isinstance(usage, dict) else {}
+    prompt = _count(usage.get("prompt_tokens"))
+    details = usage.get("prompt_tokens_details")
+    read = _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    read = _count(usage.get("cache_read_input_tokens")) or read
+    write = _count(usage.get("cache_creation_input_tokens"))
+    return {
+        "input_tokens": max(prompt - read - write, 0),
+        "output_tokens": _count(usage.get("completion_tokens")),
+        "cache_creation_input_tokens": write,
+        "cache_read_input_tokens": read,
+    }
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def tool_input(arguments) -> dict:
+    """A tool call's JSON arguments as the object a tool_use block holds."""
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def stop_reason(finish_reason) -> str:
+    return STOP_REASONS.get(finish_reason or "stop", "end_turn")
+
+
+def message_from_chat(answer: dict, *, model: str, id_: str | None = None) -> dict:
+    """A chat.completion as a Messages ``message`` (its first choice)."""
+    choices = answer.get("choices") or [{}]
+    choice = choices[0]
+    message = choice.get("message") or {}
+    content: list[dict] = []
+    if message.get("content"):
+        content.append({"type": "text", "text": _text(message["content"])})
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}",
+                "name": function.get("name") or "",
+                "input": tool_input(function.get("arguments")),
+            }
+        )
+    return {
+        "id": id_ or message_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason(choice.get("finish_reason")),
+        "stop_sequence": None,
+        "usage": messages_usage(answer.get("usage")),
+    }
