@@ -66,6 +66,8 @@ class Endpoint(models.TextChoices):
     CHAT = "chat.completions", "Chat completions"
     COMPLETIONS = "completions", "Completions"
     EMBEDDINGS = "embeddings", "Embeddings"
+    RESPONSES = "responses", "Responses"
+    MESSAGES = "messages", "Messages"
 
 
 class UsageEventQuerySet(models.QuerySet):

@@ -79,6 +79,9 @@ class ProxyCall:
     cache_lookup: response_cache.CacheLookup = response_cache.OFF
     finished: bool = False
     usage_estimated: bool = False  # the upstream sent no usage: counted by the tokenizer
+    # The endpoint the client called, when an adapter runs it as another (the Responses
+    # API as chat): the label of its usage event and metrics. Empty: ``endpoint``.
+    endpoint_label: str = ""
 
     def overhead_ms(self) -> float:
         return max((time.perf_counter() - self.started - self.upstream_seconds) * 1000, 0.0)
@@ -342,21 +345,22 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
         logger.exception("settling limits failed for %s", call.request_id)
     overhead_ms = call.overhead_ms()
     status = str(call.status_code)
-    metrics.REQUESTS.labels(endpoint=call.endpoint, model=call.model, status=status).inc()
+    endpoint = call.endpoint_label or call.endpoint
+    metrics.REQUESTS.labels(endpoint=endpoint, model=call.model, status=status).inc()
     if prompt_tokens:
         metrics.TOKENS.labels(direction="prompt", model=call.model).inc(prompt_tokens)
     if completion_tokens:
         metrics.TOKENS.labels(direction="completion", model=call.model).inc(completion_tokens)
     if call.provider and call.upstream_seconds:
         metrics.UPSTREAM_LATENCY.labels(provider=call.provider).observe(call.upstream_seconds)
-    metrics.PROXY_OVERHEAD.labels(endpoint=call.endpoint).observe(overhead_ms / 1000)
+    metrics.PROXY_OVERHEAD.labels(endpoint=endpoint).observe(overhead_ms / 1000)
     event = {
         "request_id": call.request_id,
         "created_at": datetime.now(tz=UTC).isoformat(),
         "organization_id": call.principal.organization_id,
         "user_id": call.principal.user_id,
         "api_key_id": call.principal.key_id,
-        "endpoint": call.endpoint,
+        "endpoint": endpoint,
         "model": call.model,
         "upstream_model": call.upstream_model,
         "provider": call.provider,
@@ -398,15 +402,15 @@ def _sse(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
-async def relay_stream(
-    call: ProxyCall, first: dict, iterator: AsyncIterator[dict], encode: Callable[[dict], bytes]
-) -> AsyncIterator[bytes]:
-    """Pass the upstream's chunks to the client one by one, without buffering.
+async def stream_chunks(
+    call: ProxyCall, first: dict, iterator: AsyncIterator[dict]
+) -> AsyncIterator[dict]:
+    """The upstream's chunks one by one, without buffering, the usage chunk included.
 
-    The proxy always asked the upstream for usage; the usage chunk reaches the client
-    only if the client asked for it. If the client hangs up, the upstream request is
-    closed and what was produced so far is still accounted. A stream that finished
-    cleanly is stored in the cache; an incomplete one never is.
+    However the stream ends (exhausted, closed or cancelled because the client hung up,
+    or an upstream failure, which is re-raised), the upstream request is closed and what
+    was produced so far is accounted. A stream that finished cleanly is stored in the
+    cache; an incomplete one never is. A consumer that stops early must ``aclose()`` it.
     """
     assembler = StreamAssembler()
     chunk: dict | None = first
@@ -414,41 +418,60 @@ async def relay_stream(
     try:
         while chunk is not None:
             assembler.add(chunk)
+            yield chunk
+            started = time.perf_counter()
+            chunk = await anext(iterator, None)
+            call.upstream_seconds += time.perf_counter() - started
+        completed = True
+    except (asyncio.CancelledError, GeneratorExit):
+        call.client_disconnected = True
+        metrics.STREAMS_DISCONNECTED.inc()
+        raise
+    except UpstreamError as error:
+        call.status_code, call.error_code = error.status, error.code
+        raise
+    finally:
+        run_in_background(_close_and_finish(call, iterator, assembler, completed))
+
+
+async def relay_stream(
+    call: ProxyCall, first: dict, iterator: AsyncIterator[dict], encode: Callable[[dict], bytes]
+) -> AsyncIterator[bytes]:
+    """Chat's SSE framing of ``stream_chunks``.
+
+    The proxy always asked the upstream for usage; the usage chunk reaches the client
+    only if the client asked for it.
+    """
+    chunks = stream_chunks(call, first, iterator)
+    try:
+        async for chunk in chunks:
             if chunk.get("usage"):
                 if not chunk.get("choices") and not call.client_wants_usage:
-                    chunk = await anext(iterator, None)
                     continue
                 if not call.client_wants_usage:
                     chunk = {k: v for k, v in chunk.items() if k != "usage"}
             elif call.client_wants_usage and "usage" not in chunk:
                 chunk = {**chunk, "usage": None}
             yield _sse(encode(chunk))
-            started = time.perf_counter()
-            chunk = await anext(iterator, None)
-            call.upstream_seconds += time.perf_counter() - started
         yield b"data: [DONE]\n\n"
-        completed = True
-    except asyncio.CancelledError:
-        call.client_disconnected = True
-        metrics.STREAMS_DISCONNECTED.inc()
-        raise
     except UpstreamError as error:
         # Headers are sent already: the error travels as a stream event, as OpenAI does.
-        call.status_code, call.error_code = error.status, error.code
-        yield _sse(
-            encode(
-                {
-                    "error": {
-                        "message": error.message,
-                        "type": error.error_type,
-                        "param": None,
-                        "code": error.code,
-                    }
-                }
-            )
-        )
+        yield _sse(encode(stream_error_payload(error)))
     finally:
-        run_in_background(_close_and_finish(call, iterator, assembler, completed))
+        # Closed here, not left to the garbage collector, so a client that hangs up while
+        # this generator waits at a ``yield`` is accounted at once.
+        await chunks.aclose()
+
+
+def stream_error_payload(error: UpstreamError) -> dict:
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.error_type,
+            "param": None,
+            "code": error.code,
+        }
+    }
 
 
 async def _close_and_finish(

@@ -297,7 +297,9 @@ def test_admin_in_a_browser(browser, server, org_a, alice, alice_key, charlie, c
     requests_figure = dashboard.find_element(By.CSS_SELECTOR, "[data-figure=requests] .figure")
     assert int(requests_figure.text) >= 3
     charts = dashboard.find_elements(By.CSS_SELECTOR, "svg.billing-chart")
-    assert len(charts) == 7
+    captions = [caption.text for caption in dashboard.find_elements(By.TAG_NAME, "figcaption")]
+    assert len(charts) == len(captions) == 8
+    assert "Input read from the provider's prompt cache" in captions
     bars = dashboard.find_elements(By.CSS_SELECTOR, "svg.billing-chart rect")
     assert any(float(bar.get_attribute("height")) > 0 for bar in bars)
     # The app list is still there below it (the admin's own index).
