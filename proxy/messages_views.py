@@ -18,7 +18,7 @@ from rest_framework.exceptions import ValidationError
 
 from common.errors import DomainError, domain_error_from_drf
 from proxy import metrics
-from proxy.adapters import chat_bridge
+from proxy.adapters import anthropic_native, chat_bridge
 from proxy.adapters.anthropic_errors import (
     anthropic_error_response,
     anthropic_status,
@@ -136,6 +136,9 @@ class MessagesView(ProxyEndpoint):
     async def post(self, request):
         principal = await authenticate(request)
         body = _validated(json_object(request), MessagesRequestSerializer)
+        native = await anthropic_native.native_run(request, principal, body)
+        if native is not None:
+            return _with_request_id(native, request)
         run = await chat_bridge.chat_run(
             request, principal, chat_request(body), endpoint=self.endpoint
         )
