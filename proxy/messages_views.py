@@ -27,6 +27,7 @@ from proxy.adapters.anthropic_errors import (
 from proxy.adapters.anthropic_messages import (
     CountTokensRequestSerializer,
     MessagesRequestSerializer,
+    NativeMessagesRequestSerializer,
     chat_messages,
     chat_request,
     message_from_chat,
@@ -135,10 +136,13 @@ class MessagesView(ProxyEndpoint):
     @anthropic_errors
     async def post(self, request):
         principal = await authenticate(request)
-        body = _validated(json_object(request), MessagesRequestSerializer)
-        native = await anthropic_native.native_run(request, principal, body)
-        if native is not None:
-            return _with_request_id(native, request)
+        body = json_object(request)
+        model = body.get("model")
+        if isinstance(model, str) and await anthropic_native.native_plan(principal, model):
+            _validated(body, NativeMessagesRequestSerializer)
+            response = await anthropic_native.native_run(request, principal, body)
+            return _with_request_id(response, request)
+        _validated(body, MessagesRequestSerializer)
         run = await chat_bridge.chat_run(
             request, principal, chat_request(body), endpoint=self.endpoint
         )

@@ -157,6 +157,29 @@ class MessagesRequestSerializer(CountTokensRequestSerializer):
     metadata = MetadataSerializer(required=False)
 
 
+class NativeMessageParamSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ROLES)
+    content = serializers.JSONField()
+
+    def validate_content(self, value):
+        if isinstance(value, str) or (
+            isinstance(value, list)
+            and all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in value)
+        ):
+            return value
+        raise serializers.ValidationError("must be a string or a list of content blocks")
+
+
+class NativeMessagesRequestSerializer(serializers.Serializer):
+    """For a route Anthropic serves: what the proxy itself acts on, the rest (documents,
+    server tools, thinking, ...) left for Anthropic to judge."""
+
+    model = StrictCharField(max_length=256)
+    max_tokens = StrictIntegerField(min_value=1)
+    messages = NativeMessageParamSerializer(many=True, allow_empty=False)
+    stream = StrictBooleanField(required=False)
+
+
 # --- Request: Messages -> chat ------------------------------------------------------------
 
 
@@ -374,3 +397,43 @@ def message_from_chat(answer: dict, *, model: str, id_: str | None = None) -> di
         "stop_sequence": None,
         "usage": messages_usage(answer.get("usage")),
     }
+
+
+def _block_estimate_text(block: dict) -> str:
+    if isinstance(block.get("text"), str):
+        return block["text"]
+    if block.get("type") in ("image", "document") and isinstance(block.get("source"), dict):
+        return ""  # priced per image or page upstream, not by its encoded bytes
+    if block.get("type") == "tool_result":
+        content = block.get("content")
+        if isinstance(content, list):
+            return "\n".join(_block_estimate_text(b) for b in content if isinstance(b, dict))
+        return str(content or "")
+    return json.dumps(block, ensure_ascii=False)
+
+
+def estimate_chat_request(body: dict) -> dict:
+    """A chat body with the text of any Messages request, for admission to count (the
+    request itself goes to Anthropic untranslated)."""
+    messages = []
+    system = body.get("system")
+    if system:
+        text = (
+            system
+            if isinstance(system, str)
+            else "\n\n".join(_block_estimate_text(b) for b in system if isinstance(b, dict))
+        )
+        messages.append({"role": "system", "content": text or "-"})
+    for message in body["messages"]:
+        content = message["content"]
+        if not isinstance(content, str):
+            content = "\n".join(_block_estimate_text(block) for block in content)
+        messages.append({"role": message["role"], "content": content or "-"})
+    if body.get("tools"):
+        messages.append(
+            {"role": "system", "content": json.dumps(body["tools"], ensure_ascii=False)}
+        )
+    chat = {"model": body["model"], "messages": messages, "max_tokens": body["max_tokens"]}
+    if body.get("stream"):
+        chat["stream"] = True
+    return chat

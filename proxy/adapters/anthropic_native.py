@@ -21,7 +21,7 @@ from accounts.selectors import Principal
 from common.errors import DomainError
 from proxy import gateway, metrics, routing
 from proxy.adapters.anthropic_errors import anthropic_status, error_type_for
-from proxy.adapters.anthropic_messages import chat_request
+from proxy.adapters.anthropic_messages import estimate_chat_request
 from proxy.adapters.anthropic_stream import encode_event, error_event
 from proxy.providers.base import UpstreamError
 from proxy.serializers import ChatCompletionRequestSerializer
@@ -47,11 +47,9 @@ async def native_plan(principal: Principal, model: str) -> routing.RoutePlan | N
 
 
 async def native_run(request, principal: Principal, body: dict):
-    """The response for a validated Messages ``body``, or None when its route is not
-    Anthropic's alone. DomainErrors propagate once the call is accounted."""
-    if await native_plan(principal, body["model"]) is None:
-        return None
-    chat = validated(chat_request(body), ChatCompletionRequestSerializer)
+    """The response for a Messages ``body`` that passed ``NativeMessagesRequestSerializer``.
+    DomainErrors propagate once the call is accounted."""
+    chat = validated(estimate_chat_request(body), ChatCompletionRequestSerializer)
     call = new_call(request, principal, "chat.completions", chat)
     call.endpoint_label = ENDPOINT
     call.compression_header = "off"

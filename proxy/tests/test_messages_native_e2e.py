@@ -114,3 +114,35 @@ def test_an_anthropic_route_failing_is_an_anthropic_error(
     assert raised.value.body["error"]["type"] == "api_error"
     event = wait_for_usage(raised.value.response.headers["x-request-id"])
     assert event.endpoint == "messages" and event.status_code == 502
+
+
+def test_what_only_anthropic_understands_reaches_it_on_a_native_route(claude, fake_upstream):
+    # A document block and a server tool have no chat equivalent: refused on a translated
+    # route, left to Anthropic on its own.
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "document",
+                    "source": {"type": "text", "media_type": "text/plain", "data": "Lamp policy"},
+                },
+                {"type": "text", "text": "What does the policy say?"},
+            ],
+        }
+    ]
+    tools = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]
+    message = claude.messages.create(
+        model="claude-native",
+        max_tokens=50,
+        messages=messages,
+        tools=tools,
+        extra_headers=HEADERS,
+    )
+    assert "What does the policy say?" in message.content[0].text
+    sent = fake_upstream.stats()["last_bodies"][UPSTREAM_MODEL]
+    assert (sent["messages"], sent["tools"]) == (messages, tools)
+    with pytest.raises(anthropic.BadRequestError):
+        claude.messages.create(
+            model="gpt-4o", max_tokens=50, messages=messages, extra_headers=HEADERS
+        )
