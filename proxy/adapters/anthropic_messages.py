@@ -25,7 +25,7 @@ ROLES = ("user", "assistant")
 # The block types a turn may hold that have a chat equivalent. Thinking blocks from an
 # earlier answer are accepted and left out: a chat upstream has no field for them.
 BLOCK_TYPES = {
-    "user": ("text", "image", "tool_result"),
+    "user": ("text", "image", "document", "tool_result"),
     "assistant": ("text", "tool_use", "thinking", "redacted_thinking"),
 }
 DROPPED_BLOCK_TYPES = ("thinking", "redacted_thinking")
@@ -80,6 +80,14 @@ def _block_problem(block: dict) -> str:
         source = block.get("source")
         if not isinstance(source, dict) or source.get("type") not in ("base64", "url"):
             return "an image block needs a base64 or url source"
+    if kind == "document":
+        source = block.get("source")
+        kind_of_source = source.get("type") if isinstance(source, dict) else None
+        if kind_of_source not in ("text", "base64", "content"):
+            return (
+                "a document block needs a text, base64 or content source here (a url "
+                "source is read by Anthropic's own API only)"
+            )
     if kind == "tool_use" and not (
         isinstance(block.get("id"), str)
         and isinstance(block.get("name"), str)
@@ -203,6 +211,23 @@ def _image_part(block: dict) -> dict:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
+def _document_part(block: dict) -> dict:
+    """A document as chat takes it: its text, or a PDF as a file part."""
+    source = block["source"]
+    if source["type"] == "base64":
+        media_type = source.get("media_type", "application/pdf")
+        return {
+            "type": "file",
+            "file": {
+                "filename": block.get("title") or "document.pdf",
+                "file_data": f"data:{media_type};base64,{source.get('data', '')}",
+            },
+        }
+    text = source.get("data") if source["type"] == "text" else _text(source.get("content"))
+    title = block.get("title")
+    return {"type": "text", "text": f"{title}\n\n{text}" if title else str(text or "")}
+
+
 def _tool_result_messages(block: dict) -> tuple[dict, list[dict]]:
     """A tool_result block as a chat ``tool`` message, and the images it carried (a chat
     tool message holds text only, so they follow in a user turn)."""
@@ -235,6 +260,8 @@ def _user_messages(content) -> list[dict]:
             parts.append({"type": "text", "text": block["text"]})
         elif block["type"] == "image":
             parts.append(_image_part(block))
+        elif block["type"] == "document":
+            parts.append(_document_part(block))
     if parts:
         out.append({"role": "user", "content": parts})
     return out

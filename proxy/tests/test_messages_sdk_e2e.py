@@ -3,6 +3,7 @@ translated to chat completions for the in-process fake and for an OpenAI-format 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import anthropic
@@ -13,6 +14,7 @@ from accounts import services
 from billing.models import Price
 from billing.services import budget_set
 from common.testing import live_server
+from proxy.tests.conftest import UPSTREAM_KEY
 from proxy.tests.test_openai_sdk_e2e import wait_for_usage
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -287,3 +289,53 @@ def test_an_upstream_that_keeps_failing_raises_a_server_error(
     assert raised.value.body["error"]["type"] == "api_error"
     event = wait_for_usage(raised.value.response.headers["x-request-id"])
     assert event.endpoint == "messages" and event.status_code == 502
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["translated", "native"])
+def test_a_client_leaving_mid_stream_closes_the_upstream_and_is_accounted(
+    proxy_url, alice_key, route_to, fake_upstream, org_a, native
+):
+    from proxy.models import Deployment, ModelRoute
+
+    fake_upstream.reset()
+    if native:
+        credential = services.provider_credential_set(
+            organization=org_a,
+            provider="anthropic",
+            key=UPSTREAM_KEY,
+            base_url=fake_upstream.v1,
+            name="fake-anthropic",
+            actor=None,
+        )
+        route = ModelRoute.objects.create(organization=org_a, public_name="slow-messages")
+        Deployment.objects.create(
+            route=route, provider="anthropic", credential=credential, upstream_model="fake-slow-400"
+        )
+    else:
+        route_to("slow-messages", ("fake-slow-400", 0))
+    body = {
+        "model": "slow-messages",
+        "max_tokens": 500,
+        "stream": True,
+        "messages": [{"role": "user", "content": " ".join(f"word{i}" for i in range(40))}],
+    }
+    with (
+        httpx.Client(timeout=30) as http,
+        http.stream(
+            "POST", f"{proxy_url}/v1/messages", json=body, headers={"x-api-key": alice_key}
+        ) as response,
+    ):
+        request_id = response.headers["x-request-id"]
+        deltas = 0
+        for line in response.iter_lines():
+            deltas += line == "event: content_block_delta"
+            if deltas == 3:
+                break
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and fake_upstream.stats()["streams_abandoned"] < 1:
+        time.sleep(0.1)
+    stats = fake_upstream.stats()
+    assert (stats["streams_abandoned"], stats["streams_completed"]) == (1, 0)
+    event = wait_for_usage(request_id)
+    assert event.endpoint == "messages" and event.client_disconnected is True
+    assert event.prompt_tokens > 0 and event.completion_tokens > 0

@@ -479,3 +479,89 @@ def test_errors_take_anthropics_shape_and_status(error, status, kind):
     parsed = ErrorResponse.model_validate(body)
     assert parsed.error.type == kind
     assert anthropic_status(error) == status
+
+
+def test_documents_become_text_or_a_pdf_file_part_and_url_documents_are_refused():
+    chat = translated(
+        {
+            "model": "m",
+            "max_tokens": 10,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "document",
+                            "title": "Policy",
+                            "source": {
+                                "type": "text",
+                                "media_type": "text/plain",
+                                "data": "No refunds.",
+                            },
+                        },
+                        {
+                            "type": "document",
+                            "source": {
+                                "type": "base64",
+                                "media_type": "application/pdf",
+                                "data": "JVBERi0x",
+                            },
+                        },
+                        {"type": "text", "text": "Summarise."},
+                    ],
+                }
+            ],
+        }
+    )
+    text, pdf, question = chat["messages"][0]["content"]
+    assert text == {"type": "text", "text": "Policy\n\nNo refunds."}
+    assert pdf["type"] == "file"
+    assert pdf["file"]["file_data"] == "data:application/pdf;base64,JVBERi0x"
+    assert question["text"] == "Summarise."
+    serializer = MessagesRequestSerializer(
+        data={
+            "model": "m",
+            "max_tokens": 10,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "document", "source": {"type": "url", "url": "https://x"}}
+                    ],
+                }
+            ],
+        }
+    )
+    assert not serializer.is_valid()
+    assert "url source" in str(serializer.errors)
+
+
+def test_an_upstream_failure_mid_stream_becomes_an_error_event_and_the_stream_is_closed():
+    import asyncio
+    from types import SimpleNamespace
+
+    from proxy.adapters.chat_bridge import ChatRun
+    from proxy.messages_views import _translated_events
+
+    closed = []
+
+    async def chunks():
+        try:
+            yield chunk({"role": "assistant", "content": "Hal"})
+            raise classify_status(529, None, None)
+        finally:
+            closed.append(True)
+
+    run = ChatRun(
+        call=SimpleNamespace(prompt_tokens_estimate=4), body=None, chunks=chunks(), headers={}
+    )
+
+    async def collect():
+        return [part async for part in _translated_events(run, model="m")]
+
+    frames = asyncio.run(collect())
+    assert frames[-1].startswith(b"event: error\n")
+    error = json.loads(frames[-1].split(b"data: ", 1)[1])
+    assert error["error"]["type"] == "overloaded_error"
+    assert b"event: content_block_delta" in b"".join(frames)
+    assert closed == [True]
