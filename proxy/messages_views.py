@@ -13,10 +13,10 @@ import json
 import logging
 
 from django.http import StreamingHttpResponse
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.exceptions import ValidationError
 
-from common.errors import DomainError, domain_error_from_drf
+from common.errors import DomainError, NotFound, domain_error_from_drf
 from proxy import metrics
 from proxy.adapters import anthropic_native, chat_bridge
 from proxy.adapters.anthropic_errors import (
@@ -129,8 +129,27 @@ async def _translated_events(run: chat_bridge.ChatRun, *, model: str):
         await run.chunks.aclose()
 
 
-class MessagesView(ProxyEndpoint):
+class AnthropicEndpoint(ProxyEndpoint):
     http_method_names = ["post"]
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        error = DomainError(f"{request.method} is not allowed on {request.path}.")
+        error.code = "method_not_allowed"
+        response = _error_response(request, error)
+        response["Allow"] = "POST"
+
+        async def respond():
+            return response
+
+        return respond()
+
+
+async def messages_not_found(request, *args, **kwargs):
+    """Unknown paths under /v1/messages (batches, for one) in Anthropic's format."""
+    return _error_response(request, NotFound(f"There is no endpoint {request.path} here."))
+
+
+class MessagesView(AnthropicEndpoint):
     endpoint = "messages"
 
     @anthropic_errors
@@ -153,11 +172,10 @@ class MessagesView(ProxyEndpoint):
         return _with_request_id(json_response(message, headers=run.headers), request)
 
 
-class MessageCountTokensView(ProxyEndpoint):
+class MessageCountTokensView(AnthropicEndpoint):
     """The prompt's tokens by the project's tokenizer: exact for OpenAI models, an
     estimate for the others (Anthropic does not publish Claude's tokenizer)."""
 
-    http_method_names = ["post"]
     endpoint = "messages.count_tokens"
 
     @anthropic_errors
@@ -171,10 +189,12 @@ class MessageCountTokensView(ProxyEndpoint):
             total += count_tokens(
                 json.dumps(body["tools"], ensure_ascii=False), model=body["model"]
             )
+        metrics.REQUESTS.labels(endpoint=self.endpoint, model=body["model"], status="200").inc()
         return _with_request_id(json_response({"input_tokens": total}), request)
 
 
 messages_urlpatterns = [
     path("messages", MessagesView.as_view(), name="messages"),
     path("messages/count_tokens", MessageCountTokensView.as_view(), name="messages-count-tokens"),
+    re_path(r"^messages/", messages_not_found),
 ]

@@ -339,3 +339,40 @@ def test_a_client_leaving_mid_stream_closes_the_upstream_and_is_accounted(
     event = wait_for_usage(request_id)
     assert event.endpoint == "messages" and event.client_disconnected is True
     assert event.prompt_tokens > 0 and event.completion_tokens > 0
+
+
+def test_a_repeated_request_is_a_cache_hit_replayed_as_a_message_and_as_a_stream(
+    proxy_url, alice_key
+):
+    sdk = client(proxy_url, alice_key)
+    request = {
+        "model": "gpt-4o",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "Name three rivers of Portugal, please."}],
+    }
+    first = sdk.messages.with_raw_response.create(**request)
+    assert first.headers["x-synthlang-cache"] == "miss"
+    wait_for_usage(first.headers["x-request-id"])  # stored once the answer was accounted
+    second = sdk.messages.with_raw_response.create(**request)
+    assert second.headers["x-synthlang-cache"] == "hit"
+    assert second.parse().content[0].text == first.parse().content[0].text
+    with sdk.messages.stream(**request) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+        assert stream.response.headers["x-synthlang-cache"] == "hit"
+        request_id = stream.response.headers["x-request-id"]
+    assert text == first.parse().content[0].text
+    assert final.stop_reason == "end_turn"
+    event = wait_for_usage(request_id)
+    assert event.endpoint == "messages" and event.cache == "hit"
+
+
+def test_wrong_methods_and_unknown_paths_answer_in_anthropics_shape(proxy_url, alice_key):
+    headers = {"x-api-key": alice_key}
+    wrong_method = httpx.get(f"{proxy_url}/v1/messages", headers=headers)
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["error"]["type"] == "invalid_request_error"
+    unknown = httpx.post(f"{proxy_url}/v1/messages/batches", headers=headers, json={})
+    assert unknown.status_code == 404
+    assert unknown.json()["type"] == "error"
+    assert unknown.json()["error"]["type"] == "not_found_error"
