@@ -34,6 +34,7 @@ from proxy.adapters.anthropic_messages import (
     message_id,
 )
 from proxy.adapters.anthropic_stream import MessageStreamTranslator, encode_event, error_event
+from proxy.serializers import validate_request
 from proxy.streaming import replay_chat_completion
 from proxy.tokens import count_message_tokens, count_tokens
 from proxy.views import ProxyEndpoint, authenticate, json_object, json_response
@@ -76,9 +77,9 @@ def _count_refusal(view, exc: Exception, status: int) -> None:
 
 
 def _validated(body: dict, serializer_class) -> dict:
-    serializer = serializer_class(data=body)
     try:
-        serializer.is_valid(raise_exception=True)
+        # The chat path's validator: built once per shape of request, not per request.
+        validate_request(serializer_class, body)
     except ValidationError as error:
         raise domain_error_from_drf(error) from None
     return body
