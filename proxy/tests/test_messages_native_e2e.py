@@ -117,8 +117,8 @@ def test_an_anthropic_route_failing_is_an_anthropic_error(
 
 
 def test_what_only_anthropic_understands_reaches_it_on_a_native_route(claude, fake_upstream):
-    # A document block and a server tool have no chat equivalent: refused on a translated
-    # route, left to Anthropic on its own.
+    # A server tool has no chat equivalent: refused on a translated route, left to
+    # Anthropic on its own, with the document block beside it.
     messages = [
         {
             "role": "user",
@@ -142,7 +142,8 @@ def test_what_only_anthropic_understands_reaches_it_on_a_native_route(claude, fa
     assert "What does the policy say?" in message.content[0].text
     sent = fake_upstream.stats()["last_bodies"][UPSTREAM_MODEL]
     assert (sent["messages"], sent["tools"]) == (messages, tools)
-    with pytest.raises(anthropic.BadRequestError):
+    with pytest.raises(anthropic.BadRequestError) as raised:
         claude.messages.create(
-            model="gpt-4o", max_tokens=50, messages=messages, extra_headers=HEADERS
+            model="gpt-4o", max_tokens=50, messages=messages, tools=tools, extra_headers=HEADERS
         )
+    assert "server tools" in raised.value.body["error"]["message"]
