@@ -25,15 +25,17 @@ from proxy.adapters.anthropic_errors import (
     error_type_for,
 )
 from proxy.adapters.anthropic_messages import (
-    CountTokensRequestSerializer,
-    MessagesRequestSerializer,
-    NativeMessagesRequestSerializer,
     chat_messages,
     chat_request,
     message_from_chat,
     message_id,
 )
 from proxy.adapters.anthropic_stream import MessageStreamTranslator, encode_event, error_event
+from proxy.adapters.anthropic_validation import (
+    CountTokensRequestSerializer,
+    MessagesRequestSerializer,
+    NativeMessagesRequestSerializer,
+)
 from proxy.serializers import validate_request
 from proxy.streaming import replay_chat_completion
 from proxy.tokens import count_message_tokens, count_tokens
