@@ -107,22 +107,24 @@ async def _translated_events(run: chat_bridge.ChatRun, *, model: str):
     translator = MessageStreamTranslator(
         model=model, message_id=message_id(), input_tokens=run.call.prompt_tokens_estimate
     )
-    for name, data in translator.start():
-        yield encode_event(name, data)
     if run.chunks is None:
+        events = translator.start()
         for chunk in replay_chat_completion(run.body, include_usage=True):
-            for name, data in translator.feed(chunk):
-                yield encode_event(name, data)
-        for name, data in translator.finish():
+            events += translator.feed(chunk)
+        for name, data in events + translator.finish():
             yield encode_event(name, data)
         return
     try:
-        async for chunk in run.chunks:
-            if isinstance(chunk.get("error"), dict):
-                yield encode_event(*error_event("api_error", str(chunk["error"].get("message"))))
-                return
+        # Read before anything is sent: a started iterator is one whose closing accounts
+        # the call, even if the client leaves at the first event. (The first chunk is
+        # already in hand: waiting for it let the call retry or fall back.)
+        chunk = await anext(run.chunks, None)
+        for name, data in translator.start():
+            yield encode_event(name, data)
+        while chunk is not None:
             for name, data in translator.feed(chunk):
                 yield encode_event(name, data)
+            chunk = await anext(run.chunks, None)
         for name, data in translator.finish():
             yield encode_event(name, data)
     except DomainError as error:
@@ -176,8 +178,8 @@ class MessagesView(AnthropicEndpoint):
 
 
 class MessageCountTokensView(AnthropicEndpoint):
-    """The prompt's tokens by the project's tokenizer: exact for OpenAI models, an
-    estimate for the others (Anthropic does not publish Claude's tokenizer)."""
+    """The prompt's tokens by the project's tokenizer: close to the upstream's count for
+    OpenAI models, an estimate for the others (Claude's tokenizer is not published)."""
 
     endpoint = "messages.count_tokens"
 
