@@ -27,6 +27,7 @@ from proxy.adapters.anthropic_errors import (
 from proxy.adapters.anthropic_messages import (
     chat_messages,
     chat_request,
+    estimate_chat_request,
     message_from_chat,
     message_id,
 )
@@ -34,6 +35,7 @@ from proxy.adapters.anthropic_stream import MessageStreamTranslator, encode_even
 from proxy.adapters.anthropic_validation import (
     CountTokensRequestSerializer,
     MessagesRequestSerializer,
+    NativeCountTokensRequestSerializer,
     NativeMessagesRequestSerializer,
 )
 from proxy.serializers import validate_request
@@ -186,15 +188,22 @@ class MessageCountTokensView(AnthropicEndpoint):
     @anthropic_errors
     async def post(self, request):
         principal = await authenticate(request)
-        body = _validated(json_object(request), CountTokensRequestSerializer)
-        principal.check_model(body["model"])
-        total = count_message_tokens(chat_messages(body), model=body["model"])
-        if body.get("tools"):
-            # Tools reach the model as their JSON definitions; their text is a close count.
-            total += count_tokens(
-                json.dumps(body["tools"], ensure_ascii=False), model=body["model"]
-            )
-        metrics.REQUESTS.labels(endpoint=self.endpoint, model=body["model"], status="200").inc()
+        body = json_object(request)
+        model = body.get("model")
+        if isinstance(model, str) and await anthropic_native.native_plan(principal, model):
+            # What an Anthropic route takes, counted as admission counts it there.
+            _validated(body, NativeCountTokensRequestSerializer)
+            principal.check_model(model)
+            messages = estimate_chat_request({**body, "max_tokens": 1})["messages"]
+            total = count_message_tokens(messages, model=model)
+        else:
+            _validated(body, CountTokensRequestSerializer)
+            principal.check_model(model)
+            total = count_message_tokens(chat_messages(body), model=model)
+            if body.get("tools"):
+                # Tools reach the model as their JSON definitions: their text is close.
+                total += count_tokens(json.dumps(body["tools"], ensure_ascii=False), model=model)
+        metrics.REQUESTS.labels(endpoint=self.endpoint, model=model, status="200").inc()
         return _with_request_id(json_response({"input_tokens": total}), request)
 
 

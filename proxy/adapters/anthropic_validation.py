@@ -159,6 +159,11 @@ class NativeMessageParamSerializer(serializers.Serializer):
         raise serializers.ValidationError("must be a string or a list of content blocks")
 
 
+class NativeCountTokensRequestSerializer(serializers.Serializer):
+    model = StrictCharField(max_length=256)
+    messages = NativeMessageParamSerializer(many=True, allow_empty=False)
+
+
 class NativeMessagesRequestSerializer(serializers.Serializer):
     """For a route Anthropic serves: what the proxy itself acts on, the rest (documents,
     server tools, thinking, ...) left for Anthropic to judge."""

@@ -147,3 +147,7 @@ def test_what_only_anthropic_understands_reaches_it_on_a_native_route(claude, fa
             model="gpt-4o", max_tokens=50, messages=messages, tools=tools, extra_headers=HEADERS
         )
     assert "server tools" in raised.value.body["error"]["message"]
+    counted = claude.messages.count_tokens(
+        model="claude-native", messages=messages, tools=tools, extra_headers=HEADERS
+    )
+    assert counted.input_tokens > 10
