@@ -3,6 +3,7 @@ from django.urls import path
 from proxy import views
 from proxy.adapters import responses
 from proxy.cache_views import cache_urlpatterns
+from proxy.messages_views import messages_urlpatterns
 from proxy.synthlang_views import synthlang_urlpatterns
 
 urlpatterns = [
@@ -22,3 +23,4 @@ urlpatterns = [
 
 urlpatterns += synthlang_urlpatterns
 urlpatterns += cache_urlpatterns
+urlpatterns += messages_urlpatterns

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import uuid
@@ -166,6 +167,16 @@ def to_messages_request(body: dict, upstream_model: str, *, breakpoints: bool = 
     return request
 
 
+def messages_marked_cache(request: dict) -> bool:
+    """Whether a Messages request carries a ``cache_control`` marker anywhere."""
+    system = request.get("system")
+    if isinstance(system, list) and any(
+        isinstance(block, dict) and "cache_control" in block for block in system
+    ):
+        return True
+    return client_marked_cache(request)
+
+
 def _tool(tool: dict) -> dict:
     function = tool["function"]
     definition = {
@@ -241,8 +252,11 @@ class AnthropicProvider:
     def _url(self, target: Target) -> str:
         return f"{(target.base_url or DEFAULT_BASE_URL).rstrip('/')}/messages"
 
-    def _headers(self, target: Target) -> dict[str, str]:
-        return {"x-api-key": target.api_key, "anthropic-version": ANTHROPIC_VERSION}
+    def _headers(self, target: Target, beta: str = "") -> dict[str, str]:
+        headers = {"x-api-key": target.api_key, "anthropic-version": ANTHROPIC_VERSION}
+        if beta:
+            headers["anthropic-beta"] = beta
+        return headers
 
     def _request(self, target: Target, body: dict) -> dict:
         return to_messages_request(
@@ -328,6 +342,44 @@ class AnthropicProvider:
                     retryable=error.get("type") == "overloaded_error",
                 )
         yield {**base, "choices": [], "usage": _usage(usage)}
+
+    # --- Native Messages requests (the client speaks Anthropic's format already) ----------
+
+    def native_request(self, target: Target, body: dict) -> dict:
+        """A Messages request as the client sent it, for the route's upstream model: its
+        own cache breakpoints kept, the organization's placed only where it marked none."""
+        request = {**body, "model": target.upstream_model}
+        if target.prompt_cache.breakpoints and not messages_marked_cache(request):
+            request = copy.deepcopy(request)
+            place_breakpoints(request, model=target.upstream_model)
+        return request
+
+    async def messages(self, target: Target, body: dict, *, beta: str = "") -> UpstreamResult:
+        payload, headers, raw = await http.post_json(
+            self._url(target),
+            headers=self._headers(target, beta),
+            body=self.native_request(target, body),
+        )
+        return UpstreamResult(body=payload, headers=headers, raw=raw)
+
+    async def messages_stream(
+        self, target: Target, body: dict, *, beta: str = ""
+    ) -> AsyncIterator[tuple[str, dict]]:
+        """Anthropic's stream events as they come, ``(event name, data)``."""
+        request = {**self.native_request(target, body), "stream": True}
+        async for event, data in http.post_sse(
+            self._url(target), headers=self._headers(target, beta), body=request
+        ):
+            kind = data.get("type") or event
+            if kind == "error":
+                error = data.get("error") or {}
+                overloaded = error.get("type") == "overloaded_error"
+                raise UpstreamError(
+                    f"Anthropic stream error: {error.get('message', '')}",
+                    retryable=overloaded,
+                    upstream_status=529 if overloaded else 0,
+                )
+            yield kind, data
 
     async def completions(self, target: Target, body: dict) -> UpstreamResult:
         raise UpstreamError(

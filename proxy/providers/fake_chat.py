@@ -391,7 +391,9 @@ def chat_plan(body: dict) -> list[ChoicePlan]:
             document = structured_document(structured, prose)
             plans.append(ChoicePlan(index, tuple(_JSON_PIECES.findall(document)), (), "stop"))
         else:
-            finish = "stop" if max_tokens_of(body) is None else "length"
+            # "length" only when the answer reached the cap, as an upstream reports it.
+            cap = max_tokens_of(body)
+            finish = "length" if cap is not None and len(prose) >= cap else "stop"
             plans.append(ChoicePlan(index, tuple(prose), (), finish))
     return plans
 

@@ -1,0 +1,148 @@
+"""Anthropic's Messages API through the proxy against chat completions through the same one.
+
+    python bench/messages_bench.py [--requests 300] [--duration 10] [--port 7611]
+
+Starts the fake upstream and one SynthLang Proxy worker (as ``proxy_bench.py`` does: a
+production-mode proxy with authentication, rate limits and usage accounting, the fake
+upstream as its default provider), then measures, with sequential requests that
+alternate between the three so that each sees the same moments of a noisy machine:
+
+- the upstream's chat completions directly,
+- ``/v1/chat/completions`` through the proxy,
+- ``/v1/messages`` through the proxy (translated to chat completions, and back),
+
+and the throughput of the two proxy endpoints with 32 connections. The added latency of
+an endpoint is its median minus the direct median; the Messages figure minus the chat one
+is what the translation costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from proxy_bench import (  # the sibling script, found through sys.path
+    BENCH_MODEL,
+    PROMPT,
+    percentile,
+    prepare_synthlang,
+    proxy_environment,
+    start,
+    stop,
+    wait_http,
+)
+
+SYSTEM, USER = PROMPT[0]["content"], PROMPT[1]["content"]
+CHAT_BODY = {"model": BENCH_MODEL, "messages": PROMPT}
+MESSAGES_BODY = {
+    "model": BENCH_MODEL,
+    "max_tokens": 256,
+    "system": SYSTEM,
+    "messages": [{"role": "user", "content": USER}],
+}
+
+
+async def timed(session, url: str, body: dict, headers: dict) -> float:
+    started = time.perf_counter()
+    async with session.post(url, json=body, headers=headers) as response:
+        await response.read()
+        assert response.status == 200, await response.text()
+    return (time.perf_counter() - started) * 1000
+
+
+async def throughput(url: str, body: dict, headers: dict, seconds: float) -> float:
+    done = 0
+    stop_at = time.monotonic() + seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
+
+        async def worker():
+            nonlocal done
+            while time.monotonic() < stop_at:
+                async with session.post(url, json=body, headers=headers) as response:
+                    await response.read()
+                    done += response.status == 200
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(32)))
+        return done / (time.monotonic() - started)
+
+
+async def main_async(args) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix="synthlang-messages-bench-"))
+    upstream_port, proxy_port = args.port - 1, args.port
+    upstream_url = f"http://127.0.0.1:{upstream_port}"
+    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    processes = []
+    try:
+        processes.append(
+            start(
+                [sys.executable, "-m", "proxy.fake_upstream", "--port", str(upstream_port)],
+                base_env,
+                workdir / "upstream.log",
+            )
+        )
+        await wait_http(f"{upstream_url}/_stats")
+        env = proxy_environment(
+            base_env,
+            workdir=workdir,
+            proxy_port=proxy_port,
+            upstream_url=upstream_url,
+            USE_SYNTHLANG="0",
+            ENABLE_CACHE="0",
+        )
+        key = prepare_synthlang(env)
+        processes.append(start([sys.executable, "-m", "synthlang_site"], env, workdir / "p.log"))
+        proxy = f"http://127.0.0.1:{proxy_port}"
+        await wait_http(f"{proxy}/health")
+        headers = {"Authorization": f"Bearer {key}", "x-synthlang-cache": "off"}
+        series: dict[str, list[float]] = {"direct": [], "chat": [], "messages": []}
+        targets = {
+            "direct": (f"{upstream_url}/v1/chat/completions", CHAT_BODY, {}),
+            "chat": (f"{proxy}/v1/chat/completions", CHAT_BODY, headers),
+            "messages": (f"{proxy}/v1/messages", MESSAGES_BODY, headers),
+        }
+        async with aiohttp.ClientSession() as session:
+            for _ in range(50):  # warm-up
+                for url, body, extra in targets.values():
+                    await timed(session, url, body, extra)
+            for _ in range(args.requests):
+                for name, (url, body, extra) in targets.items():
+                    series[name].append(await timed(session, url, body, extra))
+        direct_p50, direct_p99 = (
+            percentile(series["direct"], 0.5),
+            percentile(series["direct"], 0.99),
+        )
+        result = {"requests_each": args.requests}
+        for name in ("chat", "messages"):
+            result[f"{name}_added_p50_ms"] = round(percentile(series[name], 0.5) - direct_p50, 2)
+            result[f"{name}_added_p99_ms"] = round(percentile(series[name], 0.99) - direct_p99, 2)
+        for name in ("chat", "messages"):
+            url, body, extra = targets[name]
+            result[f"{name}_rps"] = round(await throughput(url, body, extra, args.duration), 1)
+        return result
+    finally:
+        for process in reversed(processes):
+            stop(process)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--port", type=int, default=7611, help="the proxy's; upstream one below")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main_async(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
