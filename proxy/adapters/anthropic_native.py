@@ -19,7 +19,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from accounts.selectors import Principal
 from common.errors import DomainError
-from proxy import gateway, metrics, routing
+from proxy import accounting, gateway, metrics, routing
 from proxy.adapters.anthropic_errors import anthropic_status, error_type_for
 from proxy.adapters.anthropic_messages import estimate_chat_request
 from proxy.adapters.anthropic_stream import encode_event, error_event
@@ -76,7 +76,7 @@ async def native_run(request, principal: Principal, body: dict):
     except asyncio.CancelledError:
         call.client_disconnected = True
         call.status_code, call.error_code = 499, "client_closed_request"
-        gateway.run_in_background(gateway.finish(call, None))
+        gateway.run_in_background(accounting.finish(call, None))
         raise
     except Exception as exc:
         logger.exception("unexpected error in a native Messages call")
@@ -87,7 +87,7 @@ async def native_run(request, principal: Principal, body: dict):
 
 def _account_failure(call: gateway.ProxyCall, error: DomainError) -> None:
     error.synthlang_accounted = True
-    gateway.run_in_background(gateway.fail(call, error))
+    gateway.run_in_background(accounting.fail(call, error))
     error.headers = {**call.response_headers(), **error.headers}
 
 
@@ -109,7 +109,7 @@ async def _account_answer(call: gateway.ProxyCall, message: dict) -> None:
             "prompt_tokens": call.prompt_tokens_estimate,
             "completion_tokens": count_tokens(_answer_text(message), model=call.model),
         }
-    await gateway.finish(call, usage)
+    await accounting.finish(call, usage)
 
 
 async def _stream(call: gateway.ProxyCall, plan, body: dict, beta: str):
@@ -181,4 +181,4 @@ async def _close_and_account(call: gateway.ProxyCall, events, usage: dict) -> No
         await events.aclose()  # closes the upstream connection: generation stops
     except Exception:
         logger.warning("closing the upstream stream of %s failed", call.request_id)
-    await gateway.finish(call, usage)
+    await accounting.finish(call, usage)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from accounts.selectors import Principal
 from common.errors import DomainError
-from proxy import gateway
+from proxy import accounting, gateway
 from proxy.serializers import ChatCompletionRequestSerializer
 from proxy.views import new_call, validated
 
@@ -52,7 +52,7 @@ async def chat_run(request, principal: Principal, chat_body: dict, *, endpoint: 
         plan = await gateway.admit(call)
         if call.cache == "hit":
             hit = call.cache_lookup.response
-            gateway.run_in_background(gateway.finish(call, hit.get("usage")))
+            gateway.run_in_background(accounting.finish(call, hit.get("usage")))
             return ChatRun(call=call, body=hit, chunks=None, headers=call.response_headers())
         if call.stream:
             call.body = {
@@ -77,7 +77,7 @@ async def chat_run(request, principal: Principal, chat_body: dict, *, endpoint: 
     except asyncio.CancelledError:
         call.client_disconnected = True
         call.status_code, call.error_code = 499, "client_closed_request"
-        gateway.run_in_background(gateway.finish(call, None))
+        gateway.run_in_background(accounting.finish(call, None))
         raise
     except Exception as exc:
         logger.exception("unexpected error in %s", endpoint)
@@ -88,5 +88,5 @@ async def chat_run(request, principal: Principal, chat_body: dict, *, endpoint: 
 
 def _account_failure(call: gateway.ProxyCall, error: DomainError) -> None:
     error.synthlang_accounted = True
-    gateway.run_in_background(gateway.fail(call, error))
+    gateway.run_in_background(accounting.fail(call, error))
     error.headers = {**call.response_headers(), **error.headers}
