@@ -95,7 +95,9 @@ def usage_event_build(*, event: dict) -> UsageEvent:
     price = price_for(upstream_model or model, created_at)
     if price.unknown and upstream_model and model and upstream_model != model:
         price = price_for(model, created_at)
-    full_cost = pricing.tokens_cost_micros(price=price, tokens=tokens)
+    units = _as_int(event, "units")
+    batch = bool(event.get("batch"))
+    full_cost = pricing.request_cost_micros(price=price, tokens=tokens, units=units, batch=batch)
     hit = cache == "hit"
     user_id = event.get("user_id")
     api_key_id = event.get("api_key_id")
@@ -139,6 +141,8 @@ def usage_event_build(*, event: dict) -> UsageEvent:
         ),
         price_unknown=price.unknown,
         usage_estimated=bool(event.get("usage_estimated")),
+        units=units,
+        batch=batch,
     )
 
 

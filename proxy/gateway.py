@@ -28,6 +28,7 @@ from proxy.providers import provider_for
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
 from proxy.providers.prompt_cache import with_prompt_cache
 from proxy.streaming import StreamAssembler, replay_chat_completion
+from proxy.surface.accounting import surface_units
 from proxy.synthlang.engine import compress_messages, compress_text
 from proxy.tokens import count_message_tokens, count_tokens, usage_estimate, usage_is_missing
 
@@ -324,6 +325,9 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
     call.finished = True
     tokens = pricing.usage_tokens(usage)
     prompt_tokens, completion_tokens = tokens.prompt_tokens, tokens.completion_tokens
+    # Per-unit endpoints (images, audio) and batch results say so in the usage they hand
+    # over (``proxy.surface.accounting``); chat's usage has neither key.
+    units, batch = surface_units(usage)
     try:
         if call.admission is not None and call.cache != "hit":
             await ratelimit.settle_tokens(
@@ -335,7 +339,9 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
             else:
                 actual = 0
                 if call.cache != "hit" and call.price is not None:
-                    actual = pricing.tokens_cost_micros(price=call.price, tokens=tokens)
+                    actual = pricing.request_cost_micros(
+                        price=call.price, tokens=tokens, units=units, batch=batch
+                    )
                 await budgets.abudget_settle(call.reservation, actual_micros=actual)
     except Exception:
         # Settling must never lose the usage event below.
@@ -374,6 +380,8 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
         "tokens_saved": call.tokens_saved,
         "compression_level": call.compression_level,
         "usage_estimated": call.usage_estimated,
+        "units": units,
+        "batch": batch,
         "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
         "upstream_ms": round(call.upstream_seconds * 1000, 3),
         "overhead_ms": round(overhead_ms, 3),

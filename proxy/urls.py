@@ -2,6 +2,7 @@ from django.urls import path
 
 from proxy import views
 from proxy.cache_views import cache_urlpatterns
+from proxy.surface.urls import surface_urlpatterns
 from proxy.synthlang_views import synthlang_urlpatterns
 
 urlpatterns = [
@@ -15,3 +16,4 @@ urlpatterns = [
 
 urlpatterns += synthlang_urlpatterns
 urlpatterns += cache_urlpatterns
+urlpatterns += surface_urlpatterns

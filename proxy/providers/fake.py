@@ -40,6 +40,7 @@ from proxy.providers.fake_chat import (
     max_tokens_of,
     request_seed,
 )
+from proxy.providers.fake_surface import FakeSurfaceMethods
 from proxy.tokens import count_message_tokens, count_tokens
 
 FAKE_MODELS = (
@@ -404,10 +405,13 @@ def _refusal(error: FakeRequestError):
     return classify_status(400, error.body(), None)
 
 
-class FakeProvider:
+class FakeProvider(FakeSurfaceMethods):
     """The in-process fake: no network at all."""
 
     name = "fake"
+
+    def _refused(self, error: FakeRequestError):
+        return _refusal(error)
 
     async def _before(self, target: Target) -> float:
         status = staged_failure(target.upstream_model)

@@ -1,0 +1,50 @@
+"""Moderations, images and audio on an OpenAI-compatible upstream: passed through.
+
+Mixed into ``OpenAICompatibleProvider``, which supplies ``_url``, ``_headers`` and
+``_body``. Answers reach the client as the upstream sent them (``raw``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from proxy.providers import http
+from proxy.providers.base import Target, UpstreamResult
+
+
+class OpenAISurfaceMethods:
+    async def _post(self, target: Target, path: str, body: dict) -> UpstreamResult:
+        payload, headers, raw = await http.post_json(
+            self._url(target, path), headers=self._headers(target), body=self._body(target, body)
+        )
+        return UpstreamResult(body=payload, headers=headers, raw=raw)
+
+    async def moderations(self, target: Target, body: dict) -> UpstreamResult:
+        return await self._post(target, "/moderations", body)
+
+    async def images_generations(self, target: Target, body: dict) -> UpstreamResult:
+        return await self._post(target, "/images/generations", body)
+
+    async def audio_speech(self, target: Target, body: dict) -> AsyncIterator[str | bytes]:
+        """Yields the content type first, then the audio's bytes."""
+        async for item in http.post_bytes_stream(
+            self._url(target, "/audio/speech"),
+            headers=self._headers(target),
+            body=self._body(target, body),
+        ):
+            yield item
+
+    async def audio_transcriptions(
+        self, target: Target, *, task: str, fields: dict, file: tuple[str, bytes, str]
+    ) -> UpstreamResult:
+        path = "/audio/transcriptions" if task == "transcribe" else "/audio/translations"
+        upstream_fields = {**fields, "model": target.upstream_model}
+        raw, headers = await http.request_raw(
+            "POST",
+            self._url(target, path),
+            headers=self._headers(target),
+            form=http.form_data(upstream_fields, {"file": file}),
+        )
+        content_type = headers.get("Content-Type", "")
+        body = http.json_of(raw) if content_type.startswith("application/json") else {}
+        return UpstreamResult(body=body, raw=raw, headers={"content-type": content_type})

@@ -1,0 +1,112 @@
+"""Moderations, images and audio through a live proxy with the official openai SDK."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import wave
+
+import openai
+import pytest
+
+from billing.models import UsageEvent
+from proxy.tests.test_openai_sdk_e2e import sdk, wait_for_usage
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_moderation_of_a_text_is_answered_and_accounted(proxy_url, alice_key):
+    raw = sdk(proxy_url, alice_key).moderations.with_raw_response.create(
+        input="A friendly note about gardening."
+    )
+    moderation = raw.parse()
+    assert moderation.model == "omni-moderation-latest"
+    assert len(moderation.results) == 1
+    result = moderation.results[0]
+    assert result.flagged is False
+    assert result.categories.violence is False
+    assert 0 <= result.category_scores.violence < 0.01
+    event = wait_for_usage(raw.headers["x-request-id"])
+    assert event.endpoint == "moderations"
+    assert event.model == "omni-moderation-latest"
+    assert event.prompt_tokens > 0
+    assert event.status_code == 200
+    assert event.usage_estimated is True
+    assert event.price_unknown is False  # seeded at zero: moderation is free
+    assert event.cost_micros == 0
+
+
+def test_moderation_flags_only_marked_test_content_one_result_per_text(proxy_url, alice_key):
+    moderation = sdk(proxy_url, alice_key).moderations.create(
+        model="omni-moderation-latest",
+        input=["an ordinary sentence", "staged content [flag:violence/graphic]"],
+    )
+    first, second = moderation.results
+    assert first.flagged is False
+    assert second.flagged is True
+    assert second.categories.violence_graphic is True
+    assert second.categories.violence is True  # the parent category
+    assert second.categories.hate is False
+    assert second.category_scores.violence_graphic == pytest.approx(0.99)
+
+
+def test_moderation_with_a_bad_input_is_an_openai_400(proxy_url, alice_key):
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk(proxy_url, alice_key).moderations.create(input=[{"type": "audio"}])
+    assert caught.value.body["param"] == "input"
+
+
+def test_image_generation_returns_a_png_in_base64_and_is_priced_per_image(proxy_url, alice_key):
+    raw = sdk(proxy_url, alice_key).images.with_raw_response.generate(
+        model="dall-e-3", prompt="a lighthouse at dusk", response_format="b64_json"
+    )
+    images = raw.parse()
+    assert len(images.data) == 1
+    picture = base64.b64decode(images.data[0].b64_json)
+    assert png_size(picture) == (64, 64)
+    assert images.data[0].revised_prompt == "a lighthouse at dusk"
+    event = wait_for_usage(raw.headers["x-request-id"])
+    assert event.endpoint == "images.generations"
+    assert event.units == 1
+    assert event.cost_micros == 40_000  # dall-e-3's seeded $0.04 an image
+
+
+def test_image_generation_as_urls_gives_n_openable_images(proxy_url, alice_key):
+    raw = sdk(proxy_url, alice_key).images.with_raw_response.generate(
+        model="dall-e-2", prompt="two cats", n=2, response_format="url"
+    )
+    images = raw.parse()
+    assert len(images.data) == 2
+    pictures = []
+    for item in images.data:
+        prefix, encoded = item.url.split(",", 1)
+        assert prefix == "data:image/png;base64"
+        pictures.append(base64.b64decode(encoded))
+    assert pictures[0] != pictures[1]
+    assert all(png_size(picture) == (64, 64) for picture in pictures)
+    event = wait_for_usage(raw.headers["x-request-id"])
+    assert event.units == 2
+    assert event.cost_micros == 2 * 20_000
+
+
+def test_image_model_outside_the_keys_allowed_models_is_refused(proxy_url, alice_key, org_a, alice):
+    from accounts.models import ApiKey
+
+    ApiKey.objects.filter(organization=org_a).update(allowed_models=["gpt-4o"])
+    with pytest.raises(openai.PermissionDeniedError):
+        sdk(proxy_url, alice_key).images.generate(model="dall-e-3", prompt="x")
+    assert not UsageEvent.objects.filter(endpoint="images.generations", status_code=200).exists()
+
+
+def wav_facts(data: bytes) -> tuple[int, int]:
+    with wave.open(io.BytesIO(data)) as audio:
+        return audio.getframerate(), audio.getnframes()
