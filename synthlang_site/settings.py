@@ -400,6 +400,10 @@ OUTBOUND_ALLOW_HTTP = env_bool("OUTBOUND_ALLOW_HTTP", False)
 # images in base64; OpenAI takes up to 50 MB of images per request.
 MAX_REQUEST_BODY_MB = env_int("MAX_REQUEST_BODY_MB", 50, minimum=1, maximum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_MB * 1024 * 1024
+# Largest audio file for transcriptions and translations (OpenAI's limit: 25 MB) and
+# largest file for /v1/files (OpenAI's: 512 MB); larger uploads are OpenAI's 413.
+AUDIO_UPLOAD_MAX_MB = env_int("AUDIO_UPLOAD_MAX_MB", 25, minimum=1, maximum=1024)
+FILE_UPLOAD_MAX_MB = env_int("FILE_UPLOAD_MAX_MB", 512, minimum=1, maximum=8192)
 DEPLOYMENT_FAILURE_THRESHOLD = env_int("DEPLOYMENT_FAILURE_THRESHOLD", 3, minimum=1)
 DEPLOYMENT_COOLDOWN_SECONDS = env_float(
     "DEPLOYMENT_COOLDOWN_SECONDS", 30.0, minimum=0, maximum=3600

@@ -25,6 +25,7 @@ import zlib
 
 from proxy.providers.base import Target, UpstreamResult
 from proxy.providers.fake_chat import FakeRequestError
+from proxy.wav import audio_seconds, wav_facts
 
 MODERATION_CATEGORIES = (
     "harassment",
@@ -51,8 +52,6 @@ _FLAG = re.compile(r"\[flag:([a-z/-]+)\]")
 SAMPLE_RATE = 24_000
 _TONE_SECONDS = 0.08
 _MAX_SPEECH_SECONDS = 4.0
-# Bytes per second assumed for a compressed file whose length is all we know (128 kbit/s).
-_COMPRESSED_BYTES_PER_SECOND = 16_000
 _WORDS = [
     "the",
     "quick",
@@ -219,40 +218,6 @@ def speech_wav(text: str, *, speed: float = 1.0) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def _riff_chunks(data: bytes):
-    position = 12
-    while position + 8 <= len(data):
-        kind = data[position : position + 4]
-        (size,) = struct.unpack("<I", data[position + 4 : position + 8])
-        yield kind, data[position + 8 : position + 8 + size]
-        position += 8 + size + (size % 2)
-
-
-def wav_facts(data: bytes) -> tuple[float, str] | None:
-    """(duration in seconds, INFO comment) of a WAV file, None for anything else."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return None
-    byte_rate, frames, comment = 0, 0, ""
-    for kind, chunk in _riff_chunks(data):
-        if kind == b"fmt " and len(chunk) >= 16:
-            byte_rate = struct.unpack("<I", chunk[8:12])[0]
-        elif kind == b"data":
-            frames = len(chunk)
-        elif kind == b"LIST" and chunk[:4] == b"INFO":
-            for name, value in _riff_chunks(b"RIFF\x00\x00\x00\x00" + chunk):
-                if name == b"ICMT":
-                    comment = value.rstrip(b"\x00").decode("utf-8", "replace")
-    return (frames / byte_rate if byte_rate else 0.0), comment
-
-
-def audio_seconds(data: bytes) -> float:
-    """A file's duration: read from a WAV header, else guessed from its length."""
-    facts = wav_facts(data)
-    if facts is not None:
-        return facts[0]
-    return len(data) / _COMPRESSED_BYTES_PER_SECOND
-
-
 def transcript_for(data: bytes) -> str:
     facts = wav_facts(data)
     if facts is not None and facts[1]:
@@ -341,11 +306,12 @@ class FakeSurfaceMethods:
             yield audio[start : start + SPEECH_CHUNK_BYTES]
 
     async def audio_transcriptions(
-        self, target: Target, *, task: str, fields: dict, file: tuple[str, bytes, str]
+        self, target: Target, *, task: str, fields: list, file: tuple[str, bytes, str]
     ) -> UpstreamResult:
         await self._before(target)
+        response_format = dict(fields).get("response_format") or "json"
         raw, content_type, _usage = transcription(
-            file[1], task=task, response_format=fields.get("response_format") or "json"
+            file[1], task=task, response_format=response_format
         )
         body = json.loads(raw) if content_type == "application/json" else {}
         return UpstreamResult(body=body, raw=raw, headers={"content-type": content_type})

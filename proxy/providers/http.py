@@ -353,9 +353,11 @@ async def post_bytes_stream(url: str, *, headers: dict, body: dict) -> AsyncIter
             yield chunk
 
 
-def form_data(fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]) -> aiohttp.FormData:
+def form_data(
+    fields: list[tuple[str, str]], files: dict[str, tuple[str, bytes, str]]
+) -> aiohttp.FormData:
     form = aiohttp.FormData()
-    for name, value in fields.items():
+    for name, value in fields:
         form.add_field(name, value)
     for name, (filename, content, content_type) in files.items():
         form.add_field(name, content, filename=filename, content_type=content_type)

@@ -35,10 +35,13 @@ class OpenAISurfaceMethods:
             yield item
 
     async def audio_transcriptions(
-        self, target: Target, *, task: str, fields: dict, file: tuple[str, bytes, str]
+        self, target: Target, *, task: str, fields: list, file: tuple[str, bytes, str]
     ) -> UpstreamResult:
+        """``fields``: the form's (name, value) pairs, repeated names kept
+        (``timestamp_granularities[]``)."""
         path = "/audio/transcriptions" if task == "transcribe" else "/audio/translations"
-        upstream_fields = {**fields, "model": target.upstream_model}
+        upstream_fields = [(name, value) for name, value in fields if name != "model"]
+        upstream_fields.append(("model", target.upstream_model))
         raw, headers = await http.request_raw(
             "POST",
             self._url(target, path),

@@ -110,3 +110,90 @@ def test_image_model_outside_the_keys_allowed_models_is_refused(proxy_url, alice
 def wav_facts(data: bytes) -> tuple[int, int]:
     with wave.open(io.BytesIO(data)) as audio:
         return audio.getframerate(), audio.getnframes()
+
+
+def test_speech_streams_a_wav_that_carries_its_text_and_is_accounted(proxy_url, alice_key):
+    client = sdk(proxy_url, alice_key)
+    text = "Hello from the offline fake"
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input=text, response_format="wav"
+    ) as response:
+        assert response.headers["content-type"] == "audio/wav"
+        request_id = response.headers["x-request-id"]
+        chunks = list(response.iter_bytes())
+    audio = b"".join(chunks)
+    rate, frames = wav_facts(audio)
+    assert rate == 24_000
+    assert frames == len(text.split()) * int(24_000 * 0.08)
+    event = wait_for_usage(request_id)
+    assert event.endpoint == "audio.speech"
+    assert event.units == len(text)
+    assert event.cost_micros == 15 * len(text)  # tts-1: $15 per million characters
+    assert event.stream is True
+
+
+def test_transcription_of_a_spoken_file_gives_its_text_back(proxy_url, alice_key):
+    client = sdk(proxy_url, alice_key)
+    speech = client.audio.speech.create(
+        model="tts-1", voice="alloy", input="the proxy heard this", response_format="wav"
+    )
+    raw = client.audio.transcriptions.with_raw_response.create(
+        model="whisper-1", file=("speech.wav", speech.content, "audio/wav")
+    )
+    transcription = raw.parse()
+    assert transcription.text == "the proxy heard this"
+    event = wait_for_usage(raw.headers["x-request-id"])
+    assert event.endpoint == "audio.transcriptions"
+    assert event.units == 1  # 0.32 s of audio, billed as a whole second
+    assert event.cost_micros == 100  # whisper-1: $0.006 a minute
+    assert event.usage_estimated is False  # the upstream reported the seconds
+
+
+def test_transcription_formats_text_and_verbose_json(proxy_url, alice_key):
+    client = sdk(proxy_url, alice_key)
+    recording = b"\xff\xfb" + bytes(range(256)) * 200  # some 51 kB that is not a WAV
+    text = client.audio.transcriptions.create(
+        model="whisper-1", file=("note.mp3", recording, "audio/mpeg"), response_format="text"
+    )
+    assert isinstance(text, str) and text.strip().endswith(".")
+    verbose = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("note.mp3", recording, "audio/mpeg"),
+        response_format="verbose_json",
+    )
+    assert verbose.text == text.strip()  # the same file, the same transcript
+    assert verbose.duration == pytest.approx(len(recording) / 16_000, abs=0.001)
+    assert verbose.segments[0].text.strip() == verbose.text
+
+
+def test_translation_is_answered_and_accounted_as_a_translation(proxy_url, alice_key):
+    raw = sdk(proxy_url, alice_key).audio.translations.with_raw_response.create(
+        model="whisper-1", file=("clip.mp3", b"\x00" * 40_000, "audio/mpeg")
+    )
+    assert raw.parse().text
+    event = wait_for_usage(raw.headers["x-request-id"])
+    assert event.endpoint == "audio.translations"
+    assert event.units == 3  # 40 kB at 16 kB a second, rounded up
+
+
+def test_audio_upload_over_the_limit_is_openais_413(proxy_url, alice_key, settings):
+    too_big = b"\x00" * (settings.AUDIO_UPLOAD_MAX_MB * 1024 * 1024 + 1)
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk(proxy_url, alice_key).audio.transcriptions.create(
+            model="whisper-1", file=("long.mp3", too_big, "audio/mpeg")
+        )
+    assert caught.value.status_code == 413
+    assert caught.value.body["code"] == "request_too_large"
+    assert "AUDIO_UPLOAD_MAX_MB" in caught.value.body["message"]
+
+
+def test_transcription_without_a_model_is_an_openai_400(proxy_url, alice_key):
+    import httpx2 as httpx
+
+    response = httpx.post(
+        f"{proxy_url}/v1/audio/transcriptions",
+        headers={"Authorization": f"Bearer {alice_key}"},
+        files={"file": ("a.wav", b"RIFF", "audio/wav")},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "model"
