@@ -415,6 +415,8 @@ MODELS_CACHE_SECONDS = env_float("MODELS_CACHE_SECONDS", 300.0, minimum=0, maxim
 DEFAULT_COMPLETION_ESTIMATE = env_int("DEFAULT_COMPLETION_ESTIMATE", 256, minimum=0)
 # The offline fake provider's simulated latency.
 FAKE_LATENCY_MS = env_float("FAKE_LATENCY_MS", 0.0, minimum=0, maximum=60000)
+# Where the fake provider keeps uploaded files and its batches ("": the system's temp dir).
+FAKE_FILES_DIR = env_str("FAKE_FILES_DIR", "")
 
 # --- Billing ---------------------------------------------------------------------------
 USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90, minimum=1)

@@ -51,3 +51,39 @@ class OpenAISurfaceMethods:
         content_type = headers.get("Content-Type", "")
         body = http.json_of(raw) if content_type.startswith("application/json") else {}
         return UpstreamResult(body=body, raw=raw, headers={"content-type": content_type})
+
+    # --- Files and batches: the upstream's own objects, under the upstream's ids ----------
+
+    async def _call(self, method: str, target: Target, path: str, *, body=None, form=None):
+        raw, headers = await http.request_raw(
+            method, self._url(target, path), headers=self._headers(target), body=body, form=form
+        )
+        return UpstreamResult(body=http.json_of(raw), headers=headers, raw=raw)
+
+    async def files_create(
+        self, target: Target, *, purpose: str, file: tuple[str, bytes, str]
+    ) -> UpstreamResult:
+        form = http.form_data([("purpose", purpose)], {"file": file})
+        return await self._call("POST", target, "/files", form=form)
+
+    async def files_retrieve(self, target: Target, file_id: str) -> UpstreamResult:
+        return await self._call("GET", target, f"/files/{file_id}")
+
+    async def files_content(self, target: Target, file_id: str) -> UpstreamResult:
+        raw, headers = await http.request_raw(
+            "GET", self._url(target, f"/files/{file_id}/content"), headers=self._headers(target)
+        )
+        content_type = headers.get("Content-Type", "application/octet-stream")
+        return UpstreamResult(body={}, raw=raw, headers={"content-type": content_type})
+
+    async def files_delete(self, target: Target, file_id: str) -> UpstreamResult:
+        return await self._call("DELETE", target, f"/files/{file_id}")
+
+    async def batches_create(self, target: Target, body: dict) -> UpstreamResult:
+        return await self._call("POST", target, "/batches", body=body)
+
+    async def batches_retrieve(self, target: Target, batch_id: str) -> UpstreamResult:
+        return await self._call("GET", target, f"/batches/{batch_id}")
+
+    async def batches_cancel(self, target: Target, batch_id: str) -> UpstreamResult:
+        return await self._call("POST", target, f"/batches/{batch_id}/cancel")

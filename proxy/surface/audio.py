@@ -14,16 +14,16 @@ import logging
 import math
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, StreamingHttpResponse
 
 from billing import pricing
-from common.errors import InvalidRequest, RequestTooLarge
+from common.errors import InvalidRequest
 from proxy import gateway, metrics, views
 from proxy.providers.base import UpstreamError
 from proxy.surface import calls
 from proxy.surface.accounting import surface_usage
 from proxy.surface.serializers import SpeechRequestSerializer, TranscriptionRequestSerializer
+from proxy.surface.uploads import multipart_upload
 from proxy.tokens import count_tokens
 from proxy.wav import audio_seconds
 
@@ -116,44 +116,10 @@ class SpeechView(views.ProxyEndpoint):
 # --- Transcriptions and translations -------------------------------------------------------
 
 
-def _limit_bytes() -> int:
-    return settings.AUDIO_UPLOAD_MAX_MB * 1024 * 1024
-
-
-def _too_large(size: int) -> RequestTooLarge:
-    return RequestTooLarge(
-        f"Maximum content size limit ({_limit_bytes()}) exceeded ({size} bytes read): audio "
-        f"files may be at most {settings.AUDIO_UPLOAD_MAX_MB} MB (AUDIO_UPLOAD_MAX_MB)."
+def audio_upload(request):
+    return multipart_upload(
+        request, limit_mb=settings.AUDIO_UPLOAD_MAX_MB, setting="AUDIO_UPLOAD_MAX_MB"
     )
-
-
-def audio_upload(request) -> tuple[list[tuple[str, str]], tuple[str, bytes, str]]:
-    """The form's text fields as (name, value) pairs and its file, size-checked.
-
-    The declared length is checked before the body is parsed, so an oversized upload is
-    refused without being read into a file first."""
-    declared = request.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > _limit_bytes() + 64 * 1024:
-        raise _too_large(int(declared))
-    if not request.content_type.startswith("multipart/form-data"):
-        raise InvalidRequest(
-            "This endpoint takes a multipart/form-data upload with a 'file' field."
-        )
-    try:
-        form, files = request.POST, request.FILES
-    except RequestDataTooBig:
-        raise RequestTooLarge(
-            "The request's form fields are too large (MAX_REQUEST_BODY_MB)."
-        ) from None
-    upload = files.get("file")
-    if upload is None:
-        raise InvalidRequest("The upload has no 'file' field.", param="file")
-    if upload.size > _limit_bytes():
-        raise _too_large(upload.size)
-    fields = [(name, value) for name in form for value in form.getlist(name)]
-    content = upload.read()
-    content_type = upload.content_type or "application/octet-stream"
-    return fields, (upload.name or "audio", content, content_type)
 
 
 def _seconds_of(result, file_bytes: bytes) -> tuple[dict, bool]:

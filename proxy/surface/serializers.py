@@ -70,3 +70,12 @@ class TranscriptionRequestSerializer(serializers.Serializer):
     language = serializers.CharField(required=False, max_length=16)
     prompt = serializers.CharField(required=False, allow_blank=True, max_length=20000)
     temperature = serializers.FloatField(required=False, min_value=0, max_value=1)
+
+
+class BatchCreateRequestSerializer(serializers.Serializer):
+    input_file_id = StrictCharField(max_length=64)
+    endpoint = serializers.ChoiceField(
+        choices=("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses")
+    )
+    completion_window = serializers.ChoiceField(choices=("24h",))
+    metadata = serializers.DictField(child=StrictCharField(max_length=512), required=False)
