@@ -18,7 +18,7 @@ from common.errors import InvalidRequest, NotFound
 from proxy import views
 from proxy.models import UpstreamBatch
 from proxy.surface import objects
-from proxy.surface.files import holder_method, page_options, rate_limited
+from proxy.surface.files import count_served, holder_method, page_options, rate_limited
 from proxy.surface.serializers import BatchCreateRequestSerializer
 
 
@@ -79,6 +79,7 @@ class BatchesView(views.ProxyEndpoint):
         record = await objects.batch_record(
             principal=principal, source=source, upstream=result.body
         )
+        count_served(self.endpoint)
         return views.json_response(record.snapshot, headers=headers)
 
     @views.openai_errors
@@ -88,6 +89,7 @@ class BatchesView(views.ProxyEndpoint):
         page = await objects.page_of(
             UpstreamBatch, principal, **page_options(request, default_limit=20)
         )
+        count_served(self.endpoint)
         return views.json_response(page, headers=headers)
 
 
@@ -108,6 +110,7 @@ class BatchDetailView(views.ProxyEndpoint):
         headers = await rate_limited(principal)
         record = await objects.access_batch(principal, batch_id)
         snapshot = await _refreshed(record, "batches_retrieve")
+        count_served(self.endpoint)
         return views.json_response(snapshot, headers=headers)
 
 
@@ -121,4 +124,5 @@ class BatchCancelView(views.ProxyEndpoint):
         headers = await rate_limited(principal)
         record = await objects.access_batch(principal, batch_id)
         snapshot = await _refreshed(record, "batches_cancel")
+        count_served(self.endpoint)
         return views.json_response(snapshot, headers=headers)

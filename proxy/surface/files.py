@@ -13,10 +13,11 @@ from django.conf import settings
 from django.http import HttpResponse
 
 from accounts.selectors import Principal
-from common.errors import InvalidRequest
-from proxy import ratelimit, routing, views
+from common.errors import InvalidRequest, NotFound
+from proxy import metrics, ratelimit, routing, views
 from proxy.models import UpstreamFile
 from proxy.providers import provider_for
+from proxy.providers.base import UpstreamError
 from proxy.surface import objects
 from proxy.surface.batch_accounting import batch_account
 from proxy.surface.batch_input import batch_input_read
@@ -44,6 +45,8 @@ def page_options(request, *, default_limit: int) -> dict:
 
 
 def holder_method(provider_name: str, name: str):
+    """``provider.<name>``, with the upstream's 404 as ours: an object deleted upstream
+    (or expired there) is gone, not a missing model."""
     provider = provider_for(provider_name)
     method = getattr(provider, name, None)
     if method is None:
@@ -52,7 +55,22 @@ def holder_method(provider_name: str, name: str):
             "an OpenAI-compatible provider.",
             param="model",
         )
-    return method
+
+    async def call(*args, **kwargs):
+        try:
+            return await method(*args, **kwargs)
+        except UpstreamError as error:
+            if error.upstream_status == 404:
+                raise NotFound(error.message, param="id") from None
+            raise
+
+    return call
+
+
+def count_served(endpoint: str, status: int = 200) -> None:
+    # These calls leave no usage event (nothing is billed until a batch's results are
+    # fetched), so they are counted here.
+    metrics.REQUESTS.labels(endpoint=endpoint, model="", status=str(status)).inc()
 
 
 async def _batch_holder(principal: Principal, model: str) -> routing.DeploymentPlan:
@@ -69,6 +87,7 @@ async def _batch_holder(principal: Principal, model: str) -> routing.DeploymentP
 
 class FilesView(views.ProxyEndpoint):
     http_method_names = ["get", "post"]
+    endpoint = "files"
 
     @views.openai_errors
     async def post(self, request):
@@ -107,6 +126,7 @@ class FilesView(views.ProxyEndpoint):
             bytes=len(file[1]),
             **batch_fields,
         )
+        count_served(self.endpoint)
         return views.json_response(record.snapshot, headers=headers)
 
     @views.openai_errors
@@ -117,11 +137,13 @@ class FilesView(views.ProxyEndpoint):
         page = await objects.page_of(
             UpstreamFile, principal, purpose=request.GET.get("purpose", ""), **options
         )
+        count_served(self.endpoint)
         return views.json_response(page, headers=headers)
 
 
 class FileDetailView(views.ProxyEndpoint):
     http_method_names = ["get", "delete"]
+    endpoint = "files"
 
     @views.openai_errors
     async def get(self, request, file_id: str):
@@ -132,6 +154,7 @@ class FileDetailView(views.ProxyEndpoint):
         result = await retrieve(await objects.target_of(record), record.upstream_id)
         snapshot = objects.file_snapshot(record, result.body)
         await objects.snapshot_save(record, snapshot)
+        count_served(self.endpoint)
         return views.json_response(snapshot, headers=headers)
 
     @views.openai_errors
@@ -142,6 +165,7 @@ class FileDetailView(views.ProxyEndpoint):
         delete = holder_method(record.provider, "files_delete")
         await delete(await objects.target_of(record), record.upstream_id)
         await objects.file_forget(record)
+        count_served(self.endpoint)
         return views.json_response(
             {"id": file_id, "object": "file", "deleted": True}, headers=headers
         )
@@ -149,6 +173,7 @@ class FileDetailView(views.ProxyEndpoint):
 
 class FileContentView(views.ProxyEndpoint):
     http_method_names = ["get"]
+    endpoint = "files"
 
     @views.openai_errors
     async def get(self, request, file_id: str):
@@ -162,4 +187,5 @@ class FileContentView(views.ProxyEndpoint):
         response = HttpResponse(result.raw or b"", content_type=result.headers.get("content-type"))
         for name, value in headers.items():
             response[name] = value
+        count_served(self.endpoint)
         return response
