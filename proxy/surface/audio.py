@@ -116,8 +116,8 @@ class SpeechView(views.ProxyEndpoint):
 # --- Transcriptions and translations -------------------------------------------------------
 
 
-def audio_upload(request):
-    return multipart_upload(
+async def audio_upload(request):
+    return await multipart_upload(
         request, limit_mb=settings.AUDIO_UPLOAD_MAX_MB, setting="AUDIO_UPLOAD_MAX_MB"
     )
 
@@ -145,7 +145,7 @@ class _AudioTextView(views.ProxyEndpoint):
     @views.openai_errors
     async def post(self, request):
         principal = await views.authenticate(request)
-        fields, file = audio_upload(request)
+        fields, file = await audio_upload(request)
         single = dict(fields)
         views.validated(single, TranscriptionRequestSerializer)
         call = views.new_call(request, principal, self.endpoint, {"model": single["model"]})

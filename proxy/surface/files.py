@@ -93,7 +93,7 @@ class FilesView(views.ProxyEndpoint):
     async def post(self, request):
         principal = await views.authenticate(request)
         headers = await rate_limited(principal)
-        fields, file = multipart_upload(
+        fields, file = await multipart_upload(
             request, limit_mb=settings.FILE_UPLOAD_MAX_MB, setting="FILE_UPLOAD_MAX_MB"
         )
         purpose = dict(fields).get("purpose", "")

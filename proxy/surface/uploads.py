@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
 
 from common.errors import InvalidRequest, RequestTooLarge
@@ -18,7 +19,7 @@ def _too_large(size: int, *, limit_mb: int, setting: str) -> RequestTooLarge:
     )
 
 
-def multipart_upload(
+async def multipart_upload(
     request, *, limit_mb: int, setting: str
 ) -> tuple[list[tuple[str, str]], tuple[str, bytes, str]]:
     """The form's text fields as (name, value) pairs, repeated names kept, and its
@@ -32,7 +33,8 @@ def multipart_upload(
     if not request.content_type.startswith("multipart/form-data"):
         raise InvalidRequest("This endpoint takes a multipart/form-data upload with a 'file'.")
     try:
-        form, files = request.POST, request.FILES
+        # Parsing a large upload is blocking work on a spooled file: off the event loop.
+        form, files = await sync_to_async(_parsed, thread_sensitive=False)(request)
     except RequestDataTooBig:
         raise RequestTooLarge(
             "The request's form fields are too large (MAX_REQUEST_BODY_MB)."
@@ -44,4 +46,9 @@ def multipart_upload(
         raise _too_large(upload.size, limit_mb=limit_mb, setting=setting)
     fields = [(name, value) for name in form for value in form.getlist(name)]
     content_type = upload.content_type or "application/octet-stream"
-    return fields, (upload.name or "upload", upload.read(), content_type)
+    content = await sync_to_async(upload.read, thread_sensitive=False)()
+    return fields, (upload.name or "upload", content, content_type)
+
+
+def _parsed(request):
+    return request.POST, request.FILES

@@ -13,9 +13,14 @@ from billing.models import UsageEvent
 from billing.selectors import price_for
 from billing.usage import usage_flush_run
 from proxy.models import UpstreamBatch, UpstreamFile
+from proxy.tests import surface_support
 from proxy.tests.test_openai_sdk_e2e import sdk, wait_for_usage
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+# This module's proxy reads prices afresh, and each test writes the prices it checks.
+proxy_url = surface_support.proxy_url
+unit_prices = surface_support.unit_prices
 
 
 def batch_file(model: str = "gpt-4o-mini", count: int = 3) -> bytes:
@@ -153,3 +158,25 @@ def test_a_batch_of_a_model_the_key_may_not_use_is_refused(proxy_url, alice_key,
         sdk(proxy_url, alice_key).files.create(
             file=("batch.jsonl", batch_file("gpt-4o")), purpose="batch"
         )
+
+
+def test_results_fetched_concurrently_are_accounted_once(proxy_url, alice_key):
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = sdk(proxy_url, alice_key)
+    uploaded = client.files.create(file=("batch.jsonl", batch_file(count=2)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    output_id = client.batches.retrieve(batch.id).output_file_id
+
+    def fetch(_):
+        return sdk(proxy_url, alice_key).files.content(output_id).content
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        contents = list(pool.map(fetch, range(6)))
+    assert len(set(contents)) == 1
+    wait_for_usage(f"batch:{batch.id}")
+    time.sleep(0.5)
+    usage_flush_run()
+    assert UsageEvent.objects.filter(endpoint="batches").count() == 1

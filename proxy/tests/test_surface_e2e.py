@@ -11,9 +11,14 @@ import openai
 import pytest
 
 from billing.models import UsageEvent
+from proxy.tests import surface_support
 from proxy.tests.test_openai_sdk_e2e import sdk, wait_for_usage
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+# This module's proxy reads prices afresh, and each test writes the prices it checks.
+proxy_url = surface_support.proxy_url
+unit_prices = surface_support.unit_prices
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

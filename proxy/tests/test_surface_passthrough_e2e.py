@@ -11,10 +11,15 @@ import pytest
 from billing import services as billing_services
 from billing.models import UsageEvent
 from proxy.models import Deployment, ModelRoute
+from proxy.tests import surface_support
 from proxy.tests.test_files_batches_e2e import batch_file, jsonl
 from proxy.tests.test_openai_sdk_e2e import sdk, wait_for_usage
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+# This module's proxy reads prices afresh, and each test writes the prices it checks.
+proxy_url = surface_support.proxy_url
+unit_prices = surface_support.unit_prices
 
 
 def test_moderation_and_images_reach_the_upstream_under_the_routes_model(
