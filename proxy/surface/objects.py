@@ -2,7 +2,8 @@
 
 Every read is scoped to the caller's organization (``access_*``): another organization's
 id is a 404, exactly like an id that never existed. Writes go through the ``*_record``
-functions. The ORM runs in the database thread (``run_in_db_thread``).
+functions. The ORM runs in the database thread; with the database down these answer a
+503 (``_db``), never a 500.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from accounts.models import ProviderCredential
@@ -23,6 +24,15 @@ from proxy.routing import DeploymentPlan, default_plan
 
 FILE_PREFIX = "file-syn"
 BATCH_PREFIX = "batch_syn"
+
+
+async def _db(fn, *args, **kwargs):
+    try:
+        return await run_in_db_thread(fn, *args, **kwargs)
+    except DatabaseError:
+        raise ServiceUnavailable(
+            "The database is unavailable; files and batches cannot be read or written now."
+        ) from None
 
 
 def new_public_id(prefix: str) -> str:
@@ -76,12 +86,12 @@ def target_of_sync(record) -> Target:
 
 
 async def target_of(record) -> Target:
-    return await run_in_db_thread(target_of_sync, record)
+    return await _db(target_of_sync, record)
 
 
 async def default_holder(organization_id: int) -> DeploymentPlan:
     """Where a file that no model routes goes: the organization's default provider."""
-    return await run_in_db_thread(default_plan, organization_id, "")
+    return await _db(default_plan, organization_id, "")
 
 
 # --- Scoped reads ----------------------------------------------------------------------------
@@ -100,11 +110,11 @@ def _access(model, principal: Principal, public_id: str, kind: str):
 
 
 async def access_file(principal: Principal, public_id: str) -> UpstreamFile:
-    return await run_in_db_thread(_access, UpstreamFile, principal, public_id, "file")
+    return await _db(_access, UpstreamFile, principal, public_id, "file")
 
 
 async def access_batch(principal: Principal, public_id: str) -> UpstreamBatch:
-    return await run_in_db_thread(_access, UpstreamBatch, principal, public_id, "batch")
+    return await _db(_access, UpstreamBatch, principal, public_id, "batch")
 
 
 def _page(model, principal: Principal, *, limit: int, after: str, purpose: str = ""):
@@ -120,7 +130,7 @@ def _page(model, principal: Principal, *, limit: int, after: str, purpose: str =
 
 
 async def page_of(model, principal: Principal, **options) -> dict:
-    data, has_more = await run_in_db_thread(_page, model, principal, **options)
+    data, has_more = await _db(_page, model, principal, **options)
     return {
         "object": "list",
         "data": data,
@@ -160,16 +170,16 @@ def _file_record(*, principal: Principal, plan: DeploymentPlan, upstream: dict, 
 
 
 async def file_record(**kwargs) -> UpstreamFile:
-    return await run_in_db_thread(_file_record, **kwargs)
+    return await _db(_file_record, **kwargs)
 
 
 async def snapshot_save(record, snapshot: dict) -> None:
     record.snapshot = snapshot
-    await run_in_db_thread(record.save, update_fields=["snapshot"])
+    await _db(record.save, update_fields=["snapshot"])
 
 
 async def file_forget(record: UpstreamFile) -> None:
-    await run_in_db_thread(record.delete)
+    await _db(record.delete)
 
 
 def batch_snapshot(record: UpstreamBatch, upstream: dict) -> dict:
@@ -205,7 +215,7 @@ def _batch_record(*, principal: Principal, source: UpstreamFile, upstream: dict)
 
 
 async def batch_record(**kwargs) -> UpstreamBatch:
-    return await run_in_db_thread(_batch_record, **kwargs)
+    return await _db(_batch_record, **kwargs)
 
 
 def _produced_file(batch: UpstreamBatch, upstream_id: str, role: str) -> UpstreamFile:
@@ -246,7 +256,7 @@ def _batch_refresh(batch: UpstreamBatch, upstream: dict) -> UpstreamBatch:
 
 
 async def batch_refresh(batch: UpstreamBatch, upstream: dict) -> UpstreamBatch:
-    return await run_in_db_thread(_batch_refresh, batch, upstream)
+    return await _db(_batch_refresh, batch, upstream)
 
 
 def _batch_to_account(output_file: UpstreamFile) -> UpstreamBatch | None:
@@ -263,4 +273,4 @@ def _batch_to_account(output_file: UpstreamFile) -> UpstreamBatch | None:
 
 
 async def batch_to_account(output_file: UpstreamFile) -> UpstreamBatch | None:
-    return await run_in_db_thread(_batch_to_account, output_file)
+    return await _db(_batch_to_account, output_file)

@@ -180,3 +180,17 @@ def test_results_fetched_concurrently_are_accounted_once(proxy_url, alice_key):
     time.sleep(0.5)
     usage_flush_run()
     assert UsageEvent.objects.filter(endpoint="batches").count() == 1
+
+
+def test_a_batch_that_does_not_fit_the_budget_is_refused_at_creation(proxy_url, alice_key, org_a):
+    from billing import services as billing_services
+
+    client = sdk(proxy_url, alice_key)
+    uploaded = client.files.create(file=("batch.jsonl", batch_file(count=3)), purpose="batch")
+    billing_services.budget_set(organization=org_a, monthly_limit_micros=10)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    assert caught.value.body["code"] == "insufficient_quota"
+    assert not UpstreamBatch.objects.exists()
