@@ -44,3 +44,26 @@ def test_units_are_priced_at_the_per_unit_price_beside_the_tokens():
 
 def test_a_model_without_a_per_unit_price_bills_no_units():
     assert pricing.units_cost_micros(price=Price(1, 1), units=1000) == 0
+
+
+def test_the_admin_sets_per_unit_and_batch_prices_in_dollars(admin_client):
+    from billing.models import Price
+
+    response = admin_client.post(
+        "/admin/billing/price/add/",
+        {
+            "model_pattern": "dall-e-9",
+            "effective_from_0": "2026-01-01",
+            "effective_from_1": "00:00:00",
+            "source": "test",
+            "input_usd": "0",
+            "output_usd": "0",
+            "per_unit_usd": "0.04",
+            "batch_input_usd": "1.25",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    price = Price.objects.get(model_pattern="dall-e-9")
+    assert price.per_unit_micros == 40_000
+    assert price.batch_input_per_mtok_micros == 1_250_000
+    assert price.batch_output_per_mtok_micros is None
