@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import array
+import asyncio
 import base64
 import hashlib
 import json
@@ -299,10 +300,13 @@ class FakeSurfaceMethods:
 
     async def audio_speech(self, target: Target, body: dict):
         """Yields the content type first, then the audio's bytes."""
-        await self._before(target)
+        latency = await self._before(target)
         audio = speech_wav(str(body.get("input") or ""), speed=float(body.get("speed") or 1.0))
         yield "audio/wav"
         for start in range(0, len(audio), SPEECH_CHUNK_BYTES):
+            if latency:
+                # A slow model is slow between chunks too, as the fake's chat streams are.
+                await asyncio.sleep(latency / 10000)
             yield audio[start : start + SPEECH_CHUNK_BYTES]
 
     async def audio_transcriptions(

@@ -202,3 +202,25 @@ def test_transcription_without_a_model_is_an_openai_400(proxy_url, alice_key):
     )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "model"
+
+
+def test_speech_abandoned_by_the_client_is_still_accounted(proxy_url, alice_key):
+    import httpx2 as httpx
+
+    text = " ".join(["word"] * 60)  # the longest the fake speaks: 4 s, some 24 chunks
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream(
+            "POST",
+            f"{proxy_url}/v1/audio/speech",
+            headers={"Authorization": f"Bearer {alice_key}"},
+            json={"model": "fake-slow-2000", "voice": "alloy", "input": text},
+        ) as response,
+    ):
+        assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+        next(response.iter_bytes())  # the first chunk, then hang up
+    event = wait_for_usage(request_id)
+    assert event.endpoint == "audio.speech"
+    assert event.client_disconnected is True
+    assert event.units == len(text)
