@@ -52,7 +52,7 @@ class ReadOnlyAdminMixin:
 # --- Prices ------------------------------------------------------------------------------------
 
 
-_PRICE_FIELDS = ("input", "output", "cached_input", "cache_write")
+_PRICE_FIELDS = ("input", "output", "cached_input", "cache_write", "batch_input", "batch_output")
 
 
 class PriceForm(forms.ModelForm):
@@ -76,6 +76,31 @@ class PriceForm(forms.ModelForm):
         ),
     )
 
+    batch_input_usd = forms.DecimalField(
+        label="Batch input $/Mtok",
+        min_value=0,
+        decimal_places=6,
+        required=False,
+        help_text="Input in a batch. Empty: half the input price.",
+    )
+    batch_output_usd = forms.DecimalField(
+        label="Batch output $/Mtok",
+        min_value=0,
+        decimal_places=6,
+        required=False,
+        help_text="Output in a batch. Empty: half the output price.",
+    )
+    per_unit_usd = forms.DecimalField(
+        label="$ per unit",
+        min_value=0,
+        decimal_places=6,
+        required=False,
+        help_text=(
+            "For models billed by the unit: per image, per second of audio (transcription), "
+            "per character (speech). Empty: not billed per unit."
+        ),
+    )
+
     class Meta:
         model = Price
         fields = ["model_pattern", "effective_from", "source"]
@@ -87,6 +112,8 @@ class PriceForm(forms.ModelForm):
                 micros = getattr(self.instance, f"{name}_per_mtok_micros")
                 if micros is not None:
                     self.initial[f"{name}_usd"] = Decimal(micros) / 1_000_000
+            if self.instance.per_unit_micros is not None:
+                self.initial["per_unit_usd"] = Decimal(self.instance.per_unit_micros) / 1_000_000
 
     def clean(self):
         cleaned = super().clean()
@@ -97,6 +124,8 @@ class PriceForm(forms.ModelForm):
                 f"{name}_per_mtok_micros",
                 None if value is None else usd_to_micros(value),
             )
+        per_unit = cleaned.get("per_unit_usd")
+        self.instance.per_unit_micros = None if per_unit is None else usd_to_micros(per_unit)
         cached = self.instance.cached_input_per_mtok_micros
         if cached is not None and cached > (self.instance.input_per_mtok_micros or 0):
             raise forms.ValidationError("The cached-input price cannot exceed the input price.")
@@ -115,6 +144,7 @@ class PriceAdmin(admin.ModelAdmin):
         "cached_input",
         "cache_write",
         "output",
+        "per_unit",
         "source",
     )
     search_fields = ("model_pattern", "source")
@@ -136,6 +166,10 @@ class PriceAdmin(admin.ModelAdmin):
     @admin.display(description="Output $/Mtok")
     def output(self, obj):
         return _usd(obj.output_per_mtok_micros)
+
+    @admin.display(description="$ per unit")
+    def per_unit(self, obj):
+        return _usd(obj.per_unit_micros)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

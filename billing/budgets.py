@@ -394,6 +394,22 @@ async def _adjust_async(reservation: Reservation, delta: int) -> list[int]:
     return values
 
 
+async def abudget_hold_for_done_work(
+    *, organization_id: int, user_id: int | None, api_key_id: int | None
+) -> Reservation:
+    """A reservation of nothing on every applicable budget, never refused: for work the
+    upstream has already done (a batch's results), whose cost settling it adds. The
+    budget was checked when the work was asked for; refusing to record it now would
+    only hide spending that happened."""
+    month = _month_of(datetime.now(UTC))
+    limits = await selectors.abudgets_applicable(
+        organization_id=organization_id, user_id=user_id, api_key_id=api_key_id
+    )
+    reservation = Reservation(organization_id, user_id, api_key_id, 0, month)
+    reservation.holds = _holds(limits, month)
+    return reservation
+
+
 def budget_settle(reservation: Reservation, *, actual_micros: int) -> None:
     """Replace the held estimate by the real cost; raise the soft-limit alert once."""
     if not reservation.open or not reservation.holds:

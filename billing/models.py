@@ -42,6 +42,29 @@ class Price(models.Model):
             "(Anthropic: 1.25 times the input price); empty = the input price."
         ),
     )
+    per_unit_micros = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Micro-dollars per unit, for models billed by the unit rather than (or beside) "
+            "the token: per image (image models), per second of audio (transcription), "
+            "per character of input (speech); empty = not billed per unit."
+        ),
+    )
+    batch_input_per_mtok_micros = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Micro-dollars per million input tokens in a batch; empty = half the input price."
+        ),
+    )
+    batch_output_per_mtok_micros = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Micro-dollars per million output tokens in a batch; empty = half the output price."
+        ),
+    )
     source = models.CharField(max_length=300, blank=True, help_text="Where the price comes from.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -68,6 +91,12 @@ class Endpoint(models.TextChoices):
     EMBEDDINGS = "embeddings", "Embeddings"
     RESPONSES = "responses", "Responses"
     MESSAGES = "messages", "Messages"
+    MODERATIONS = "moderations", "Moderations"
+    IMAGES = "images.generations", "Image generations"
+    SPEECH = "audio.speech", "Speech"
+    TRANSCRIPTIONS = "audio.transcriptions", "Transcriptions"
+    TRANSLATIONS = "audio.translations", "Translations"
+    BATCHES = "batches", "Batches"
 
 
 class UsageEventQuerySet(models.QuerySet):
@@ -140,6 +169,16 @@ class UsageEvent(models.Model):
     )
     usage_estimated = models.BooleanField(
         default=False, help_text="The upstream sent no usage; the tokens were counted here."
+    )
+    units = models.PositiveBigIntegerField(
+        default=0,
+        help_text=(
+            "What a per-unit price applies to: images generated, seconds of audio "
+            "transcribed, characters spoken."
+        ),
+    )
+    batch = models.BooleanField(
+        default=False, help_text="Results of a batch, priced at the batch rates."
     )
 
     objects = UsageEventQuerySet.as_manager()

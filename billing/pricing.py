@@ -34,6 +34,10 @@ class Price:
     cache_write_per_mtok_micros: int | None = None
     # True when no price row matched and the unknown-model rule supplied this price.
     unknown: bool = False
+    # Per image, per second of audio, per character spoken: what ``units`` counts.
+    per_unit_micros: int | None = None
+    batch_input_per_mtok_micros: int | None = None
+    batch_output_per_mtok_micros: int | None = None
 
     def __post_init__(self) -> None:
         for name, value, optional in (
@@ -41,6 +45,9 @@ class Price:
             ("output_per_mtok_micros", self.output_per_mtok_micros, False),
             ("cached_input_per_mtok_micros", self.cached_input_per_mtok_micros, True),
             ("cache_write_per_mtok_micros", self.cache_write_per_mtok_micros, True),
+            ("per_unit_micros", self.per_unit_micros, True),
+            ("batch_input_per_mtok_micros", self.batch_input_per_mtok_micros, True),
+            ("batch_output_per_mtok_micros", self.batch_output_per_mtok_micros, True),
         ):
             if value is None and optional:
                 continue
@@ -199,6 +206,49 @@ def tokens_cost_micros(*, price: Price, tokens: TokenCounts) -> int:
         _input_numerator(price, tokens) + tokens.completion_tokens * price.output_per_mtok_micros
     )
     return _ceil_div(numerator, TOKENS_PER_MTOK)
+
+
+def _half(micros: int) -> int:
+    # Rounded up: a discount computed here never bills below the published batch price.
+    return _ceil_div(micros, 2)
+
+
+def batch_rates(price: Price) -> Price:
+    """The price of a batch's tokens: the batch prices when set, else half of each rate
+    (OpenAI's Batch API discount), cached reads and cache writes halved alike."""
+    batch_input = (
+        price.batch_input_per_mtok_micros
+        if price.batch_input_per_mtok_micros is not None
+        else _half(price.input_per_mtok_micros)
+    )
+    return Price(
+        input_per_mtok_micros=batch_input,
+        output_per_mtok_micros=(
+            price.batch_output_per_mtok_micros
+            if price.batch_output_per_mtok_micros is not None
+            else _half(price.output_per_mtok_micros)
+        ),
+        # A cached read never costs more than a fresh one, in a batch as anywhere.
+        cached_input_per_mtok_micros=min(_half(price.cached_rate), batch_input),
+        cache_write_per_mtok_micros=_half(price.cache_write_rate),
+        unknown=price.unknown,
+    )
+
+
+def units_cost_micros(*, price: Price, units: int) -> int:
+    """Images, seconds of audio or characters at the model's per-unit price (none: 0)."""
+    return max(int(units), 0) * (price.per_unit_micros or 0)
+
+
+def request_cost_micros(
+    *, price: Price, tokens: TokenCounts, units: int = 0, batch: bool = False
+) -> int:
+    """A request's whole cost: its tokens (at the batch rates for batch results) and its
+    units at the per-unit price."""
+    token_price = batch_rates(price) if batch else price
+    return tokens_cost_micros(price=token_price, tokens=tokens) + units_cost_micros(
+        price=price, units=units
+    )
 
 
 def cost_micros(

@@ -62,6 +62,9 @@ class _PriceTable:
             "output_per_mtok_micros",
             "cached_input_per_mtok_micros",
             "cache_write_per_mtok_micros",
+            "per_unit_micros",
+            "batch_input_per_mtok_micros",
+            "batch_output_per_mtok_micros",
         ):
             pattern = record.model_pattern.strip().lower()
             is_glob = bool(_GLOB_CHARS & set(pattern))
@@ -75,6 +78,13 @@ class _PriceTable:
                         int(record.output_per_mtok_micros),
                         _optional_int(record.cached_input_per_mtok_micros),
                         _optional_int(record.cache_write_per_mtok_micros),
+                        per_unit_micros=_optional_int(record.per_unit_micros),
+                        batch_input_per_mtok_micros=_optional_int(
+                            record.batch_input_per_mtok_micros
+                        ),
+                        batch_output_per_mtok_micros=_optional_int(
+                            record.batch_output_per_mtok_micros
+                        ),
                     ),
                     # An exact name beats any glob; among globs the one that spells out
                     # more of the name is the more specific.

@@ -92,7 +92,9 @@ def usage_event_build(*, event: dict) -> UsageEvent:
     cache = str(event.get("cache") or "off")
 
     price = price_for_usage(model=model, upstream_model=upstream_model, at=created_at)
-    full_cost = pricing.tokens_cost_micros(price=price, tokens=tokens)
+    units = _as_int(event, "units")
+    batch = bool(event.get("batch"))
+    full_cost = pricing.request_cost_micros(price=price, tokens=tokens, units=units, batch=batch)
     hit = cache == "hit"
     user_id = event.get("user_id")
     api_key_id = event.get("api_key_id")
@@ -136,6 +138,8 @@ def usage_event_build(*, event: dict) -> UsageEvent:
         ),
         price_unknown=price.unknown,
         usage_estimated=bool(event.get("usage_estimated")),
+        units=units,
+        batch=batch,
     )
 
 

@@ -18,6 +18,7 @@ from common.access_log import access_log_write
 from common.errors import DomainError
 from proxy import metrics, ratelimit
 from proxy.feed import feed_publish
+from proxy.surface.accounting import surface_units
 
 if TYPE_CHECKING:
     from proxy.gateway import ProxyCall
@@ -91,6 +92,9 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
     call.finished = True
     tokens = pricing.usage_tokens(usage)
     prompt_tokens, completion_tokens = tokens.prompt_tokens, tokens.completion_tokens
+    # Per-unit endpoints (images, audio) and batch results say so in the usage they hand
+    # over (``proxy.surface.accounting``); chat's usage has neither key.
+    units, batch = surface_units(usage)
     try:
         if call.admission is not None:
             # A hit was admitted on the estimate too, and gives every token back.
@@ -102,7 +106,9 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
             else:
                 actual = 0
                 if call.cache != "hit" and call.price is not None:
-                    actual = pricing.tokens_cost_micros(price=call.price, tokens=tokens)
+                    actual = pricing.request_cost_micros(
+                        price=call.price, tokens=tokens, units=units, batch=batch
+                    )
                 await budgets.abudget_settle(call.reservation, actual_micros=actual)
     except Exception:
         # Settling must never lose the usage event below.
@@ -152,6 +158,8 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
         "tokens_saved": call.tokens_saved,
         "compression_level": call.compression_level,
         "usage_estimated": call.usage_estimated,
+        "units": units,
+        "batch": batch,
         "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
         "upstream_ms": round(call.upstream_seconds * 1000, 3),
         "overhead_ms": round(overhead_ms, 3),

@@ -1,11 +1,19 @@
 """Admin for the proxy's own data: model routes, deployments, compiled prompts, cache,
-stored Responses API answers."""
+stored Responses API answers, and the files and batches organizations keep upstream."""
 
 from django.contrib import admin
 
 from accounts.admin_scoping import OrganizationScopedAdmin
 from proxy import response_cache
-from proxy.models import CacheEntry, Deployment, ModelRoute, StoredResponse, TranslatedPrompt
+from proxy.models import (
+    CacheEntry,
+    Deployment,
+    ModelRoute,
+    StoredResponse,
+    TranslatedPrompt,
+    UpstreamBatch,
+    UpstreamFile,
+)
 
 
 class DeploymentInline(admin.TabularInline):
@@ -116,3 +124,33 @@ class StoredResponseAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # what the model answered is a record, not something to edit
+
+
+class _UpstreamObjectAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
+    """Read-only: these rows mirror objects upstream; changing one here would not change
+    the upstream's, and deleting one would strand it there."""
+
+    organization_field = "organization"
+    search_fields = ("public_id", "upstream_id")
+    exclude = ("snapshot",)
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(UpstreamFile)
+class UpstreamFileAdmin(_UpstreamObjectAdmin):
+    list_display = ("public_id", "organization", "purpose", "filename", "bytes", "created_at")
+    list_filter = ("purpose", "provider")
+
+
+@admin.register(UpstreamBatch)
+class UpstreamBatchAdmin(_UpstreamObjectAdmin):
+    list_display = ("public_id", "organization", "model", "endpoint", "created_at", "accounted_at")
+    list_filter = ("provider",)

@@ -8,6 +8,7 @@ key reached it, how many requests it saw, and whether a stream was abandoned by
 its client (the proxy must close the upstream request when its own client leaves).
 Model ``fake-flaky-<n>`` fails with 503 on its first n requests, then succeeds.
 
+It serves moderations, images, audio, files and batches too (``fake_upstream_surface``).
 It also speaks Anthropic's Messages API (``POST /v1/messages``, key in ``x-api-key``),
 so a route with provider ``anthropic`` can point at it; both dialects report prompt
 caching as the providers do (``proxy.providers.fake_cache``), per upstream key.
@@ -24,6 +25,8 @@ from collections import Counter
 
 from aiohttp import web
 
+from proxy.fake_upstream_surface import FakeUpstreamSurface
+
 _FLAKY = re.compile(r"fake-flaky-(\d+)")
 
 
@@ -39,7 +42,7 @@ def _client_key(request: web.Request) -> str:
     return authorization.removeprefix("Bearer ").strip() or request.headers.get("x-api-key", "")
 
 
-class FakeUpstream:
+class FakeUpstream(FakeUpstreamSurface):
     def __init__(self, *, require_key: str = "", chunk_delay_ms: float = 0.0):
         self.require_key = require_key
         self.chunk_delay = chunk_delay_ms / 1000
@@ -60,6 +63,7 @@ class FakeUpstream:
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_get("/v1/models", self.models)
+        self.add_surface_routes(app)
         app.router.add_get("/_stats", self.stats)
         app.router.add_post("/_reset", self.reset)
         return app

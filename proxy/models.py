@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -210,3 +211,86 @@ class StoredResponse(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class UpstreamObjectQuerySet(models.QuerySet):
+    def for_org(self, organization_id: int):
+        return self.filter(organization_id=organization_id)
+
+
+class UpstreamObject(models.Model):
+    """What a file or batch lives on: the provider and key that hold it upstream.
+
+    The proxy hands clients its own ids (``public_id``) and keeps the upstream's: one
+    upstream account serves many organizations, and an id from another organization
+    must not reach its object. The provider key is referenced, never copied, so key
+    rotation and re-encryption cover it.
+    """
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE)
+    public_id = models.CharField(max_length=64, unique=True)
+    upstream_id = models.CharField(max_length=200)
+    provider = models.CharField(max_length=32)
+    credential = models.ForeignKey(
+        "accounts.ProviderCredential", on_delete=models.SET_NULL, null=True, blank=True
+    )
+    platform_key = models.BooleanField(
+        default=False, help_text="Held under the platform's OPENAI_API_KEY."
+    )
+    # The creator, for attribution of what the object later costs.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
+    # The upstream's object as last seen, ids rewritten to ours (lists are served from it).
+    snapshot = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = UpstreamObjectQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class UpstreamFile(UpstreamObject):
+    purpose = models.CharField(max_length=32)
+    filename = models.CharField(max_length=255)
+    bytes = models.PositiveBigIntegerField(default=0)
+    # For a batch input file: the one model its lines name, public and upstream.
+    batch_model = models.CharField(max_length=200, blank=True)
+    batch_endpoint = models.CharField(max_length=64, blank=True)
+    batch_lines = models.PositiveIntegerField(default=0)
+    batch_prompt_tokens = models.PositiveBigIntegerField(
+        default=0, help_text="The lines' prompt tokens, counted at upload (budget checks)."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="file_org_created")]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class UpstreamBatch(UpstreamObject):
+    input_file = models.ForeignKey(
+        UpstreamFile, on_delete=models.SET_NULL, null=True, related_name="batches"
+    )
+    output_file = models.ForeignKey(
+        UpstreamFile, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    error_file = models.ForeignKey(
+        UpstreamFile, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    model = models.CharField(max_length=200)
+    endpoint = models.CharField(max_length=64)
+    accounted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its results were fetched and their usage recorded."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="batch_org_created")]
+
+    def __str__(self) -> str:
+        return self.public_id

@@ -4,6 +4,7 @@ from proxy import views
 from proxy.adapters import responses
 from proxy.cache_views import cache_urlpatterns
 from proxy.messages_views import messages_urlpatterns
+from proxy.surface.urls import surface_urlpatterns
 from proxy.synthlang_views import synthlang_urlpatterns
 
 urlpatterns = [
@@ -24,3 +25,4 @@ urlpatterns = [
 urlpatterns += synthlang_urlpatterns
 urlpatterns += cache_urlpatterns
 urlpatterns += messages_urlpatterns
+urlpatterns += surface_urlpatterns

@@ -544,6 +544,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_MB * 1024 * 1024
 # compressed nor counted by the tokenizer on the request path (admission's character estimate
 # stands until the upstream's usage settles it). Either would hold a core for seconds.
 LARGE_PROMPT_CHARS = env_int("LARGE_PROMPT_CHARS", 1_000_000, minimum=10_000, maximum=1 << 30)
+# Largest audio file for transcriptions and translations (OpenAI's limit: 25 MB) and
+# largest file for /v1/files (OpenAI's: 512 MB); larger uploads are OpenAI's 413.
+AUDIO_UPLOAD_MAX_MB = env_int("AUDIO_UPLOAD_MAX_MB", 25, minimum=1, maximum=1024)
+FILE_UPLOAD_MAX_MB = env_int("FILE_UPLOAD_MAX_MB", 512, minimum=1, maximum=8192)
 DEPLOYMENT_FAILURE_THRESHOLD = env_int("DEPLOYMENT_FAILURE_THRESHOLD", 3, minimum=1)
 DEPLOYMENT_COOLDOWN_SECONDS = env_float(
     "DEPLOYMENT_COOLDOWN_SECONDS", 30.0, minimum=0, maximum=3600
@@ -555,6 +559,8 @@ MODELS_CACHE_SECONDS = env_float("MODELS_CACHE_SECONDS", 300.0, minimum=0, maxim
 DEFAULT_COMPLETION_ESTIMATE = env_int("DEFAULT_COMPLETION_ESTIMATE", 256, minimum=0)
 # The offline fake provider's simulated latency.
 FAKE_LATENCY_MS = env_float("FAKE_LATENCY_MS", 0.0, minimum=0, maximum=60000)
+# Where the fake provider keeps uploaded files and its batches ("": the system's temp dir).
+FAKE_FILES_DIR = env_str("FAKE_FILES_DIR", "")
 
 # Responses API answers stored with ``store: true`` are kept this many days (OpenAI: 30).
 RESPONSES_RETENTION_DAYS = env_int("RESPONSES_RETENTION_DAYS", 30, minimum=1, maximum=3650)

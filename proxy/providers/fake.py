@@ -40,6 +40,8 @@ from proxy.providers.fake_chat import (
     max_tokens_of,
     request_seed,
 )
+from proxy.providers.fake_files import FakeFilesMethods
+from proxy.providers.fake_surface import FakeSurfaceMethods
 from proxy.tokens import count_message_tokens, count_tokens
 
 FAKE_MODELS = (
@@ -404,10 +406,19 @@ def _refusal(error: FakeRequestError):
     return classify_status(400, error.body(), None)
 
 
-class FakeProvider:
+class FakeProvider(FakeSurfaceMethods, FakeFilesMethods):
     """The in-process fake: no network at all."""
 
     name = "fake"
+
+    def _refused(self, error: FakeRequestError):
+        return _refusal(error)
+
+    def _answer_batch_line(self, body: dict, url: str) -> dict:
+        model = str(body.get("model") or "")
+        if url == "/v1/embeddings":
+            return embedding_body(body, model=model)
+        return chat_body(body, model=model)
 
     async def _before(self, target: Target) -> float:
         status = staged_failure(target.upstream_model)

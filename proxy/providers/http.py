@@ -240,7 +240,13 @@ def _refused_by_policy(url: str) -> UpstreamError | None:
 
 @contextlib.asynccontextmanager
 async def _upstream_response(
-    method: str, url: str, *, headers: dict, body: dict | None = None, stream: bool = False
+    method: str,
+    url: str,
+    *,
+    headers: dict,
+    body: dict | None = None,
+    stream: bool = False,
+    form: aiohttp.FormData | None = None,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """A successful upstream response, through the shared pool and the configured timeouts.
 
@@ -255,6 +261,7 @@ async def _upstream_response(
             method,
             _parsed_url(url),
             json=body,
+            data=form,
             # The client's request id (and trace context) go with every upstream call, so
             # the upstream's own logs can be matched with ours.
             headers={**upstream_headers(), **headers},
@@ -335,3 +342,38 @@ async def post_sse(url: str, *, headers: dict, body: dict) -> AsyncIterator[tupl
             if isinstance(parsed, dict) and "error" in parsed and not event:
                 raise classify_status(500, parsed, None, secrets=_secrets_in(headers))
             yield event, parsed
+
+
+# --- Binary bodies and uploads (audio, images, files) -------------------------------------
+
+
+async def post_bytes_stream(url: str, *, headers: dict, body: dict) -> AsyncIterator[str | bytes]:
+    """POST JSON and yield the answer's content type, then its body in chunks as they come
+    (speech): a client hears the start before the upstream has finished."""
+    async with _upstream_response("POST", url, headers=headers, body=body, stream=True) as response:
+        yield response.headers.get("Content-Type", "application/octet-stream")
+        async for chunk in response.content.iter_any():
+            yield chunk
+
+
+def form_data(
+    fields: list[tuple[str, str]], files: dict[str, tuple[str, bytes, str]]
+) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for name, value in fields:
+        form.add_field(name, value)
+    for name, (filename, content, content_type) in files.items():
+        form.add_field(name, content, filename=filename, content_type=content_type)
+    return form
+
+
+async def request_raw(
+    method: str, url: str, *, headers: dict, body: dict | None = None, form=None
+) -> tuple[bytes, dict]:
+    """Any request; the answer's raw bytes and headers (text, JSON or binary alike)."""
+    async with _upstream_response(method, url, headers=headers, body=body, form=form) as response:
+        return await response.read(), dict(response.headers)
+
+
+def json_of(raw: bytes) -> dict:
+    return _json_object(raw)

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from proxy.providers import http
 from proxy.providers.base import Target, UpstreamResult
+from proxy.providers.openai_surface import OpenAISurfaceMethods
 
 AZURE_DEFAULT_API_VERSION = "2024-10-21"
 # The hosts known to accept prompt_cache_key. Other OpenAI-compatible servers may refuse
@@ -15,7 +16,7 @@ AZURE_DEFAULT_API_VERSION = "2024-10-21"
 PROMPT_CACHE_KEY_HOSTS = frozenset({"api.openai.com"})
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(OpenAISurfaceMethods):
     name = "openai"
 
     def _url(self, target: Target, path: str) -> str:
