@@ -18,7 +18,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from billing import pricing
 from common.errors import InvalidRequest
-from proxy import gateway, metrics, views
+from proxy import accounting, gateway, metrics, views
 from proxy.providers.base import UpstreamError
 from proxy.surface import calls
 from proxy.surface.accounting import surface_usage
@@ -80,7 +80,7 @@ async def _close_and_account(call: gateway.ProxyCall, iterator, usage: dict) -> 
         await iterator.aclose()
     except Exception:
         logger.warning("closing the upstream audio of %s failed", call.request_id)
-    await gateway.finish(call, usage)
+    await accounting.finish(call, usage)
 
 
 class SpeechView(views.ProxyEndpoint):

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from accounts.selectors import Principal
 from billing import budgets
 from billing.selectors import aprice_for_models
-from proxy import gateway
+from proxy import accounting, gateway
 from proxy.models import UpstreamFile
 from proxy.surface import objects
 from proxy.surface.accounting import BATCH_KEY
@@ -51,4 +51,4 @@ async def batch_account(principal: Principal, output_file: UpstreamFile, content
         user_id=creator.user_id,
         api_key_id=creator.key_id,
     )
-    gateway.run_in_background(gateway.finish(call, {**usage, BATCH_KEY: True}))
+    gateway.run_in_background(accounting.finish(call, {**usage, BATCH_KEY: True}))

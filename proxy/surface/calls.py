@@ -5,7 +5,7 @@ measure theirs in what they bill (the input's tokens, images asked for, characte
 speak), so admission takes the measure from the caller and then does what chat does:
 model access, rate limits, the price and a budget reservation. Upstream calls go through
 ``gateway.call_upstream`` (retries and fallback) and every call, however it ends, leaves
-one usage event through ``gateway.finish``.
+one usage event through ``accounting.finish``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from billing import budgets, pricing
 from billing.selectors import aprice_for_models
 from common.errors import DomainError, InvalidRequest
-from proxy import gateway, ratelimit, routing
+from proxy import accounting, gateway, ratelimit, routing
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +58,13 @@ async def upstream(call: gateway.ProxyCall, plan: routing.RoutePlan, operation: 
 
 def account(call: gateway.ProxyCall, usage: dict) -> None:
     """Settle and record the call after the response has left."""
-    gateway.run_in_background(gateway.finish(call, usage))
+    gateway.run_in_background(accounting.finish(call, usage))
 
 
 def account_failure(call: gateway.ProxyCall, error: DomainError) -> None:
     """The failed call's usage event, and its rate-limit headers on the error."""
     error.synthlang_accounted = True
-    gateway.run_in_background(gateway.fail(call, error))
+    gateway.run_in_background(accounting.fail(call, error))
     error.headers = {**call.response_headers(), **error.headers}
 
 
@@ -78,7 +78,7 @@ async def accounted(call: gateway.ProxyCall, work: Callable[[], Awaitable]):
     except asyncio.CancelledError:
         call.client_disconnected = True
         call.status_code, call.error_code = 499, "client_closed_request"
-        gateway.run_in_background(gateway.finish(call, None))
+        gateway.run_in_background(accounting.finish(call, None))
         raise
     except Exception as exc:
         logger.exception("unexpected error in %s", call.endpoint)
