@@ -57,7 +57,8 @@ class FakeUpstream(FakeUpstreamSurface):
         self.last_trace: dict[str, dict] = {}
 
     def app(self) -> web.Application:
-        app = web.Application()
+        # OpenAI takes request bodies of tens of MB (images); aiohttp's default is 1 MB.
+        app = web.Application(client_max_size=128 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/embeddings", self.embeddings)

@@ -139,19 +139,37 @@ class ChatCompletionRequestSerializer(_GenerationSerializer):
     max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
 
 
+TEXTS_OR_TOKENS = "a non-empty list of strings, of token ids, or of non-empty token-id lists"
+# Token ids are indexes into a vocabulary: whole numbers from 0, far below 2**31.
+MAX_TOKEN_ID = 2**31 - 1
+
+
+def _token_ids(value) -> bool:
+    return all(
+        isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= MAX_TOKEN_ID
+        for item in value
+    )
+
+
+def _texts_or_tokens(value) -> bool:
+    """OpenAI's list forms of a prompt or an embedding input, one kind per list (a mixed
+    list, a negative id or a boolean is none of them)."""
+    if not isinstance(value, list) or not value:
+        return False
+    if all(isinstance(item, str) for item in value):
+        return True
+    if all(isinstance(item, list) for item in value):
+        return all(item and _token_ids(item) for item in value)
+    return _token_ids(value)
+
+
 class CompletionRequestSerializer(_GenerationSerializer):
     prompt = serializers.JSONField()
 
     def validate_prompt(self, value):
-        if isinstance(value, str):
+        if isinstance(value, str) or _texts_or_tokens(value):
             return value
-        if (
-            isinstance(value, list)
-            and value
-            and all(isinstance(p, str | int | list) for p in value)
-        ):
-            return value
-        raise serializers.ValidationError("must be a string or a non-empty list")
+        raise serializers.ValidationError(f"must be a string or {TEXTS_OR_TOKENS}")
 
 
 class EmbeddingRequestSerializer(serializers.Serializer):
@@ -161,17 +179,9 @@ class EmbeddingRequestSerializer(serializers.Serializer):
     encoding_format = serializers.ChoiceField(choices=("float", "base64"), required=False)
 
     def validate_input(self, value):
-        if isinstance(value, str) and value:
+        if (isinstance(value, str) and value) or _texts_or_tokens(value):
             return value
-        if (
-            isinstance(value, list)
-            and value
-            and all(
-                isinstance(item, str | int) or (isinstance(item, list) and item) for item in value
-            )
-        ):
-            return value
-        raise serializers.ValidationError("must be a non-empty string or a non-empty list")
+        raise serializers.ValidationError(f"must be a non-empty string or {TEXTS_OR_TOKENS}")
 
 
 class CompressRequestSerializer(serializers.Serializer):
