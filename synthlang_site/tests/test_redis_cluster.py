@@ -19,7 +19,7 @@ from redis.cluster import RedisCluster
 from billing import services as billing_services
 from billing.models import Price
 from common.testing import live_server
-from synthlang_site.tests.redis_servers import cluster_deployment
+from synthlang_site.tests.redis_servers import TLS_CLUSTER_PORTS, cluster_deployment
 
 pytestmark = [pytest.mark.live]
 
@@ -155,6 +155,61 @@ def test_the_django_cache_reads_many_keys_across_slots(redis_cluster):
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert probe.stdout.strip().splitlines()[-1] == "[('a', 1), ('b', 2), ('c', 3)]"
+
+
+TLS_PROBE = """
+import asyncio, django
+django.setup()
+from django.conf import settings
+from django.core.cache import cache
+from accounts.selectors import Principal, RateLimit
+from proxy import ratelimit
+
+async def admit_twice():
+    principal = Principal(
+        key_id=1, key_prefix="sk-syn-tls", organization_id=1, organization_slug="tls",
+        user_id=1, username="tls", role="basic", expires_at=None,
+        key_limit=RateLimit(rpm=1, tpm=0),
+    )
+    await ratelimit.admit(principal, tokens=1)
+    try:
+        await ratelimit.admit(principal, tokens=1)
+    except ratelimit.RateLimited:
+        return "refused"
+    return "admitted"
+
+cache.set_many({"a": 1, "b": 2}, timeout=60)
+print(sorted(cache.get_many(["a", "b"]).items()), asyncio.run(admit_twice()))
+"""
+
+
+def test_a_cluster_over_tls_with_a_self_signed_certificate_takes_the_setting(tmp_path):
+    separate = _separate_redis()
+    with cluster_deployment(tmp_path, ports=TLS_CLUSTER_PORTS, tls=True) as cluster:
+        env = {
+            **os.environ,
+            "DEBUG": "true",
+            "LOG_FILE": "",
+            "REDIS_URL": cluster["url"],
+            "REDIS_CLUSTER": "true",
+            "REDIS_SSL_CERT_REQS": "none",
+            "CELERY_BROKER_URL": separate,
+            "CHANNELS_REDIS_URL": separate,
+            "ENABLE_CACHE": "0",
+        }
+        probe = subprocess.run(
+            [sys.executable, "-c", TLS_PROBE],
+            cwd=django_settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        keys = _all_keys(cluster["client"])
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    # The second admission was refused by the script: it ran on the cluster, over TLS.
+    assert probe.stdout.strip().splitlines()[-1] == "[('a', 1), ('b', 2)] refused"
+    assert any(key.startswith("synthlang:rl:{org:1}:") for key in keys), keys
 
 
 def _start_up(env: dict) -> subprocess.CompletedProcess:
