@@ -17,7 +17,9 @@ from django.conf import settings as django_settings
 from redis.cluster import RedisCluster
 
 from billing import services as billing_services
-from billing.models import Price
+from billing import usage
+from billing.models import Price, UsageEvent
+from common import redis as shared_redis
 from common.testing import live_server
 from synthlang_site.tests.redis_servers import TLS_CLUSTER_PORTS, cluster_deployment
 
@@ -65,7 +67,7 @@ def _all_keys(client: RedisCluster) -> set[str]:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_proxy_uses_the_cluster_for_cache_limits_budgets_usage_and_throttles(
-    redis_cluster, org_a, bob, bob_key, tmp_path
+    redis_cluster, org_a, bob, bob_key, tmp_path, settings
 ):
     separate = _separate_redis()
     client = redis_cluster["client"]
@@ -119,10 +121,28 @@ def test_the_proxy_uses_the_cluster_for_cache_limits_budgets_usage_and_throttles
     # The keys are spread over the nodes, as a cluster's are.
     nodes = {client.get_node_from_key(key).port for key in keys}
     assert len(nodes) >= 2, nodes
-    assert client.llen("synthlang:billing:usage:buffer") == 4
     text = log.read_text()
     assert "buffering event in process" not in text
     assert "CROSSSLOT" not in text and "Traceback" not in text
+    # The buffered usage is drained into the database: the claim script's keys share a slot.
+    drained = UsageEvent.objects.filter(organization=org_a).count() + client.llen(
+        "synthlang:billing:{usage}:buffer"
+    )
+    assert drained == 4
+    _point_the_clients_at(settings, redis_cluster["url"])
+    try:
+        usage.usage_flush_run(redis=True)
+    finally:
+        shared_redis._sync_client = None
+    assert UsageEvent.objects.filter(organization=org_a).count() == 4
+    assert client.llen("synthlang:billing:{usage}:buffer") == 0
+
+
+def _point_the_clients_at(settings, url: str) -> None:
+    settings.REDIS_URL = url
+    settings.REDIS_CLUSTER = True
+    settings.CACHE_TYPE = "redis"
+    shared_redis._sync_client = None
 
 
 PROBE = """
