@@ -42,7 +42,7 @@ from common.outages import (
     redis_outage,
     redis_usable,
 )
-from common.redis import sync_redis, write_batcher
+from common.redis import redis_target_in_use, sync_redis, write_batcher
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,31 @@ BUFFER_KEY = "synthlang:billing:usage:buffer"
 PROCESSING_INDEX_KEY = "synthlang:billing:usage:processing"
 PROCESSING_KEY_PREFIX = "synthlang:billing:usage:processing:"
 DEAD_LETTER_KEY = "synthlang:billing:usage:dead"
+
+
+@dataclass(frozen=True)
+class UsageKeys:
+    buffer: str
+    processing_index: str
+    processing_prefix: str
+    dead_letter: str
+
+
+_KEYS = UsageKeys(BUFFER_KEY, PROCESSING_INDEX_KEY, PROCESSING_KEY_PREFIX, DEAD_LETTER_KEY)
+# On a Redis Cluster the claim and requeue scripts' keys must share one slot: the same names
+# with a hash tag. One server and Sentinel keep the names events were buffered under before
+# (an upgrade must not strand them); a cluster is new, so it has no such events.
+_CLUSTER_KEYS = UsageKeys(
+    "synthlang:billing:{usage}:buffer",
+    "synthlang:billing:{usage}:processing",
+    "synthlang:billing:{usage}:processing:",
+    "synthlang:billing:{usage}:dead",
+)
+
+
+def usage_keys() -> UsageKeys:
+    """The buffer's key names for the Redis in use."""
+    return _CLUSTER_KEYS if redis_target_in_use().is_cluster else _KEYS
 
 
 def _batch_size() -> int:
@@ -96,47 +121,51 @@ return #items
 class RedisBuffer:
     def __init__(self, client) -> None:
         self.client = client
+        self.keys = usage_keys()
         self._claim = client.register_script(_CLAIM_LUA)
         self._requeue = client.register_script(_REQUEUE_LUA)
 
     def claim(self, limit: int) -> tuple[str, list]:
         flush_id = uuid.uuid4().hex
+        keys = self.keys
         items = self._claim(
-            keys=[BUFFER_KEY, PROCESSING_KEY_PREFIX + flush_id, PROCESSING_INDEX_KEY],
+            keys=[keys.buffer, keys.processing_prefix + flush_id, keys.processing_index],
             args=[limit, flush_id, time.time()],
         )
         return flush_id, list(items)
 
     def ack(self, flush_id: str) -> None:
         pipe = self.client.pipeline(transaction=True)
-        pipe.delete(PROCESSING_KEY_PREFIX + flush_id)
-        pipe.zrem(PROCESSING_INDEX_KEY, flush_id)
+        pipe.delete(self.keys.processing_prefix + flush_id)
+        pipe.zrem(self.keys.processing_index, flush_id)
         pipe.execute()
 
     def nack(self, flush_id: str) -> None:
+        keys = self.keys
         self._requeue(
-            keys=[PROCESSING_KEY_PREFIX + flush_id, BUFFER_KEY, PROCESSING_INDEX_KEY],
+            keys=[keys.processing_prefix + flush_id, keys.buffer, keys.processing_index],
             args=[flush_id, 0],
         )
 
     def recover_stale(self, older_than_seconds: float) -> int:
         cutoff = time.time() - older_than_seconds
+        keys = self.keys
         recovered = 0
-        for raw in self.client.zrangebyscore(PROCESSING_INDEX_KEY, "-inf", cutoff):
+        for raw in self.client.zrangebyscore(self.keys.processing_index, "-inf", cutoff):
             flush_id = raw.decode() if isinstance(raw, bytes) else raw
             recovered += int(
                 self._requeue(
-                    keys=[PROCESSING_KEY_PREFIX + flush_id, BUFFER_KEY, PROCESSING_INDEX_KEY],
+                    keys=[keys.processing_prefix + flush_id, keys.buffer, keys.processing_index],
                     args=[flush_id, cutoff],
                 )
             )
         return recovered
 
     def dead_letter(self, items: list) -> None:
-        self.client.rpush(DEAD_LETTER_KEY, *items)
+        self.client.rpush(self.keys.dead_letter, *items)
 
     def __len__(self) -> int:
-        return int(self.client.llen(BUFFER_KEY))
+        return int(self.client.llen(self.keys.buffer))
 
 
 # --- In-process buffer ---------------------------------------------------------------------
@@ -349,7 +378,7 @@ def usage_record(event: dict) -> None:
     """Hand one usage event over for accounting. Never raises, never waits for the DB."""
     if redis_usable():
         try:
-            length = sync_redis().rpush(BUFFER_KEY, _encode(event))
+            length = sync_redis().rpush(usage_keys().buffer, _encode(event))
         except REDIS_ERRORS as error:
             # Redis is down: keep the event in this process and write it from here
             # rather than lose it (reported once, by the outage).
@@ -367,7 +396,7 @@ async def ausage_record(event: dict) -> None:
     if redis_usable():
         try:
             # After the response: the push shares a round trip with other requests'.
-            length = await write_batcher().rpush(BUFFER_KEY, _encode(event))
+            length = await write_batcher().rpush(usage_keys().buffer, _encode(event))
         except REDIS_ERRORS as error:
             redis_outage.failed(error)
             _buffer_locally(event)

@@ -13,9 +13,10 @@ import pytest
 import redis
 import redis.cluster
 
-# One master, its replica and one sentinel; three cluster nodes.
+# One master, its replica and one sentinel; three cluster nodes, and three more over TLS.
 SENTINEL_PORTS = {"master": 7301, "replica": 7302, "sentinel": 7303}
 CLUSTER_PORTS = (7311, 7312, 7313)
+TLS_CLUSTER_PORTS = (7321, 7322, 7323)
 MASTER_NAME = "synthlang-primary"
 
 
@@ -136,24 +137,56 @@ def wait_for_failover(sentinel: redis.Redis, *, away_from: int) -> int:
     return port
 
 
-def _cluster_ok(port: int) -> bool:
-    info = redis.Redis(port=port, decode_responses=True).execute_command("CLUSTER INFO")
+def _cluster_ok(port: int, client_tls: dict) -> bool:
+    node = redis.Redis(port=port, decode_responses=True, **client_tls)
+    info = node.execute_command("CLUSTER INFO")
     if isinstance(info, dict):
         return info.get("cluster_state") == "ok"
     return "cluster_state:ok" in info
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no authority signed, and its key."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed")
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
 @contextlib.contextmanager
-def cluster_deployment(folder: Path):
-    """Yields {"url", "client"}: a URL to one node of a three-master cluster, and a client."""
+def cluster_deployment(folder: Path, *, ports=CLUSTER_PORTS, tls: bool = False):
+    """Yields {"url", "client"}: a URL to one node of a three-master cluster, and a client.
+    With ``tls``, the nodes speak only TLS (to clients and to each other), with a
+    self-signed certificate."""
     if not shutil.which("redis-server") or not shutil.which("redis-cli"):
         pytest.skip("redis-server and redis-cli are needed")
+    tls_arguments: tuple[str, ...] = ()
+    cli_tls: list[str] = []
+    client_tls: dict = {}
+    if tls:
+        cert, key = self_signed_certificate(folder / "tls")
+        tls_arguments = (
+            "--tls-cluster", "yes", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+            "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+        )  # fmt: skip
+        cli_tls = ["--tls", "--insecure"]
+        client_tls = {"ssl": True, "ssl_cert_reqs": "none"}
     processes = [
         _start(
             folder / str(port),
             str(port),
-            "--port",
-            str(port),
+            *(("--port", "0", "--tls-port", str(port)) if tls else ("--port", str(port))),
+            *tls_arguments,
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
@@ -162,26 +195,31 @@ def cluster_deployment(folder: Path):
             "2000",
             *_no_persistence(),
         )
-        for port in CLUSTER_PORTS
+        for port in ports
     ]
     try:
-        for port in CLUSTER_PORTS:
-            _wait_until(redis.Redis(port=port).ping, what=f"node {port}", processes=processes)
+        for port in ports:
+            _wait_until(
+                redis.Redis(port=port, **client_tls).ping,
+                what=f"node {port}",
+                processes=processes,
+            )
         subprocess.run(
-            ["redis-cli", "--cluster", "create"]
-            + [f"127.0.0.1:{port}" for port in CLUSTER_PORTS]
+            ["redis-cli", *cli_tls, "--cluster", "create"]
+            + [f"127.0.0.1:{port}" for port in ports]
             + ["--cluster-replicas", "0", "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=60,
         )
-        client = redis.cluster.RedisCluster(host="127.0.0.1", port=CLUSTER_PORTS[0])
         _wait_until(
-            lambda: all(_cluster_ok(port) for port in CLUSTER_PORTS),
+            lambda: all(_cluster_ok(port, client_tls) for port in ports),
             what="the cluster's agreement",
             processes=processes,
         )
-        yield {"url": f"redis://127.0.0.1:{CLUSTER_PORTS[0]}/0", "client": client}
+        client = redis.cluster.RedisCluster(host="127.0.0.1", port=ports[0], **client_tls)
+        scheme = "rediss" if tls else "redis"
+        yield {"url": f"{scheme}://127.0.0.1:{ports[0]}/0", "client": client}
         client.close()
     finally:
         _stop(processes)

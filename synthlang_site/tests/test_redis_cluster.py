@@ -17,9 +17,11 @@ from django.conf import settings as django_settings
 from redis.cluster import RedisCluster
 
 from billing import services as billing_services
-from billing.models import Price
+from billing import usage
+from billing.models import Price, UsageEvent
+from common import redis as shared_redis
 from common.testing import live_server
-from synthlang_site.tests.redis_servers import cluster_deployment
+from synthlang_site.tests.redis_servers import TLS_CLUSTER_PORTS, cluster_deployment
 
 pytestmark = [pytest.mark.live]
 
@@ -65,7 +67,7 @@ def _all_keys(client: RedisCluster) -> set[str]:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_proxy_uses_the_cluster_for_cache_limits_budgets_usage_and_throttles(
-    redis_cluster, org_a, bob, bob_key, tmp_path
+    redis_cluster, org_a, bob, bob_key, tmp_path, settings
 ):
     separate = _separate_redis()
     client = redis_cluster["client"]
@@ -119,10 +121,28 @@ def test_the_proxy_uses_the_cluster_for_cache_limits_budgets_usage_and_throttles
     # The keys are spread over the nodes, as a cluster's are.
     nodes = {client.get_node_from_key(key).port for key in keys}
     assert len(nodes) >= 2, nodes
-    assert client.llen("synthlang:billing:usage:buffer") == 4
     text = log.read_text()
     assert "buffering event in process" not in text
     assert "CROSSSLOT" not in text and "Traceback" not in text
+    # The buffered usage is drained into the database: the claim script's keys share a slot.
+    drained = UsageEvent.objects.filter(organization=org_a).count() + client.llen(
+        "synthlang:billing:{usage}:buffer"
+    )
+    assert drained == 4
+    _point_the_clients_at(settings, redis_cluster["url"])
+    try:
+        usage.usage_flush_run(redis=True)
+    finally:
+        shared_redis._sync_client = None
+    assert UsageEvent.objects.filter(organization=org_a).count() == 4
+    assert client.llen("synthlang:billing:{usage}:buffer") == 0
+
+
+def _point_the_clients_at(settings, url: str) -> None:
+    settings.REDIS_URL = url
+    settings.REDIS_CLUSTER = True
+    settings.CACHE_TYPE = "redis"
+    shared_redis._sync_client = None
 
 
 PROBE = """
@@ -155,6 +175,61 @@ def test_the_django_cache_reads_many_keys_across_slots(redis_cluster):
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert probe.stdout.strip().splitlines()[-1] == "[('a', 1), ('b', 2), ('c', 3)]"
+
+
+TLS_PROBE = """
+import asyncio, django
+django.setup()
+from django.conf import settings
+from django.core.cache import cache
+from accounts.selectors import Principal, RateLimit
+from proxy import ratelimit
+
+async def admit_twice():
+    principal = Principal(
+        key_id=1, key_prefix="sk-syn-tls", organization_id=1, organization_slug="tls",
+        user_id=1, username="tls", role="basic", expires_at=None,
+        key_limit=RateLimit(rpm=1, tpm=0),
+    )
+    await ratelimit.admit(principal, tokens=1)
+    try:
+        await ratelimit.admit(principal, tokens=1)
+    except ratelimit.RateLimited:
+        return "refused"
+    return "admitted"
+
+cache.set_many({"a": 1, "b": 2}, timeout=60)
+print(sorted(cache.get_many(["a", "b"]).items()), asyncio.run(admit_twice()))
+"""
+
+
+def test_a_cluster_over_tls_with_a_self_signed_certificate_takes_the_setting(tmp_path):
+    separate = _separate_redis()
+    with cluster_deployment(tmp_path, ports=TLS_CLUSTER_PORTS, tls=True) as cluster:
+        env = {
+            **os.environ,
+            "DEBUG": "true",
+            "LOG_FILE": "",
+            "REDIS_URL": cluster["url"],
+            "REDIS_CLUSTER": "true",
+            "REDIS_SSL_CERT_REQS": "none",
+            "CELERY_BROKER_URL": separate,
+            "CHANNELS_REDIS_URL": separate,
+            "ENABLE_CACHE": "0",
+        }
+        probe = subprocess.run(
+            [sys.executable, "-c", TLS_PROBE],
+            cwd=django_settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        keys = _all_keys(cluster["client"])
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    # The second admission was refused by the script: it ran on the cluster, over TLS.
+    assert probe.stdout.strip().splitlines()[-1] == "[('a', 1), ('b', 2)] refused"
+    assert any(key.startswith("synthlang:rl:{org:1}:") for key in keys), keys
 
 
 def _start_up(env: dict) -> subprocess.CompletedProcess:
