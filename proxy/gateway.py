@@ -83,6 +83,10 @@ class ProxyCall:
     # The client's request when this call writes its access line (the API views' calls;
     # the proxy's own calls, such as the cache's verifier, write none).
     access: RequestContext | None = None
+    # Attribution (proxy/attribution.py): OpenAI's ``user``, ``metadata`` and the tags header.
+    end_user: str = ""
+    metadata: dict = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
     first_token_seconds: float | None = None  # a stream's first chunk, from ``started``
     usage_price: pricing.Price | None = None  # what the answer is billed at, once known
     cost_micros: int | None = None  # the client's cost, told in a header or the usage chunk
@@ -102,10 +106,6 @@ class ProxyCall:
         if self.admission is not None:
             headers.update(self.admission.headers)
         return headers
-
-    def end_user(self) -> str | None:
-        user = self.body.get("user")
-        return user[:256] if isinstance(user, str) and user else None
 
 
 # --- Request controls ----------------------------------------------------------------

@@ -25,7 +25,7 @@ from common.errors import (
     domain_error_from_drf,
     error_response,
 )
-from proxy import accounting, gateway, metrics, models_catalog
+from proxy import accounting, attribution, gateway, metrics, models_catalog
 from proxy.serializers import (
     ChatCompletionRequestSerializer,
     CompletionRequestSerializer,
@@ -167,6 +167,9 @@ def new_call(request, principal: Principal, endpoint: str, body: dict) -> gatewa
         client_wants_usage=stream and bool(stream_options.get("include_usage")),
         compression_header=request.headers.get("x-synthlang-compression", ""),
         cache_header=gateway.cache_control_for(request.headers.get("x-synthlang-cache", "")),
+        end_user=attribution.end_user_from(body),
+        metadata=attribution.metadata_from(body),
+        tags=attribution.tags_from(request.headers.get("x-synthlang-tags", "")),
         access=call_started(),
     )
 

@@ -596,6 +596,8 @@ LOGGING = {
     "loggers": {
         # Django logs every 4xx/5xx of the proxy as a warning; our own access log covers it.
         "django.request": {"level": "ERROR"},
+        # The access line is written whatever LOG_LEVEL says; ACCESS_LOG turns it off.
+        "synthlang.access": {"level": "INFO"},
     },
 }
 
