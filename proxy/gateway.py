@@ -233,14 +233,21 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
         prompt_tokens=call.prompt_tokens_estimate,
         max_tokens=completion_allowance,
     )
-    call.reservation = await budgets.abudget_reserve(
-        organization_id=call.principal.organization_id,
-        user_id=call.principal.user_id,
-        api_key_id=call.principal.key_id,
-        estimate_micros=estimate,
-        price=call.price,
-        model=call.model,
-    )
+    try:
+        call.reservation = await budgets.abudget_reserve(
+            organization_id=call.principal.organization_id,
+            user_id=call.principal.user_id,
+            api_key_id=call.principal.key_id,
+            estimate_micros=estimate,
+            price=call.price,
+            model=call.model,
+        )
+    except budgets.BudgetExceeded as error:
+        metrics.BUDGET_REFUSALS.labels(scope=getattr(error, "scope", "") or "other").inc()
+        raise
+    except budgets.ModelNotPriced:
+        metrics.BUDGET_REFUSALS.labels(scope="unpriced").inc()
+        raise
     return plan
 
 
