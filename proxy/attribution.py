@@ -2,8 +2,9 @@
 ``metadata`` object and the ``x-synthlang-tags`` header. Recorded on the usage event, so an
 organization can charge back per end user, feature or team.
 
-The body's fields are passed upstream unchanged (they are OpenAI's); the header is not.
-Bad values are the client's error (400), named by the field.
+``user`` is passed upstream; ``metadata`` only with ``store: true``, the one case OpenAI
+takes it ("The 'metadata' parameter is only allowed when 'store' is enabled"); the header
+never. Bad values are the client's error (400), named by the field.
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ def metadata_from(body: dict) -> dict[str, str]:
                 param="metadata",
             )
     return dict(value)
+
+
+def without_recorded_metadata(body: dict) -> dict:
+    """The body for the upstream: ``metadata`` is the proxy's to record unless the client
+    asks OpenAI to store the completion, which is when OpenAI accepts it."""
+    if "metadata" in body and body.get("store") is not True:
+        return {name: value for name, value in body.items() if name != "metadata"}
+    return body
 
 
 def tags_from(header: str) -> tuple[str, ...]:

@@ -162,7 +162,7 @@ def new_call(request, principal: Principal, endpoint: str, body: dict) -> gatewa
         request_id=request.request_id,
         endpoint=endpoint,
         model=model,
-        body={**body, "model": model},
+        body=attribution.without_recorded_metadata({**body, "model": model}),
         stream=stream,
         client_wants_usage=stream and bool(stream_options.get("include_usage")),
         compression_header=request.headers.get("x-synthlang-compression", ""),

@@ -13,7 +13,7 @@ from django.test import AsyncClient
 
 from billing import usage
 from billing.models import Price, UsageEvent
-from proxy import gateway
+from proxy import attribution, gateway
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +64,13 @@ def test_user_metadata_and_tags_are_recorded_on_the_usage_event(alice_key):
     # The answer said what the flush billed.
     assert event.cost_micros > 0
     assert response["x-synthlang-cost-usd"] == f"0.{event.cost_micros:06d}"
+
+
+def test_metadata_goes_upstream_only_with_store():
+    body = {**CHAT, "metadata": {"team": "growth"}}
+    assert "metadata" not in attribution.without_recorded_metadata(body)
+    stored = {**body, "store": True}
+    assert attribution.without_recorded_metadata(stored) == stored
 
 
 @pytest.mark.django_db(transaction=True)
