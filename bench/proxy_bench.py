@@ -1,13 +1,15 @@
 """Proxy benchmark: added latency, throughput, concurrent streams and memory.
 
     python bench/proxy_bench.py [--litellm PATH_TO_LITELLM_BINARY] [--duration 10]
-        [--workers 1 2] [--litellm-workers 1 2]
+        [--workers 1 2] [--litellm-workers 1 2] [--access-log off on off on]
 
 Starts a local fake upstream (proxy.fake_upstream), SynthLang Proxy (``python -m
 synthlang_site`` with each ``--workers`` count in turn) with authentication, rate limits
 and usage accounting on, and optionally LiteLLM's proxy (with each ``--litellm-workers``
 count) pointed at the same upstream, then drives each with an aiohttp load generator from
-this process. Added latency is measured with sequential requests that alternate between
+this process; ``--access-log`` runs each server with its JSON access line on and off (in the
+order given, repeats allowed), written to a file as a server's stdout would be. Added
+latency is measured with sequential requests that alternate between
 the upstream directly and through the proxy. Set REDIS_URL to account usage and count rate
 limits in Redis as production does (several workers need it); DATABASE_URL to use
 PostgreSQL. Everything runs on this machine, so compare the ratios of one run rather than
@@ -301,7 +303,8 @@ async def main_async(args) -> list[dict]:
             }
         )
 
-        for workers in args.workers:
+        runs = [(workers, access) for workers in args.workers for access in args.access_log]
+        for number, (workers, access) in enumerate(runs):
             port = free_port()
             env = proxy_environment(
                 base_env,
@@ -309,21 +312,23 @@ async def main_async(args) -> list[dict]:
                 proxy_port=port,
                 upstream_url=upstream_url,
                 ENABLE_CACHE="0",
+                ACCESS_LOG="true" if access == "on" else "false",
             )
             key = prepare_synthlang(env)
             proxy = start(
                 [sys.executable, "-m", "synthlang_site", "--workers", str(workers)],
                 env,
-                workdir / f"proxy-{workers}.log",
+                workdir / f"proxy-{workers}-{number}.log",
             )
             processes.append(proxy)
             await wait_http(f"http://127.0.0.1:{port}/health")
             headers = {"Authorization": f"Bearer {key}"}
             label = "worker" if workers == 1 else "workers"
+            access_label = f", access log {access}" if len(set(args.access_log)) > 1 else ""
             for level in args.levels:
                 results.append(
                     await measure(
-                        f"synthlang, {workers} {label} (compression {level})",
+                        f"synthlang, {workers} {label} (compression {level}{access_label})",
                         f"http://127.0.0.1:{port}/v1/chat/completions",
                         {**headers, "x-synthlang-compression": level},
                         proxy.pid,
@@ -427,6 +432,13 @@ def main() -> None:
         help="SynthLang server processes, one run per count (above 1 needs REDIS_URL)",
     )
     parser.add_argument("--litellm-workers", nargs="+", type=int, default=[1])
+    parser.add_argument(
+        "--access-log",
+        nargs="+",
+        choices=["on", "off"],
+        default=["on"],
+        help="run each server with its access line on and/or off, in this order",
+    )
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
     table = render(results, args)

@@ -219,10 +219,12 @@ def _forget_flag(budget_id: int, month: date, kind: str) -> None:
 
 def _rejection(limit: BudgetLimit) -> BudgetExceeded:
     scope = _SCOPE_WORDS.get(limit.scope, "a monthly budget")
-    return BudgetExceeded(
+    error = BudgetExceeded(
         "You exceeded your current quota, please check your plan and billing details. "
         f"This request would exceed {scope}."
     )
+    error.scope = str(limit.scope)  # the budget that refused, for the refusals metric
+    return error
 
 
 def _soft_crossings(reservation: Reservation, values) -> list[tuple[_Hold, int]]:

@@ -180,6 +180,21 @@ class UsageEvent(models.Model):
     batch = models.BooleanField(
         default=False, help_text="Results of a batch, priced at the batch rates."
     )
+    # Attribution inside an organization: who and what the spend was for (chargeback).
+    end_user = models.CharField(
+        max_length=256, blank=True, help_text="OpenAI's `user` field: the client's end user."
+    )
+    tags = models.CharField(
+        max_length=800,
+        blank=True,
+        help_text=(
+            "The x-synthlang-tags header, stored as ',a,b,' so that one tag is matched "
+            "by ',a,' on every database."
+        ),
+    )
+    metadata = models.JSONField(
+        default=dict, blank=True, help_text="The request's `metadata` object (strings)."
+    )
 
     objects = UsageEventQuerySet.as_manager()
 
@@ -187,6 +202,10 @@ class UsageEvent(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["organization", "created_at"], name="usage_org_created"),
+            # Spend per end user: the chargeback report's filter and grouping.
+            models.Index(
+                fields=["organization", "end_user", "created_at"], name="usage_org_end_user"
+            ),
             # Retention deletes by age across every organization.
             models.Index(fields=["created_at"], name="usage_created"),
         ]

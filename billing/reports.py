@@ -49,7 +49,7 @@ def _rollups(*, organization_id: int | None, start: date, end: date, user_id: in
     return rows
 
 
-def _finish(row: dict) -> dict:
+def finish_row(row: dict) -> dict:
     """Derived figures: dollars as exact strings, averages, the total saving."""
     for name in SUMS:
         row[name] = row.get(name) or 0
@@ -87,7 +87,7 @@ def usage_totals(
     *, organization_id: int | None, start: date, end: date, user_id: int | None = None
 ) -> dict:
     rows = _rollups(organization_id=organization_id, start=start, end=end, user_id=user_id)
-    return _finish(rows.aggregate(**{name: Sum(name) for name in SUMS}))
+    return finish_row(rows.aggregate(**{name: Sum(name) for name in SUMS}))
 
 
 def _labels(group_by: str, values) -> dict:
@@ -135,7 +135,7 @@ def usage_grouped(
     labels = _labels(group_by, list(by_value))
     result = []
     for value, row in by_value.items():
-        row = _finish(dict(row))
+        row = finish_row(dict(row))
         row["key"] = value.isoformat() if isinstance(value, date) else value
         row["label"] = labels[value]
         result.append(row)
@@ -191,7 +191,7 @@ def month_lines(*, organization_id: int, start: date, end: date) -> list[dict]:
     keys = _labels("key", list({row["api_key_id"] for row in rows}))
     lines = []
     for row in rows:
-        line = _finish(dict(row))
+        line = finish_row(dict(row))
         line["day"] = row["day"].isoformat()
         line["user"] = users[row["user_id"]]
         line["api_key"] = keys[row["api_key_id"]]

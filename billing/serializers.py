@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from rest_framework import serializers
 
+from billing.attribution import EVENT_GROUPS
 from billing.reports import GROUPS
 
 # A report spans at most this many days: a year of daily rows is still a small answer.
@@ -17,7 +18,18 @@ class UsageQuerySerializer(serializers.Serializer):
     end = serializers.DateField(
         required=False, help_text="Last UTC day, inclusive (default: today)."
     )
-    group_by = serializers.ChoiceField(choices=GROUPS, default="day")
+    group_by = serializers.ChoiceField(
+        choices=(*GROUPS, *EVENT_GROUPS),
+        default="day",
+        help_text="end_user: OpenAI's `user` field; tag: the x-synthlang-tags header (a "
+        "request with several tags counts in each).",
+    )
+    end_user = serializers.CharField(
+        required=False, max_length=256, help_text="Only requests of this end user."
+    )
+    tag = serializers.RegexField(
+        r"^[A-Za-z0-9_.:/@=+\-]{1,64}$", required=False, help_text="Only requests with this tag."
+    )
 
     def validate(self, attrs):
         today = datetime.now(UTC).date()

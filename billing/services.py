@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Organization, User
 from accounts.services import audit_record
 from billing import pricing, reports
+from billing.attribution import tags_stored
 from billing.models import (
     ROLLUP_SUMS,
     AlertKind,
@@ -140,7 +141,20 @@ def usage_event_build(*, event: dict) -> UsageEvent:
         usage_estimated=bool(event.get("usage_estimated")),
         units=units,
         batch=batch,
+        end_user=str(event.get("end_user") or "")[:256],
+        tags=_tags(event.get("tags")),
+        metadata=event.get("metadata") if isinstance(event.get("metadata"), dict) else {},
     )
+
+
+def _tags(value) -> str:
+    # Validated by the proxy; an event from elsewhere (or an older one) keeps what fits.
+    tags = [tag for tag in value if isinstance(tag, str) and tag] if isinstance(value, list) else []
+    stored = tags_stored(tags)
+    while len(stored) > 800 and tags:
+        tags.pop()
+        stored = tags_stored(tags)
+    return stored
 
 
 def _serialise_flushes() -> None:

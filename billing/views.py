@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import Principal, organization_caller_get
-from billing import reports
+from billing import attribution, reports
+from billing.attribution import EVENT_GROUPS
 from billing.serializers import UsageQuerySerializer, UsageResponseSerializer
 
 
@@ -41,20 +43,34 @@ class UsageView(APIView):
             ),
         ],
         responses=UsageResponseSerializer,
-        summary="Usage and cost of the caller's organization, grouped by model, user, key or day",
+        summary=(
+            "Usage and cost of the caller's organization, grouped by model, user, key, day, "
+            "end user or tag"
+        ),
     )
     def get(self, request):
         organization_id, slug, user_id = _scope(request)
         query = UsageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         start, end, group_by = (query.validated_data[name] for name in ("start", "end", "group_by"))
-        rows = reports.usage_grouped(
-            organization_id=organization_id,
-            start=start,
-            end=end,
-            group_by=group_by,
-            user_id=user_id,
-        )
+        end_user, tag = query.validated_data.get("end_user"), query.validated_data.get("tag")
+        scope = {
+            "organization_id": organization_id,
+            "start": start,
+            "end": end,
+            "user_id": user_id,
+        }
+        # The rollups have no end-user or tag dimension: those read the events.
+        by_event = group_by in EVENT_GROUPS or end_user is not None or tag is not None
+        if by_event:
+            if group_by not in EVENT_GROUPS:
+                raise ValidationError(
+                    {"group_by": "with end_user or tag filters, group by end_user or tag."}
+                )
+            attributed = {**scope, "end_user": end_user, "tag": tag}
+            rows = attribution.attributed_grouped(**attributed, group_by=group_by)
+        else:
+            rows = reports.usage_grouped(**scope, group_by=group_by)
         if request.query_params.get("export") == "csv":
             response = HttpResponse(
                 reports.rows_csv(rows, group_by=group_by), content_type="text/csv; charset=utf-8"
@@ -63,9 +79,10 @@ class UsageView(APIView):
                 f'attachment; filename="usage-{slug}-{start}-{end}-{group_by}.csv"'
             )
             return response
-        totals = reports.usage_totals(
-            organization_id=organization_id, start=start, end=end, user_id=user_id
-        )
+        if by_event:
+            totals = attribution.attributed_totals(**attributed)
+        else:
+            totals = reports.usage_totals(**scope)
         body = {
             "object": "list",
             "organization": slug,

@@ -49,6 +49,29 @@ def with_cost(call: ProxyCall, usage: dict) -> dict:
     return {**usage, "cost_usd": float(pricing.micros_to_usd(call.cost_micros))}
 
 
+def _organization_metrics(call: ProxyCall, tokens: pricing.TokenCounts, cost_micros: int) -> None:
+    organization = call.principal.organization_slug
+    if cost_micros:
+        metrics.COST.labels(organization=organization, model=call.model).inc(cost_micros)
+    for direction, count in (
+        ("prompt", tokens.prompt_tokens),
+        ("completion", tokens.completion_tokens),
+        ("cached", tokens.cache_read_tokens),
+    ):
+        if count:
+            metrics.ORGANIZATION_TOKENS.labels(organization=organization, direction=direction).inc(
+                count
+            )
+    if call.cache == "hit" and call.usage_price is not None:
+        avoided = pricing.tokens_cost_micros(price=call.usage_price, tokens=tokens)
+        if avoided:
+            metrics.CACHE_SAVED_MICROS.labels(organization=organization).inc(avoided)
+    if call.first_token_seconds is not None:
+        metrics.TIME_TO_FIRST_TOKEN.labels(endpoint=call.endpoint, cache=call.cache).observe(
+            call.first_token_seconds
+        )
+
+
 def _access_line(call: ProxyCall, tokens: pricing.TokenCounts, cost_micros: int) -> None:
     principal = call.principal
     access_log_write(
@@ -59,7 +82,8 @@ def _access_line(call: ProxyCall, tokens: pricing.TokenCounts, cost_micros: int)
         organization_id=principal.organization_id,
         key_prefix=principal.key_prefix,
         member=principal.username,
-        end_user=call.end_user(),
+        end_user=call.end_user or None,
+        tags=list(call.tags) or None,
         model=call.model,
         provider=call.provider or None,
         deployment=call.deployment or None,
@@ -114,14 +138,15 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
         # Settling must never lose the usage event below.
         logger.exception("settling limits failed for %s", call.request_id)
     cost_micros = 0
-    if call.access is not None:
-        try:
-            if call.cache != "hit" and (prompt_tokens or completion_tokens):
-                await resolve_usage_price(call)
-            cost_micros = usage_cost_micros(call, tokens)
+    try:
+        if prompt_tokens or completion_tokens:
+            await resolve_usage_price(call)
+        cost_micros = usage_cost_micros(call, tokens)
+        _organization_metrics(call, tokens, cost_micros)
+        if call.access is not None:
             _access_line(call, tokens, cost_micros)
-        except Exception:
-            logger.exception("writing the access line of %s failed", call.request_id)
+    except Exception:
+        logger.exception("the access line or metrics of %s failed", call.request_id)
     overhead_ms = call.overhead_ms()
     status = str(call.status_code)
     # An adapter's call (the Responses API run as chat) is labelled as the client called it.
@@ -160,6 +185,9 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
         "usage_estimated": call.usage_estimated,
         "units": units,
         "batch": batch,
+        "end_user": call.end_user,
+        "tags": list(call.tags),
+        "metadata": call.metadata,
         "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
         "upstream_ms": round(call.upstream_seconds * 1000, 3),
         "overhead_ms": round(overhead_ms, 3),

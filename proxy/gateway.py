@@ -94,6 +94,10 @@ class ProxyCall:
     # The client's request when this call writes its access line (the API views' calls;
     # the proxy's own calls, such as the cache's verifier, write none).
     access: RequestContext | None = None
+    # Attribution (proxy/attribution.py): OpenAI's ``user``, ``metadata`` and the tags header.
+    end_user: str = ""
+    metadata: dict = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
     first_token_seconds: float | None = None  # a stream's first chunk, from ``started``
     usage_price: pricing.Price | None = None  # what the answer is billed at, once known
     cost_micros: int | None = None  # the client's cost, told in a header or the usage chunk
@@ -117,10 +121,6 @@ class ProxyCall:
         if self.admission is not None:
             headers.update(self.admission.headers)
         return headers
-
-    def end_user(self) -> str | None:
-        user = self.body.get("user")
-        return user[:256] if isinstance(user, str) and user else None
 
 
 # --- Request controls ----------------------------------------------------------------
@@ -266,14 +266,21 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
         prompt_tokens=call.prompt_tokens_estimate,
         max_tokens=completion_allowance,
     )
-    call.reservation = await budgets.abudget_reserve(
-        organization_id=call.principal.organization_id,
-        user_id=call.principal.user_id,
-        api_key_id=call.principal.key_id,
-        estimate_micros=estimate,
-        price=call.price,
-        model=call.model,
-    )
+    try:
+        call.reservation = await budgets.abudget_reserve(
+            organization_id=call.principal.organization_id,
+            user_id=call.principal.user_id,
+            api_key_id=call.principal.key_id,
+            estimate_micros=estimate,
+            price=call.price,
+            model=call.model,
+        )
+    except budgets.BudgetExceeded as error:
+        metrics.BUDGET_REFUSALS.labels(scope=getattr(error, "scope", "") or "other").inc()
+        raise
+    except budgets.ModelNotPriced:
+        metrics.BUDGET_REFUSALS.labels(scope="unpriced").inc()
+        raise
     if call.endpoint == "chat.completions" and settings.SYNTHLANG_TRANSLATE:
         messages, saved = await translation.apply_translation(
             organization_id=call.principal.organization_id,

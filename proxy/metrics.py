@@ -4,7 +4,9 @@ Label values come from bounded sets only: a series per value a client may choose
 invented model names made 10,000 series) would exhaust Prometheus and this process, and
 show one tenant's model names to everyone who reads the metrics. A model label is kept
 when it names a route or a priced model (``known_models``), else it reads ``other``; an
-endpoint label is one of ``ENDPOINTS``; a status one of the HTTP codes.
+endpoint label is one of ``ENDPOINTS``; a status one of the HTTP codes; an organization
+label is a slug that ``METRICS_ORGANIZATIONS`` lists, or, without that list, one of the
+first ``METRICS_ORGANIZATIONS_MAX`` organizations this process saw, else ``other``.
 """
 
 from __future__ import annotations
@@ -111,6 +113,30 @@ def model_label(model) -> str:
         return ""  # refused before the model could be trusted (bad key, bad body)
     known_models.ensure_fresh()
     return model if model in known_models.names else OTHER
+
+
+_labelled_organizations: set[str] = set()
+_organizations_lock = threading.Lock()
+
+
+def organization_label(slug) -> str:
+    if not slug:
+        return ""
+    chosen = settings.METRICS_ORGANIZATIONS
+    if chosen:
+        return slug if slug in chosen else OTHER
+    if slug in _labelled_organizations:
+        return slug
+    with _organizations_lock:
+        if len(_labelled_organizations) < settings.METRICS_ORGANIZATIONS_MAX:
+            _labelled_organizations.add(slug)
+            return slug
+    return OTHER
+
+
+def organization_labels_forget() -> None:
+    with _organizations_lock:
+        _labelled_organizations.clear()
 
 
 def endpoint_label(endpoint) -> str:
@@ -236,4 +262,46 @@ CACHE_NOT_STORED = Counter(
     "synthlang_cache_not_stored_total",
     "Answers the cache declined to keep, by reason.",
     ["reason"],
+)
+COST = _Bounded(
+    Counter(
+        "synthlang_cost_micros_total",
+        "Cost of proxied requests in micro-dollars (as billed), by organization and model.",
+        ["organization", "model"],
+    ),
+    organization=organization_label,
+    model=model_label,
+)
+ORGANIZATION_TOKENS = _Bounded(
+    Counter(
+        "synthlang_organization_tokens_total",
+        "Tokens by organization and direction (prompt, completion, cached: read from the "
+        "provider's prompt cache, part of prompt).",
+        ["organization", "direction"],
+    ),
+    organization=organization_label,
+)
+TIME_TO_FIRST_TOKEN = _Bounded(
+    Histogram(
+        "synthlang_time_to_first_token_seconds",
+        "Streams: from the request's arrival to its first chunk sent, by endpoint and cache "
+        "result.",
+        ["endpoint", "cache"],
+        buckets=LATENCY_BUCKETS,
+    ),
+    endpoint=endpoint_label,
+)
+CACHE_SAVED_MICROS = _Bounded(
+    Counter(
+        "synthlang_cache_avoided_cost_micros_total",
+        "What cache hits would have cost upstream, in micro-dollars, by organization.",
+        ["organization"],
+    ),
+    organization=organization_label,
+)
+BUDGET_REFUSALS = Counter(
+    "synthlang_budget_refusals_total",
+    "Requests refused by a budget, by the budget's scope (organization, member, key), or "
+    "'unpriced' for a model without a price under a hard budget.",
+    ["scope"],
 )

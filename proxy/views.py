@@ -26,7 +26,7 @@ from common.errors import (
     error_response,
 )
 from common.outages import is_outage_error, unavailable_for
-from proxy import accounting, gateway, metrics, models_catalog
+from proxy import accounting, attribution, gateway, metrics, models_catalog
 from proxy.serializers import (
     ChatCompletionRequestSerializer,
     CompletionRequestSerializer,
@@ -190,11 +190,14 @@ def new_call(request, principal: Principal, endpoint: str, body: dict) -> gatewa
         request_id=request.request_id,
         endpoint=endpoint,
         model=model,
-        body={**body, "model": model},
+        body=attribution.without_recorded_metadata({**body, "model": model}),
         stream=stream,
         client_wants_usage=stream and bool(stream_options.get("include_usage")),
         compression_header=request.headers.get("x-synthlang-compression", ""),
         cache_header=gateway.cache_control_for(request.headers.get("x-synthlang-cache", "")),
+        end_user=attribution.end_user_from(body),
+        metadata=attribution.metadata_from(body),
+        tags=attribution.tags_from(request.headers.get("x-synthlang-tags", "")),
         access=call_started(),
     )
 

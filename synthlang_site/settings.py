@@ -656,6 +656,11 @@ INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 7, minimum=1, maximum=9
 # When set, GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (Prometheus'
 # authorization.credentials); unset, it is open, for a scraper on a private network.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# The organization label of the per-organization metrics (cost, tokens): the slugs listed
+# here get their own series (every other organization counts as "other"); without a list,
+# the first METRICS_ORGANIZATIONS_MAX organizations a process sees (0: none).
+METRICS_ORGANIZATIONS = frozenset(env_list("METRICS_ORGANIZATIONS"))
+METRICS_ORGANIZATIONS_MAX = env_int("METRICS_ORGANIZATIONS_MAX", 100, minimum=0, maximum=10_000)
 
 # --- Probes ----------------------------------------------------------------------------
 # The components without which /readyz (and /health) answer 503, among "database", "cache"
@@ -763,6 +768,8 @@ LOGGING = {
     "loggers": {
         # Django logs every 4xx/5xx of the proxy as a warning; our own access log covers it.
         "django.request": {"level": "ERROR"},
+        # The access line is written whatever LOG_LEVEL says; ACCESS_LOG turns it off.
+        "synthlang.access": {"level": "INFO"},
     },
 }
 

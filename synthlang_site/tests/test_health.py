@@ -124,8 +124,10 @@ def test_probes_and_scrapes_answer_any_host_over_plain_http_in_production(tmp_pa
         "SECURE_SSL_REDIRECT": "true",
         "METRICS_TOKEN": "scrape-token-for-tests",
         "LOG_FILE": "",
-        # One process: production's default is one per half core, each loading the app.
+        # Not this test's subject: one process (production starts two per core), and no
+        # model for the first readiness check to load.
         "WEB_CONCURRENCY": "1",
+        "ENABLE_CACHE": "false",
     }
     pod_ip = {"Host": "10.12.0.7:8000"}
     with live_server(env=env, log_path=tmp_path / "server.log") as base_url:

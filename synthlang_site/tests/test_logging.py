@@ -50,6 +50,20 @@ def test_secrets_are_redacted_from_exception_text():
     assert "upstream refused [REDACTED]" in line["exception"]
 
 
+def test_extra_fields_are_redacted_by_value_and_by_name():
+    record = logging.LogRecord("test", logging.INFO, __file__, 1, "access", (), None)
+    record.detail = "Authorization: Bearer abcdef123456789"
+    record.api_key = "plain-looking-value"
+    record.headers = {"x-api-key": "sk-proj-" + "Q" * 30}
+    record.prompt_tokens = 12
+    RequestIdFilter().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert "abcdef123456789" not in line["detail"]
+    assert line["api_key"] == "[REDACTED]"
+    assert "Q" * 30 not in json.dumps(line["headers"])
+    assert line["prompt_tokens"] == 12
+
+
 def test_request_id_header_is_returned_and_a_client_id_is_kept(client, db):
     response = client.get("/metrics", HTTP_X_REQUEST_ID="client-trace-0001")
     assert response["x-request-id"] == "client-trace-0001"
