@@ -79,9 +79,12 @@ def _explained(first, second, one_pair, two_pair, first_blocks, second_blocks) -
     (left_one, right_one), (left_two, right_two) = one_pair, two_pair
     if _coordinated(first, left_one, right_one) or _coordinated(second, right_two, left_two):
         return True
-    sides = ((first_blocks, one_pair), (second_blocks, two_pair))
-    if any(w.possessive for blocks, pair in sides for word in pair for w in blocks[word.position]):
-        return True
+    # An owner stands after what it owns ("Hamlet's plot", "the plot of Hamlet"), unless the
+    # two words traded the owner's part ("my uncle's father", "my father's uncle").
+    first_owners = [_owner(first_blocks, word) for word in one_pair]
+    second_owners = [_owner(second_blocks, word) for word in two_pair]
+    if any(first_owners) or any(second_owners):
+        return not (any(first_owners) and any(second_owners) and first_owners != second_owners)
     left_leads = (_lead(first, first_blocks, left_one), _lead(second, second_blocks, left_two))
     right_leads = (_lead(first, first_blocks, right_one), _lead(second, second_blocks, right_two))
     if _moved(left_leads, right_leads) or _refers_back(second, left_two):
@@ -153,6 +156,11 @@ def _lead(analysis: QuestionAnalysis, blocks: dict[int, list[Word]], word: Word)
 # "to" is left out: before a verb it marks an infinitive ("the command to rename a file"),
 # and "from A to B" is the direction check's.
 _DIRECTED = frozenset({"into", "from", "than", "onto", "toward", "towards", "by"})
+
+
+def _owner(blocks: dict[int, list[Word]], word: Word) -> bool:
+    """Whether the word belongs to an owner: its phrase has a possessive at or after it."""
+    return any(w.possessive and w.position >= word.position for w in blocks[word.position])
 
 
 def _coordinated(analysis: QuestionAnalysis, one: Word, other: Word) -> bool:

@@ -5,6 +5,7 @@ from an evaluation set."""
 import pytest
 
 from proxy.semantic_cache.embedding import StaticEmbedder, english_lexicon
+from proxy.semantic_cache.normalize import repair_spelling, word_set
 from proxy.semantic_cache.verify import (
     CHECK_DIRECTION,
     CHECK_NEGATION,
@@ -131,3 +132,27 @@ def test_a_word_after_non_is_not_the_plain_word(lexicon):
         "why is my push rejected as non fast forward",
         lexicon,
     ).accepted
+
+
+def test_a_prefixed_word_is_not_repaired_into_the_other_questions_word(lexicon):
+    # "unsubscribe" is two edits from "subscribe": a prefix, not a typo.
+    repaired = repair_spelling(
+        text="how do i unsubscribe from a newsletter",
+        lexicon=lexicon,
+        protected=word_set("How do I subscribe to a newsletter?"),
+    )
+    assert "unsubscribe" in repaired
+    verdict = check("How do I pin a chat in Signal?", "How do I unpin a chat in Signal?", lexicon)
+    assert verdict.rejected_by == CHECK_NEGATION
+
+
+def test_a_possessive_is_not_repaired_away_and_owners_that_trade_places_are_refused(lexicon):
+    repaired = repair_spelling(
+        text="Who is my mother's cousin to me?",
+        lexicon=lexicon,
+        protected=word_set("Who is my cousin's mother to me?"),
+    )
+    assert "mother's" in repaired
+    verdict = check("Who is my cousin's mother to me?", "Who is my mother's cousin to me?", lexicon)
+    assert not verdict.accepted
+    assert check("What is Peru's capital?", "What is the capital of Peru?", lexicon).accepted
