@@ -64,7 +64,10 @@ def embedding_latency(name: str) -> dict:
 
 async def main_async(args, embedder: str) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="synthlang-cache-bench-"))
-    upstream_port, proxy_port = free_port(), free_port()
+    if args.port_base:
+        upstream_port, proxy_port = args.port_base, args.port_base + 1
+    else:
+        upstream_port, proxy_port = free_port(), free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     processes = []
@@ -145,6 +148,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--entries", type=int, default=300)
     parser.add_argument("--embedders", default="static", help="comma-separated: static,minilm")
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=0,
+        help="fake upstream on this port, the proxy on the next (default: any free ports)",
+    )
     args = parser.parse_args()
     for embedder in args.embedders.split(","):
         print({**asyncio.run(main_async(args, embedder)), **embedding_latency(embedder)})

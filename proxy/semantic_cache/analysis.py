@@ -303,9 +303,15 @@ def analyse(text: str) -> QuestionAnalysis:
                 continue
             # An acronym is not an inflected word: "HTTPS" is not the plural of "HTTP".
             acronym = len(part) > 1 and token.original.split("'")[0].isupper()
+            word_stem = part if acronym else stem(part)
+            previous = analysis.words[-1] if analysis.words else None
+            if previous and previous.text == "non" and previous.position == position - 1:
+                # "non-www" is not "www": the negated word is kept apart from the plain one, so
+                # "www to non-www" and "non-www to www" do not pair as the same words.
+                word_stem = "non" + word_stem
             word = Word(
                 text=part,
-                stem=part if acronym else stem(part),
+                stem=word_stem,
                 position=position,
                 original=token.original,
                 segment=segment,

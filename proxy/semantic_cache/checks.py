@@ -95,10 +95,9 @@ def check_negation(first: QuestionAnalysis, second: QuestionAnalysis) -> str | N
                 rest = word[len(mine) :]
                 if word.startswith(mine) and len(rest) >= 3 and theirs + rest in others:
                     return f"opposite prefixes: {word!r} vs {theirs + rest!r}"
-    first_polarity = _polarity(first)
-    second_polarity = _polarity(second)
-    if first_polarity and second_polarity and first_polarity != second_polarity:
-        return f"opposite judgement: {sorted(first_polarity)} vs {sorted(second_polarity)}"
+    opposed = _opposed(_poles(first), _poles(second))
+    if opposed:
+        return f"opposite poles of {', '.join(opposed)}"
     # Small talk aside: "Hello support team" takes no side.
     first_stance = {word.stem for word in core_content(first, second)} & STANCE_STEMS
     second_stance = {word.stem for word in core_content(second, first)} & STANCE_STEMS
@@ -107,15 +106,73 @@ def check_negation(first: QuestionAnalysis, second: QuestionAnalysis) -> str | N
     return None
 
 
-# Judging words: "is coffee good for you" and "is coffee bad for you" ask opposite things.
-# Only opposed judgements reject: "a good substitute" and "what can I use instead" do not.
-_GOOD = frozenset({"good", "better", "best", "well", "great", "positive"})
-_BAD = frozenset({"bad", "worse", "worst", "badly", "poor", "poorly", "negative", "terrible"})
+# Opposed poles: "is coffee good for you" and "is coffee bad for you", "foods to eat" and
+# "foods to avoid", "make it more sour" and "less sour", "a hot climate" and "a cold one" ask
+# opposite things. A question rejects only against one on the other pole: "a good
+# substitute" and "what can I use instead" do not. General English antonyms, not a data set's.
+_OPPOSED_POLES: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = tuple(
+    (name, frozenset(one.split()), frozenset(other.split()))
+    for name, one, other in (
+        (
+            "judgement",
+            "good better best well great positive",
+            "bad worse worst badly poor poorly negative terrible",
+        ),
+        (
+            "safety",
+            "safe safely safer harmless allowed permitted acceptable okay ok edible"
+            " healthy beneficial advisable",
+            "avoid avoided avoiding unsafe dangerous harmful"
+            " toxic poisonous forbidden banned prohibited risky unhealthy inadvisable",
+        ),
+        (
+            "amount",
+            "more increase increasing increased raise raising higher high boost"
+            " maximize maximise bigger larger greater",
+            "less fewer decrease decreasing"
+            " decreased reduce reducing lower lowering low minimize minimise smaller",
+        ),
+        ("temperature", "hot hotter warm warmer heat", "cold colder cool cooler"),
+        ("speed", "fast faster quick quickly quicker speed", "slow slower slowly"),
+        ("side", "left", "right"),
+        ("time", "before early earlier earliest", "after late later latest"),
+        ("strength", "strong stronger strongest", "weak weaker weakest"),
+    )
+)
+# "Turn on" and "turn off" are poles only after a verb of switching: "aphids on roses" and
+# "keep aphids off roses" are places.
+_SWITCH_VERBS = frozenset(
+    {"turn", "turned", "turning", "turns", "switch", "switched", "switching", "toggle"}
+    | {"log", "sign", "opt", "power"}
+)
 
 
-def _polarity(analysis: QuestionAnalysis) -> set[str]:
-    texts = {word.text for word in analysis.words}
-    return ({"good"} if texts & _GOOD else set()) | ({"bad"} if texts & _BAD else set())
+def _poles(analysis: QuestionAnalysis) -> set[str]:
+    texts = [word.text for word in analysis.words]
+    found = set(texts)
+    poles = set()
+    for name, one, other in _OPPOSED_POLES:
+        if found & one:
+            poles.add(f"{name}:{sorted(one)[0]}")
+        if found & other:
+            poles.add(f"{name}:{sorted(other)[0]}")
+    for before, text in zip(texts, texts[1:], strict=False):
+        if before in _SWITCH_VERBS and text in {"on", "off"}:
+            poles.add(f"switch:{text}")
+    return poles
+
+
+def _opposed(first: set[str], second: set[str]) -> list[str]:
+    """The scales on which each question takes one pole and the other the opposite one (a
+    question holding both poles, "hot ... keep it cooler", opposes nothing)."""
+    scales = {pole.split(":")[0] for pole in first} & {pole.split(":")[0] for pole in second}
+    opposed = []
+    for scale in sorted(scales):
+        mine = {pole for pole in first if pole.startswith(scale + ":")}
+        theirs = {pole for pole in second if pole.startswith(scale + ":")}
+        if not mine & theirs:
+            opposed.append(scale)
+    return opposed
 
 
 def check_entities(

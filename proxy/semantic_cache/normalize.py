@@ -204,6 +204,9 @@ def repair_spelling(*, text: str, lexicon: Lexicon, protected: frozenset[str] = 
             continue
         if token.text in protected:
             continue
+        base = token.text.split("'")[0]
+        if base != token.text and (base in protected or base in lexicon):
+            continue  # "father's" is "father" owning something, not a typo of "father"
         replacement = None
         if protected:
             near = _nearest(token.text, protected)
@@ -231,6 +234,8 @@ def _nearest(word: str, others: frozenset[str]) -> str | None:
     for other in sorted(others):
         if len(other) < 4 or abs(len(word) - len(other)) > limit:
             continue
+        if word != other and (word.endswith(other) or other.endswith(word)):
+            continue  # a prefix added ("unfollow", "follow"; "reinstall"), not a typo
         distance = edit_distance(word, other, limit=limit)
         if distance < best_distance:
             best, best_distance = other, distance

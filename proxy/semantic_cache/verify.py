@@ -29,6 +29,7 @@ from proxy.semantic_cache.checks import (
     check_quoted,
 )
 from proxy.semantic_cache.normalize import Lexicon, repair_spelling, word_set
+from proxy.semantic_cache.order import check_order
 from proxy.semantic_cache.roles import check_direction
 from proxy.semantic_cache.scope import check_scope, check_wording
 
@@ -36,6 +37,7 @@ CHECK_QUOTED = "quoted"
 CHECK_NUMBERS = "numbers"
 CHECK_NEGATION = "negation"
 CHECK_DIRECTION = "direction"
+CHECK_ORDER = "order"
 CHECK_ENTITIES = "entities"
 CHECK_FORMAT = "format"
 CHECK_QUESTION_TYPE = "question_type"
@@ -48,6 +50,7 @@ ALL_CHECKS: tuple[str, ...] = (
     CHECK_NUMBERS,
     CHECK_NEGATION,
     CHECK_DIRECTION,
+    CHECK_ORDER,
     CHECK_ENTITIES,
     CHECK_FORMAT,
     CHECK_QUESTION_TYPE,
@@ -143,13 +146,14 @@ def verify(
     second = _prepared(incoming, stored, lexicon)
     enabled = policy.enabled_checks
     alignment = None
-    if enabled & {CHECK_DIRECTION, CHECK_SCOPE, CHECK_WORDING}:
+    if enabled & {CHECK_DIRECTION, CHECK_ORDER, CHECK_SCOPE, CHECK_WORDING}:
         alignment = align(first, second, lexicon=lexicon, word_vectors=word_vectors)
     checks = (
         (CHECK_QUOTED, lambda: check_quoted(first, second)),
         (CHECK_NUMBERS, lambda: check_numbers(first, second)),
         (CHECK_NEGATION, lambda: check_negation(first, second)),
         (CHECK_DIRECTION, lambda: check_direction(first, second, alignment)),
+        (CHECK_ORDER, lambda: check_order(first, second, alignment)),
         (CHECK_ENTITIES, lambda: check_entities(first, second, lexicon=lexicon)),
         (CHECK_FORMAT, lambda: check_format(first, second)),
         (CHECK_QUESTION_TYPE, lambda: check_question_type(first, second)),

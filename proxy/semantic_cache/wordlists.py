@@ -52,6 +52,8 @@ ACKNOWLEDGEMENT_WORDS = _words(
     """
     yes yeah yep no nope sure fine great cool nice awesome perfect good morning afternoon
     evening night bye goodbye welcome lol haha wow hmm right alright done got understood
+    everyone everybody folks sounds helped helps worked works later soon care one ones
+    continue go ahead again more
     """
 )
 NEGATION_WORDS = _words(

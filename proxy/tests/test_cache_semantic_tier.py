@@ -52,7 +52,21 @@ def run(coroutine):
 
 @pytest.mark.parametrize(
     "question",
-    ["Hi!", "hello there", "Thanks a lot!", "ok", "Python?", "   ...   ", "thank you so much"],
+    [
+        "Hi!",
+        "hello there",
+        "Thanks a lot!",
+        "ok",
+        "Python?",
+        "   ...   ",
+        "thank you so much",
+        "Good evening, everyone",
+        "Thanks, that helped!",
+        "Sounds good",
+        "Nice one, thank you",
+        "Please continue",
+        "Go ahead",
+    ],
 )
 def test_greetings_thanks_one_word_and_empty_turns_are_exact_only(question):
     assert not response_cache.semantic_allowed_for(question, None)
@@ -60,6 +74,9 @@ def test_greetings_thanks_one_word_and_empty_turns_are_exact_only(question):
 
 def test_a_real_question_may_be_served_semantically():
     assert response_cache.semantic_allowed_for("What is DNS?", None)
+    assert response_cache.semantic_allowed_for("Explain recursion", None)
+    assert response_cache.semantic_allowed_for("Tell me more about DNS", None)
+    assert response_cache.semantic_allowed_for("Continue the story about the dragon", None)
     assert response_cache.semantic_allowed_for("How do I reset my router?", 0.2)
     assert not response_cache.semantic_allowed_for("How do I reset my router?", 1.5)
 

@@ -15,6 +15,7 @@ from proxy.semantic_cache.verify import (
     CHECK_FORMAT,
     CHECK_NEGATION,
     CHECK_NUMBERS,
+    CHECK_ORDER,
     CHECK_QUESTION_TYPE,
     CHECK_QUOTED,
     CHECK_SCOPE,
@@ -271,7 +272,11 @@ def test_why_frames_acronyms_and_synonyms_count_as_the_same_words(lexicon, store
 def test_every_check_can_be_switched_off(lexicon):
     stored, incoming = "How do I go from Paris to Lyon?", "How do I go from Lyon to Paris?"
     assert not check(stored, incoming, lexicon)
-    assert check(stored, incoming, lexicon, policy=DEFAULT_POLICY.without(CHECK_DIRECTION))
+    # Both the direction and the order check see the swap; either alone rejects it.
+    assert not check(stored, incoming, lexicon, policy=DEFAULT_POLICY.without(CHECK_DIRECTION))
+    assert not check(stored, incoming, lexicon, policy=DEFAULT_POLICY.without(CHECK_ORDER))
+    policy = DEFAULT_POLICY.without(CHECK_DIRECTION, CHECK_ORDER)
+    assert check(stored, incoming, lexicon, policy=policy)
     assert check(stored, "totally different", lexicon, policy=DEFAULT_POLICY.only())
     assert set(ALL_CHECKS) == set(DEFAULT_POLICY.enabled_checks)
 
