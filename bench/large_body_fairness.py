@@ -9,7 +9,8 @@ proxy whose small requests are answered by the offline fake provider inside it, 
 small requests can only wait in the proxy, never behind the large ones at the upstream.
 Measures the small requests' latency alone, then while ``--senders`` clients each send
 large bodies one after another until the small requests are done. ``--root`` runs the
-server of another checkout (an earlier commit) with the same load, for a before/after.
+proxy of another checkout (an earlier commit) with the same load and upstream, for a
+before/after.
 Set DATABASE_URL and REDIS_URL as production does; everything runs on this machine.
 """
 
@@ -121,6 +122,8 @@ async def run(args) -> list[dict]:
     root = Path(args.root).resolve() if args.root else ROOT
     workdir = Path(tempfile.mkdtemp(prefix="synthlang-fairness-"))
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(root)}
+    # The upstream is always this checkout's, so both servers meet the same upstream.
+    upstream_env = {**base_env, "PYTHONPATH": str(ROOT)}
     upstream_port, proxy_port = free_port(), free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     processes = []
@@ -130,9 +133,9 @@ async def run(args) -> list[dict]:
         processes.append(
             start(
                 [sys.executable, "-m", "proxy.fake_upstream", "--port", str(upstream_port)],
-                base_env,
+                upstream_env,
                 workdir / "upstream.log",
-                root,
+                ROOT,
             )
         )
         await wait_http(f"{upstream_url}/_stats")

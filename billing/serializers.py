@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from rest_framework import serializers
 
@@ -34,7 +34,8 @@ class UsageQuerySerializer(serializers.Serializer):
     def validate(self, attrs):
         today = datetime.now(UTC).date()
         end = attrs.get("end") or today
-        start = attrs.get("start") or end - timedelta(days=29)
+        # Day one of year one has no 29 days before it (OverflowError): the range starts there.
+        start = attrs.get("start") or max(end, date.min + timedelta(days=29)) - timedelta(days=29)
         if start > end:
             raise serializers.ValidationError({"start": "start must not be after end."})
         if (end - start).days >= MAX_RANGE_DAYS:

@@ -1,4 +1,4 @@
-"""Bodies the fuzzer found answered with a 500, kept as fixed cases: each is a 400 now."""
+"""Requests the fuzzer found answered with a 500, kept as fixed cases."""
 
 from __future__ import annotations
 
@@ -62,3 +62,12 @@ def test_each_list_form_openai_takes_is_still_answered(settings, alice_key, path
         )
 
     assert async_to_sync(post)().status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("end", ["0001-01-01", "0001-01-29", "9999-12-31"])
+def test_usage_up_to_the_first_or_last_day_of_the_calendar_is_answered(alice_client, end):
+    # The default start is 29 days before the end, which year one does not have.
+    response = alice_client.get("/api/usage", {"end": end})
+    assert response.status_code == 200, response.content
+    assert response.json()["end"] == end
