@@ -34,16 +34,37 @@ def _flush_retries_on_deadlock():
     def teardown_with_retries(self):
         for attempt in range(10):
             try:
-                return original(self)
+                original(self)
+                break
             except (CommandError, OperationalError) as error:
                 cause = error if isinstance(error, OperationalError) else error.__cause__
                 if attempt == 9 or "deadlock" not in str(cause):
                     raise
                 _time.sleep(0.3)
+        _seeded_rows_restore()
 
     TransactionTestCase._fixture_teardown = teardown_with_retries
     yield
     TransactionTestCase._fixture_teardown = original
+
+
+# Data migrations that seed rows every deployment has (list prices). A transactional
+# test's flush empties every table, so a later test would otherwise depend on the order
+# tests ran in; the seeds are idempotent and put the rows back.
+_SEEDING_MIGRATIONS = (
+    "billing.migrations.0002_seed_list_prices",
+    "billing.migrations.0006_prompt_cache_prices",
+    "billing.migrations.0009_per_unit_and_batch_prices",
+)
+
+
+def _seeded_rows_restore() -> None:
+    import importlib
+
+    from django.apps import apps
+
+    for name in _SEEDING_MIGRATIONS:
+        importlib.import_module(name).seed(apps, None)
 
 
 def _forget_process_state() -> None:
