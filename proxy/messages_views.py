@@ -14,6 +14,7 @@ import logging
 
 from django.http import StreamingHttpResponse
 from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
 from common.errors import DomainError, NotFound, domain_error_from_drf
@@ -151,6 +152,7 @@ class AnthropicEndpoint(ProxyEndpoint):
         return respond()
 
 
+@csrf_exempt  # key-authenticated like the API: Django's CSRF check would answer a 403 first
 async def messages_not_found(request, *args, **kwargs):
     """Unknown paths under /v1/messages (batches, for one) in Anthropic's format."""
     return _error_response(request, NotFound(f"There is no endpoint {request.path} here."))
