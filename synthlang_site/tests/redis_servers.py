@@ -4,9 +4,12 @@ replica, and a three-node Cluster, from the ``redis-server`` binary on fixed loc
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -223,3 +226,27 @@ def cluster_deployment(folder: Path, *, ports=CLUSTER_PORTS, tls: bool = False):
         client.close()
     finally:
         _stop(processes)
+
+
+def post_json(url: str, key: str, body: dict):
+    """POST ``body`` with the proxy key; the status and headers, whatever the status."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+            return response.status, response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers
+
+
+def get_json(url: str) -> dict:
+    """The JSON body of a GET, whatever the status (/health answers 503 with a body)."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return json.loads(error.read())

@@ -4,12 +4,10 @@ when they are not given one."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime
 
 import pytest
@@ -21,7 +19,12 @@ from billing import usage
 from billing.models import Price, UsageEvent
 from common import redis as shared_redis
 from common.testing import live_server
-from synthlang_site.tests.redis_servers import TLS_CLUSTER_PORTS, cluster_deployment
+from synthlang_site.tests.redis_servers import (
+    TLS_CLUSTER_PORTS,
+    cluster_deployment,
+    get_json,
+    post_json,
+)
 
 pytestmark = [pytest.mark.live]
 
@@ -37,28 +40,6 @@ def _separate_redis() -> str:
     if not django_settings.REDIS_URL or django_settings.REDIS_CLUSTER:
         pytest.skip("REDIS_URL (a Redis that is not a cluster) is needed for Celery and Channels")
     return django_settings.REDIS_URL
-
-
-def _post(url: str, key: str, body: dict):
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            response.read()
-            return response.status, response.headers
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers
-
-
-def _get_json(url: str) -> dict:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return json.loads(error.read())
 
 
 def _all_keys(client: RedisCluster) -> set[str]:
@@ -101,9 +82,9 @@ def test_the_proxy_uses_the_cluster_for_cache_limits_budgets_usage_and_throttles
     log = tmp_path / "server.log"
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello, cluster!"}]}
     with live_server(env=env, log_path=log) as base:
-        health = _get_json(f"{base}/health")
-        answers = [_post(f"{base}/v1/chat/completions", bob_key, body) for _ in range(4)]
-        wrong_key = _post(f"{base}/v1/chat/completions", "sk-syn-not-a-key", body)
+        health = get_json(f"{base}/health")
+        answers = [post_json(f"{base}/v1/chat/completions", bob_key, body) for _ in range(4)]
+        wrong_key = post_json(f"{base}/v1/chat/completions", "sk-syn-not-a-key", body)
         time.sleep(0.5)  # the usage push trails the response by a batch delay
     assert health["components"]["cache"]["status"] == "ok", health
     assert health["components"]["broker"]["status"] == "ok", health

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime
 
 import pytest
@@ -27,6 +26,8 @@ from synthlang_site.tests.redis_servers import (
     MASTER_NAME,
     SENTINEL_PORTS,
     current_master_port,
+    get_json,
+    post_json,
     sentinel_deployment,
     wait_for_failover,
 )
@@ -43,28 +44,6 @@ def sentinel_redis(tmp_path_factory):
 def _master(deployment) -> redis.Redis:
     """The current master, as the sentinel names it (it moves on a failover)."""
     return redis.Redis(port=current_master_port(deployment["sentinel"]))
-
-
-def _post(url: str, key: str, body: dict):
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            response.read()
-            return response.status, response.headers
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers
-
-
-def _get_json(url: str) -> dict:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return json.loads(error.read())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -90,9 +69,9 @@ def test_the_proxy_uses_sentinel_for_cache_limits_budgets_usage_and_throttles(
     log = tmp_path / "server.log"
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello there!"}]}
     with live_server(env=env, log_path=log) as base:
-        health = _get_json(f"{base}/health")
-        answers = [_post(f"{base}/v1/chat/completions", bob_key, body) for _ in range(4)]
-        wrong_key = _post(f"{base}/v1/chat/completions", "sk-syn-not-a-key", body)
+        health = get_json(f"{base}/health")
+        answers = [post_json(f"{base}/v1/chat/completions", bob_key, body) for _ in range(4)]
+        wrong_key = post_json(f"{base}/v1/chat/completions", "sk-syn-not-a-key", body)
         time.sleep(0.5)  # the usage push trails the response by a batch delay
     assert health["components"]["cache"]["status"] == "ok", health
     assert health["components"]["broker"]["status"] == "ok", health
