@@ -10,7 +10,12 @@ from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import ApiKey
-from accounts.selectors import ApiKeyExpired, ApiKeyRevoked, principal_for_key
+from accounts.selectors import (
+    ApiKeyExpired,
+    ApiKeyRevoked,
+    principal_cache_forget,
+    principal_for_key,
+)
 from billing import services as billing_services
 from billing.budgets import BudgetExceeded, budget_counters_forget, budget_reserve
 from billing.selectors import budget_cache_forget
@@ -120,7 +125,7 @@ def test_a_child_stops_working_even_when_its_parent_was_revoked_behind_its_back(
     response = _client(plaintext).post(KEYS_URL, {"user": "bob"}, format="json")
     bob_child = response.json()["key"]
     ApiKey.objects.filter(name="restricted").update(revoked_at=timezone.now())
-    services.principal_cache_forget()
+    principal_cache_forget()
 
     with pytest.raises(ApiKeyRevoked):
         principal_for_key(bob_child)
@@ -132,7 +137,7 @@ def test_a_child_never_outlives_its_parents_expiry(restricted):
     ApiKey.objects.filter(pk=parent.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     # Even a child whose own row says otherwise.
     ApiKey.objects.filter(parent=parent).update(expires_at=None)
-    services.principal_cache_forget()
+    principal_cache_forget()
 
     with pytest.raises(ApiKeyExpired):
         principal_for_key(child_key)
