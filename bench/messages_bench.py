@@ -24,13 +24,13 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from json_load import post_throughput, timed_post
 from proxy_bench import (  # the sibling script, found through sys.path
     BENCH_MODEL,
     PROMPT,
@@ -50,31 +50,6 @@ MESSAGES_BODY = {
     "system": SYSTEM,
     "messages": [{"role": "user", "content": USER}],
 }
-
-
-async def timed(session, url: str, body: dict, headers: dict) -> float:
-    started = time.perf_counter()
-    async with session.post(url, json=body, headers=headers) as response:
-        await response.read()
-        assert response.status == 200, await response.text()
-    return (time.perf_counter() - started) * 1000
-
-
-async def throughput(url: str, body: dict, headers: dict, seconds: float) -> float:
-    done = 0
-    stop_at = time.monotonic() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
-
-        async def worker():
-            nonlocal done
-            while time.monotonic() < stop_at:
-                async with session.post(url, json=body, headers=headers) as response:
-                    await response.read()
-                    done += response.status == 200
-
-        started = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(32)))
-        return done / (time.monotonic() - started)
 
 
 async def main_async(args) -> dict:
@@ -114,10 +89,10 @@ async def main_async(args) -> dict:
         async with aiohttp.ClientSession() as session:
             for _ in range(50):  # warm-up
                 for url, body, extra in targets.values():
-                    await timed(session, url, body, extra)
+                    await timed_post(session, url, body, extra)
             for _ in range(args.requests):
                 for name, (url, body, extra) in targets.items():
-                    series[name].append(await timed(session, url, body, extra))
+                    series[name].append(await timed_post(session, url, body, extra))
         direct_p50, direct_p99 = (
             percentile(series["direct"], 0.5),
             percentile(series["direct"], 0.99),
@@ -128,7 +103,9 @@ async def main_async(args) -> dict:
             result[f"{name}_added_p99_ms"] = round(percentile(series[name], 0.99) - direct_p99, 2)
         for name in ("chat", "messages"):
             url, body, extra = targets[name]
-            result[f"{name}_rps"] = round(await throughput(url, body, extra, args.duration), 1)
+            result[f"{name}_rps"] = round(
+                await post_throughput(url, body, extra, args.duration, connections=32), 1
+            )
         return result
     finally:
         for process in reversed(processes):

@@ -18,10 +18,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import aiohttp
+from json_load import post_throughput, timed_post
 from proxy_bench import (
     BENCH_MODEL,
     PROMPT,
@@ -40,31 +40,6 @@ RESPONSES_BODY = {
     "input": PROMPT[1]["content"],
 }
 CHAT_BODY = {"model": BENCH_MODEL, "messages": PROMPT}
-
-
-async def _timed(session: aiohttp.ClientSession, url: str, body: dict, headers: dict) -> float:
-    started = time.perf_counter()
-    async with session.post(url, json=body, headers=headers) as response:
-        await response.read()
-        assert response.status == 200, await response.text()
-    return (time.perf_counter() - started) * 1000
-
-
-async def _throughput(url: str, body: dict, headers: dict, seconds: float) -> float:
-    done = 0
-    stop_at = time.monotonic() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
-
-        async def worker():
-            nonlocal done
-            while time.monotonic() < stop_at:
-                async with session.post(url, json=body, headers=headers) as response:
-                    await response.read()
-                    done += response.status == 200
-
-        started = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(64)))
-        return done / (time.monotonic() - started)
 
 
 async def main_async(args) -> list[tuple[str, float, float, float]]:
@@ -108,14 +83,14 @@ async def main_async(args) -> list[tuple[str, float, float, float]]:
         async with aiohttp.ClientSession() as session:
             for _ in range(30):  # warm-up
                 for url, body, request_headers in series.values():
-                    await _timed(session, url, body, request_headers)
+                    await timed_post(session, url, body, request_headers)
             for _ in range(args.requests):
                 for name, (url, body, request_headers) in series.items():
-                    timings[name].append(await _timed(session, url, body, request_headers))
+                    timings[name].append(await timed_post(session, url, body, request_headers))
         direct = percentile(timings["upstream direct (chat)"], 0.5)
         rows = []
         for name, (url, body, request_headers) in series.items():
-            rps = await _throughput(url, body, request_headers, args.duration)
+            rps = await post_throughput(url, body, request_headers, args.duration, connections=64)
             p50 = percentile(timings[name], 0.5)
             rows.append((name, p50, p50 - direct, rps))
         return rows
