@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "accounts",
     "billing",
     "proxy",
+    "prompts",
     "synthlang_site",  # ops: backup commands, TaskRun (docs/decisions/0008-backups.md)
 ]
 
@@ -324,8 +325,9 @@ SYNTHLANG_FAST_PATHS = env_bool("SYNTHLANG_FAST_PATHS", True)
 
 # The request pipeline's stages (proxy/pipeline, docs/decisions/0027): dotted paths of
 # proxy.pipeline.stage.Stage subclasses, run in this order on a request and in reverse on
-# its answer. SYNTHLANG_STAGES (comma-separated) replaces the whole list.
-SYNTHLANG_STAGES = env_list("SYNTHLANG_STAGES", [])
+# its answer. SYNTHLANG_STAGES (comma-separated) replaces the whole list. The prompt
+# library comes first: it renders a stored prompt in prepare, before admission.
+SYNTHLANG_STAGES = env_list("SYNTHLANG_STAGES", ["prompts.stage.PromptStage"])
 
 if CACHE_TYPE == "redis" and REDIS_TARGET.is_sentinel:
     _credentials = ""
