@@ -6,6 +6,7 @@ another organization's prompt answers 404 like one that does not exist.
 
 from __future__ import annotations
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -77,14 +78,15 @@ class PromptListCreateView(APIView):
         payload = PromptCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        prompt = services.prompt_create(
-            organization=caller.organization,
-            name=data["name"],
-            description=data["description"],
-            actor=caller.user,
-        )
-        if "version" in data:
-            _version_create(prompt, data["version"], caller.user)
+        with transaction.atomic():  # a refused first version leaves no prompt behind
+            prompt = services.prompt_create(
+                organization=caller.organization,
+                name=data["name"],
+                description=data["description"],
+                actor=caller.user,
+            )
+            if "version" in data:
+                _version_create(prompt, data["version"], caller.user)
         body = PromptSerializer(_prompt(caller, str(prompt.pk))).data
         return Response(body, status=status.HTTP_201_CREATED)
 

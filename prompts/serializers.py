@@ -21,6 +21,7 @@ class PromptVersionSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=50, validators=[LABEL_VALIDATOR]),
         required=False,
         default=list,
+        write_only=True,
         help_text="Labels to point at this version once it is created.",
     )
     variables = serializers.SerializerMethodField()

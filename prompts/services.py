@@ -48,6 +48,15 @@ def _check_parameters(parameters) -> dict:
     return parameters
 
 
+def prompt_version_check(*, messages, parameters) -> None:
+    """InvalidRequest naming the field if ``messages`` or ``parameters`` cannot be stored."""
+    try:
+        check_messages(messages)
+    except TemplateError as error:
+        raise InvalidRequest(str(error), param=error.param) from None
+    _check_parameters(parameters)
+
+
 @transaction.atomic
 def prompt_create(
     *, organization: Organization, name: str, description: str = "", actor: User | None
@@ -94,11 +103,8 @@ def prompt_version_create(
     actor: User | None,
 ) -> PromptVersion:
     """The next version of ``prompt``; ``labels`` then point at it."""
-    try:
-        check_messages(messages)
-    except TemplateError as error:
-        raise InvalidRequest(str(error), param=error.param) from None
-    parameters = _check_parameters(parameters or {})
+    parameters = parameters or {}
+    prompt_version_check(messages=messages, parameters=parameters)
     for attempt in range(3):
         try:
             return _version_insert(
