@@ -141,6 +141,9 @@ class ChatCompletionRequestSerializer(_GenerationSerializer):
     max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
 
     def to_internal_value(self, data):
+        if "prompt" in data and data.get("messages") == []:
+            # The openai SDK makes ``messages`` an argument: [] with a prompt means none.
+            data = {key: value for key, value in data.items() if key != "messages"}
         attrs = super().to_internal_value(data)
         if "messages" not in attrs and "prompt" not in data:
             raise serializers.ValidationError({"messages": ["This field is required."]})
