@@ -284,10 +284,14 @@ async def _close_and_finish(
             "prompt_tokens": call.prompt_tokens_estimate,
             "completion_tokens": count_tokens(text, model=call.model) if text else 0,
         }
-    if completed and call.stages_ran:
-        body = assembler.chat_completion()
-        if body is not None:
-            await runner.run_on_complete(call, body)
+    if completed and runner.wants_complete(call):
+        try:
+            body = assembler.chat_completion()
+            if body is not None:
+                await runner.run_on_complete(call, body)
+        except Exception:
+            # A stage's failure after the answer must never lose the usage event below.
+            logger.exception("the stages' on_complete of %s failed", call.request_id)
     await finish(call, usage)
 
 
@@ -346,8 +350,11 @@ async def run_json(
     call.cost_micros = usage_cost_micros(call, pricing.usage_tokens(usage))
 
     async def after():
-        # What the upstream said, before the response stages: they run again on a hit.
-        await runner.run_on_complete(call, upstream_body)
+        try:
+            # What the upstream said, before the response stages: they run again on a hit.
+            await runner.run_on_complete(call, upstream_body)
+        except Exception:
+            logger.exception("the stages' on_complete of %s failed", call.request_id)
         await finish(call, usage)
 
     if call.stages_ran:
