@@ -22,7 +22,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _offline(settings):
     settings.OPENAI_API_KEY = ""  # the offline fake provider answers
     settings.USAGE_FLUSH_IN_BACKGROUND = False
-    settings.SYNTHLANG_STAGES = ["prompts.stage.PromptStage"]
     usage.memory_buffer.clear()
     yield
     usage.memory_buffer.clear()
