@@ -135,8 +135,19 @@ class _GenerationSerializer(serializers.Serializer):
 
 
 class ChatCompletionRequestSerializer(_GenerationSerializer):
-    messages = ChatMessageSerializer(many=True, allow_empty=False)
+    # Not required: a body that names a stored prompt (the ``prompts`` stage renders it)
+    # may carry no messages of its own; a body with neither is refused below.
+    messages = ChatMessageSerializer(many=True, allow_empty=False, required=False)
     max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
+
+    def to_internal_value(self, data):
+        if "prompt" in data and data.get("messages") == []:
+            # The openai SDK makes ``messages`` an argument: [] with a prompt means none.
+            data = {key: value for key, value in data.items() if key != "messages"}
+        attrs = super().to_internal_value(data)
+        if "messages" not in attrs and "prompt" not in data:
+            raise serializers.ValidationError({"messages": ["This field is required."]})
+        return attrs
 
 
 TEXTS_OR_TOKENS = "a non-empty list of strings, of token ids, or of non-empty token-id lists"

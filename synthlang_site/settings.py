@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "accounts",
     "billing",
     "proxy",
+    "prompts",
     "synthlang_site",  # ops: backup commands, TaskRun (docs/decisions/0008-backups.md)
 ]
 
@@ -321,6 +322,22 @@ REDIS_RETRY_SECONDS = env_float("REDIS_RETRY_SECONDS", 5.0, minimum=0.1, maximum
 # The hand-written fast paths (the pipelined Redis client and write batcher, the Daphne and
 # Twisted tuning, the API's own ASGI handler); false restores the stock libraries throughout.
 SYNTHLANG_FAST_PATHS = env_bool("SYNTHLANG_FAST_PATHS", True)
+
+# The request pipeline's stages (proxy/pipeline, docs/decisions/0027): dotted paths of
+# proxy.pipeline.stage.Stage subclasses, run in this order on a request and in reverse on
+# its answer. SYNTHLANG_STAGES (comma-separated) replaces the whole list. The prompt
+# library comes first: it renders a stored prompt in prepare, before admission, so every
+# later stage (the cache key included) sees the rendered request.
+SYNTHLANG_STAGES = env_list(
+    "SYNTHLANG_STAGES",
+    [
+        "prompts.stage.PromptStage",
+        "proxy.stages.cache.ResponseCacheStage",
+        "proxy.stages.budget.BudgetStage",
+        "proxy.stages.translation.TranslateStage",
+        "proxy.stages.compression.CompressionStage",
+    ],
+)
 
 if CACHE_TYPE == "redis" and REDIS_TARGET.is_sentinel:
     _credentials = ""

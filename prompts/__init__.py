@@ -1,0 +1,1 @@
+"""The prompt library: versioned prompts per organization, used by reference in a request."""

@@ -1,0 +1,42 @@
+"""The chat serializer's one change for the library: a body may name a prompt instead of
+carrying messages (the openai SDK sends ``messages=[]`` then)."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.exceptions import ValidationError
+
+from proxy.serializers import ChatCompletionRequestSerializer, validate_request
+
+PROMPT = {"id": "greeting"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prompt": PROMPT},
+        {"prompt": PROMPT, "messages": []},
+        {"prompt": PROMPT, "messages": [{"role": "user", "content": "more"}], "model": ""},
+    ],
+)
+def test_a_body_naming_a_prompt_needs_no_messages(body):
+    validate_request(ChatCompletionRequestSerializer, body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"model": "gpt-4o"},
+        {"messages": []},
+        {"prompt": PROMPT, "messages": [{"role": "robot", "content": "x"}]},
+        {"prompt": PROMPT, "temperature": 5},
+    ],
+)
+def test_without_a_prompt_messages_are_still_required_and_checked(body):
+    with pytest.raises(ValidationError) as error:
+        validate_request(ChatCompletionRequestSerializer, body)
+
+    with pytest.raises(ValidationError) as whole:
+        ChatCompletionRequestSerializer().run_validation(body)
+    assert error.value.detail == whole.value.detail
