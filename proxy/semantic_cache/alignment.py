@@ -19,6 +19,7 @@ from proxy.semantic_cache.wordlists import (
     FORMAT_TERMS,
     FRAMING_WORDS,
     FUNCTION_WORDS,
+    INTERROGATIVE_WORDS,
 )
 
 # Word vectors of single words, for synonyms: texts -> unit rows.
@@ -210,6 +211,11 @@ def _is_small_talk(words: list[Word], other: QuestionAnalysis) -> bool:
         if word.text not in FUNCTION_WORDS and word.text not in DISCOURSE_WORDS
     ]
     if any(word.stem in other.content_stems for word in content):
+        return False
+    # A clause that asks a question of its own about something ("..., and how much does it
+    # cost?") is a second request, however few its content words: "much" is small talk in
+    # "thanks so much", not in "how much".
+    if content and any(word.text in INTERROGATIVE_WORDS for word in words):
         return False
     if any(FORMAT_TERMS.get(word.text) or FORMAT_TERMS.get(word.stem) for word in words):
         return False
