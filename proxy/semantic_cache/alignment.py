@@ -19,6 +19,7 @@ from proxy.semantic_cache.wordlists import (
     FORMAT_TERMS,
     FRAMING_WORDS,
     FUNCTION_WORDS,
+    INTERROGATIVE_WORDS,
 )
 
 # Word vectors of single words, for synonyms: texts -> unit rows.
@@ -29,6 +30,10 @@ WordVectors = Callable[[list[str]], np.ndarray]
 # countries) with the static model: every antonym and co-hyponym scored below 0.71, and
 # "hard/difficult", "begin/start", "fix/repair", "buy/purchase" at 0.75 to 0.85.
 SYNONYM_SIMILARITY = 0.75
+# A verb and its strong participle, measured with the static model on 38 irregular verbs:
+# "freeze/frozen" 0.60, "write/written" 0.68, "give/given" 0.53; unrelated words starting with
+# the same letter score near 0 ("present/prevent", "proven/provide").
+PARTICIPLE_SIMILARITY = 0.5
 
 
 def words_match(first: Word, second: Word, *, lexicon: Lexicon | None) -> bool:
@@ -67,6 +72,9 @@ class Alignment:
     matched: int = 0
     # second word position -> the first word it was paired with (for word order)
     partner: dict[int, Word] = field(default_factory=dict)
+    # Leftover words that are one verb in two forms ("freeze" / "frozen"): evidence for
+    # rejection only (``scope.check_wording``), never a pairing that makes two questions alike.
+    verb_forms: list[tuple[Word, Word]] = field(default_factory=list)
 
 
 def align(
@@ -111,6 +119,10 @@ def align(
     if word_vectors is not None and leftover_first and leftover_second:
         _pair_synonyms(leftover_first, leftover_second, result, lexicon, word_vectors)
     result.only_first, result.only_second = leftover_first, leftover_second
+    if word_vectors is not None and leftover_first and leftover_second:
+        result.verb_forms = strong_participle_pairs(
+            leftover_first, leftover_second, lexicon, word_vectors
+        )
     return result
 
 
@@ -155,6 +167,41 @@ def _without_ordinals_written_as_numerals(mine, theirs, leftover, result):
         else:
             kept.append(word)
     return kept
+
+
+def strong_participle_pairs(first_left, second_left, lexicon, word_vectors) -> list:
+    """Leftover (first, second) words that are a verb and its strong participle.
+
+    No stemmer joins "freeze" and "frozen" or "write" and "written" (the vowel changes), and
+    their vectors sit below the synonym bar. Evidence: one word ends in "n" and the other does
+    not, both start with the same letter, both are known words, and their vectors agree far
+    more than unrelated words' do.
+    """
+
+    def known(word: Word) -> bool:
+        return word.text.isalpha() and (lexicon is None or word.text in lexicon)
+
+    pairs: list[tuple[Word, Word]] = []
+    used: set[int] = set()
+    for participle_side, verb_side, participle_first in (
+        (first_left, second_left, True),
+        (second_left, first_left, False),
+    ):
+        participles = [w for w in participle_side if known(w) and w.text.endswith("n")]
+        verbs = [w for w in verb_side if known(w) and not w.text.endswith("n")]
+        if not participles or not verbs:
+            continue
+        vectors = word_vectors([w.text for w in participles] + [w.text for w in verbs])
+        similarity = vectors[: len(participles)] @ vectors[len(participles) :].T
+        for i, participle in enumerate(participles):
+            for j, verb in enumerate(verbs):
+                if id(participle) in used or id(verb) in used:
+                    continue
+                if participle.text[0] != verb.text[0] or similarity[i, j] < PARTICIPLE_SIMILARITY:
+                    continue
+                used.update({id(participle), id(verb)})
+                pairs.append((participle, verb) if participle_first else (verb, participle))
+    return pairs
 
 
 def _pair_synonyms(first_left, second_left, result, lexicon, word_vectors) -> None:
@@ -210,6 +257,11 @@ def _is_small_talk(words: list[Word], other: QuestionAnalysis) -> bool:
         if word.text not in FUNCTION_WORDS and word.text not in DISCOURSE_WORDS
     ]
     if any(word.stem in other.content_stems for word in content):
+        return False
+    # A clause that asks a question of its own about something ("..., and how much does it
+    # cost?") is a second request, however few its content words: "much" is small talk in
+    # "thanks so much", not in "how much".
+    if content and any(word.text in INTERROGATIVE_WORDS for word in words):
         return False
     if any(FORMAT_TERMS.get(word.text) or FORMAT_TERMS.get(word.stem) for word in words):
         return False

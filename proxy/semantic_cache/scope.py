@@ -170,6 +170,9 @@ def check_wording(alignment: Alignment, *, cosine: float, paraphrase_threshold: 
     if not only_first and not only_second:
         return None
     differing = sorted({word.text for word in only_first + only_second})
+    reformed = _replaced_around_a_verb_form(alignment)
+    if reformed:
+        return f"one verb in two forms with another word replaced: {reformed}", False
     if only_first and only_second:
         changed = max(len(only_first), len(only_second))
         # One word replaced, or two in a question that otherwise stays the same (at least
@@ -181,3 +184,18 @@ def check_wording(alignment: Alignment, *, cosine: float, paraphrase_threshold: 
     if cosine < paraphrase_threshold:
         return f"reworded ({differing}) and cosine {cosine:.3f} < {paraphrase_threshold:.2f}", True
     return None
+
+
+def _replaced_around_a_verb_form(alignment: Alignment) -> list[str]:
+    """ "freeze fresh X" and "thaw frozen X": the stored action became the state of the
+    object ("frozen") and another verb acts on it. Once the two forms of the verb are set
+    side by side, one word on each side is left: a small edit, and that word is the question.
+    """
+    if not alignment.verb_forms:
+        return []
+    formed = {id(word) for pair in alignment.verb_forms for word in pair}
+    rest_first = [w for w in alignment.only_first if id(w) not in formed]
+    rest_second = [w for w in alignment.only_second if id(w) not in formed]
+    if len(rest_first) == 1 and len(rest_second) == 1:
+        return sorted({rest_first[0].text, rest_second[0].text})
+    return []

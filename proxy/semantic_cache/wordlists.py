@@ -74,6 +74,8 @@ DIRECTION_CONNECTORS = _words(
 # does, "TCP and UDP" what "UDP and TCP" does.
 SYMMETRIC_CONNECTORS = _words("and or nor versus vs between")
 SPECIFIC_QUESTION_WORDS = _words("when why where who whom whose")
+# Words that open a question of its own: a clause holding one asks for something.
+INTERROGATIVE_WORDS = SPECIFIC_QUESTION_WORDS | _words("what which how")
 NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
