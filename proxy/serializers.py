@@ -9,6 +9,8 @@ import functools
 
 from rest_framework import serializers
 
+from proxy.pipeline.registry import active_stages
+
 CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 COMPRESSION_LEVELS = ("off", "low", "medium", "high")
 
@@ -144,6 +146,12 @@ class ChatCompletionRequestSerializer(_GenerationSerializer):
         if "prompt" in data and data.get("messages") == []:
             # The openai SDK makes ``messages`` an argument: [] with a prompt means none.
             data = {key: value for key, value in data.items() if key != "messages"}
+        if "prompt" in data and not any(stage.name == "prompts" for stage in active_stages()):
+            # Without the stage nothing would render it: the request would go upstream with
+            # no messages (or with a field the upstream does not know).
+            raise serializers.ValidationError(
+                {"prompt": ["Stored prompts are off on this proxy (no prompts stage)."]}
+            )
         attrs = super().to_internal_value(data)
         if "messages" not in attrs and "prompt" not in data:
             raise serializers.ValidationError({"messages": ["This field is required."]})

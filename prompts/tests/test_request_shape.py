@@ -40,3 +40,12 @@ def test_without_a_prompt_messages_are_still_required_and_checked(body):
     with pytest.raises(ValidationError) as whole:
         ChatCompletionRequestSerializer().run_validation(body)
     assert error.value.detail == whole.value.detail
+
+
+def test_a_prompt_is_refused_when_the_prompts_stage_is_not_configured(settings):
+    settings.SYNTHLANG_STAGES = [
+        path for path in settings.SYNTHLANG_STAGES if not path.startswith("prompts.")
+    ]
+    with pytest.raises(ValidationError) as error:
+        validate_request(ChatCompletionRequestSerializer, {"prompt": PROMPT})
+    assert "prompt" in error.value.detail
