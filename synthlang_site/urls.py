@@ -11,6 +11,7 @@ from synthlang_site.admin_views import admin_urlpatterns
 urlpatterns = [
     # First: the API is most of the traffic, and Django tries the patterns in order.
     path("v1/", include("proxy.urls")),
+    path("v1/", include("tools.urls")),
     # Answered by common.probes.ProbesMiddleware first; here for reverse() and the test client
     # paths that skip the middleware.
     path("livez", livez, name="livez"),
