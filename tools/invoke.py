@@ -159,10 +159,12 @@ async def _post(spec: ToolSpec, arguments: dict, secret: str) -> ToolResult:
     return ToolResult(spec.name, status, text, False)
 
 
-async def _account(principal: Principal, spec: ToolSpec, status: int, code: str, ms: float):
+async def _account(
+    principal: Principal, spec: ToolSpec, request_id: str, status: int, code: str, ms: float
+):
     # An event of its own endpoint, priced at nothing: a tool call costs the proxy no tokens.
     event = {
-        "request_id": f"tool-{uuid.uuid4().hex}",
+        "request_id": request_id,
         "created_at": datetime.now(tz=UTC).isoformat(),
         "organization_id": principal.organization_id,
         "user_id": principal.user_id,
@@ -182,8 +184,11 @@ async def _account(principal: Principal, spec: ToolSpec, status: int, code: str,
         logger.exception("could not hand over the usage event of tool %s", spec.name)
 
 
-async def tool_call(*, principal: Principal, name: str, arguments) -> ToolResult:
+async def tool_call(
+    *, principal: Principal, name: str, arguments, request_id: str = ""
+) -> ToolResult:
     """Call the caller's organization's tool ``name``; a DomainError on every failure."""
+    request_id = request_id or f"tool-{uuid.uuid4().hex}"
     spec = await tool_spec_get(organization_id=principal.organization_id, name=name)
     # Counted as a request against the key's and organization's limits, like any call.
     await ratelimit.admit(principal, tokens=0)
@@ -194,10 +199,10 @@ async def tool_call(*, principal: Principal, name: str, arguments) -> ToolResult
         result = await _post(spec, checked, secret)
     except DomainError as error:
         TOOL_CALLS.labels(outcome=error.code).inc()
-        await _account(principal, spec, error.status, error.code, _ms(started))
+        await _account(principal, spec, request_id, error.status, error.code, _ms(started))
         raise
     TOOL_CALLS.labels(outcome="ok").inc()
-    await _account(principal, spec, 200, "", _ms(started))
+    await _account(principal, spec, request_id, 200, "", _ms(started))
     return result
 
 

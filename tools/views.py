@@ -39,5 +39,10 @@ class ToolCallView(ProxyEndpoint):
         name = body.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidRequest("Name the tool to call ('name').", param="name")
-        result = await tool_call(principal=principal, name=name, arguments=body.get("arguments"))
+        result = await tool_call(
+            principal=principal,
+            name=name,
+            arguments=body.get("arguments"),
+            request_id=request.request_id,
+        )
         return json_response(result.as_openai())
