@@ -242,3 +242,33 @@ def test_the_admin_shows_an_organization_admin_only_their_tools(client, alice, o
     page = client.get("/admin/tools/tool/")
     assert page.status_code == 200
     assert "mine" in page.content.decode() and "theirs" not in page.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_name_that_resolves_to_loopback_at_call_time_is_refused_at_connect(
+    org_a, alice_key, settings, monkeypatch
+):
+    """DNS rebinding: public when saved, loopback when called; the dialled address decides."""
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+    answers = {"rebind.example.test": "93.184.215.14"}
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):
+        if host in answers:
+            return real_getaddrinfo(answers[host], port, *args, **kwargs)
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+    with ToolServer() as server:
+        port = server.url.rsplit(":", 1)[1]
+        services.tool_create(
+            organization=org_a, name="rebound", url=f"https://rebind.example.test:{port}/weather"
+        )
+        answers["rebind.example.test"] = "127.0.0.1"
+        with pytest.raises(PermissionDenied, match="outbound policy"):
+            asyncio.run(
+                tool_call(principal=principal_for_key(alice_key), name="rebound", arguments={})
+            )
+        assert server.recorder.tool_requests == []
