@@ -1,8 +1,9 @@
 """The request pipeline every proxy endpoint runs.
 
-admission (model access, rate limits on a character estimate) -> cache -> budget ->
-compression -> upstream with retries and fallback, within one deadline -> accounting
-(proxy/accounting.py). Nothing on this path waits for work that can happen later: usage
+the stages' prepare hooks -> admission (model access, rate limits on a character estimate)
+-> the request stages of ``SYNTHLANG_STAGES`` (by default cache, budget, translate,
+compression: proxy/stages/, run by proxy/pipeline/runner.py) -> upstream with retries and
+fallback, within one deadline -> the response stages -> accounting (proxy/accounting.py). Nothing on this path waits for work that can happen later: usage
 events are handed to billing's buffer, not written here.
 """
 
@@ -284,10 +285,14 @@ async def _close_and_finish(
             "prompt_tokens": call.prompt_tokens_estimate,
             "completion_tokens": count_tokens(text, model=call.model) if text else 0,
         }
-    if completed and call.stages_ran:
-        body = assembler.chat_completion()
-        if body is not None:
-            await runner.run_on_complete(call, body)
+    if completed and runner.wants_complete(call):
+        try:
+            body = assembler.chat_completion()
+            if body is not None:
+                await runner.run_on_complete(call, body)
+        except Exception:
+            # A stage's failure after the answer must never lose the usage event below.
+            logger.exception("the stages' on_complete of %s failed", call.request_id)
     await finish(call, usage)
 
 
@@ -346,8 +351,11 @@ async def run_json(
     call.cost_micros = usage_cost_micros(call, pricing.usage_tokens(usage))
 
     async def after():
-        # What the upstream said, before the response stages: they run again on a hit.
-        await runner.run_on_complete(call, upstream_body)
+        try:
+            # What the upstream said, before the response stages: they run again on a hit.
+            await runner.run_on_complete(call, upstream_body)
+        except Exception:
+            logger.exception("the stages' on_complete of %s failed", call.request_id)
         await finish(call, usage)
 
     if call.stages_ran:
