@@ -19,6 +19,7 @@ from common.access_log import RequestContextMiddleware  # noqa: E402
 from synthlang_site.api_handler import ApiASGIHandler, PathRouter  # noqa: E402
 from synthlang_site.routing import websocket_urlpatterns  # noqa: E402
 from synthlang_site.staticfiles import StaticFilesRouter  # noqa: E402
+from tools.mcp_server import McpRouter  # noqa: E402
 
 
 def _warm_up() -> None:
@@ -88,10 +89,13 @@ application = ProtocolTypeRouter(
     {
         # Outermost: the request id and the access line cover the whole response. With the
         # fast paths off, /v1/ goes through Django's stock handler like the rest.
+        # /mcp is the MCP server of registered tools (tools/mcp_server.py), either way.
         "http": RequestContextMiddleware(
-            PathRouter(
-                api=ApiASGIHandler() if settings.SYNTHLANG_FAST_PATHS else django_http,
-                site=StaticFilesRouter(django_http),
+            McpRouter(
+                PathRouter(
+                    api=ApiASGIHandler() if settings.SYNTHLANG_FAST_PATHS else django_http,
+                    site=StaticFilesRouter(django_http),
+                )
             )
         ),
         "websocket": AllowedHostsOriginValidator(

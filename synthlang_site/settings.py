@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "billing",
     "proxy",
     "prompts",
+    "tools",
     "synthlang_site",  # ops: backup commands, TaskRun (docs/decisions/0008-backups.md)
 ]
 
@@ -331,7 +332,11 @@ SYNTHLANG_FAST_PATHS = env_bool("SYNTHLANG_FAST_PATHS", True)
 SYNTHLANG_STAGES = env_list(
     "SYNTHLANG_STAGES",
     [
+        # First: a stored prompt may choose the model, and its messages are what the tools
+        # stage reads; the tools it attaches are part of what the cache keys and the budget
+        # estimates.
         "prompts.stage.PromptStage",
+        "tools.stage.ToolsStage",
         "proxy.stages.cache.ResponseCacheStage",
         "proxy.stages.budget.BudgetStage",
         "proxy.stages.translation.TranslateStage",
@@ -553,6 +558,11 @@ UPSTREAM_POOL_SIZE = env_int("UPSTREAM_POOL_SIZE", 200, minimum=1)
 # operator's own choice, is never restricted.
 OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS")
 OUTBOUND_ALLOW_HTTP = env_bool("OUTBOUND_ALLOW_HTTP", False)
+
+# Registered tools (tools/): how long a process keeps an organization's tools and rules
+# before reading them again, and the largest tool answer the proxy relays.
+TOOLS_CACHE_SECONDS = env_float("TOOLS_CACHE_SECONDS", 5.0, minimum=0.0, maximum=3600.0)
+TOOLS_MAX_RESPONSE_BYTES = env_int("TOOLS_MAX_RESPONSE_BYTES", 1024 * 1024, minimum=1024)
 # Largest API request body. Django's default (2.5 MB) refuses chat requests with a few
 # images in base64; OpenAI takes up to 50 MB of images per request.
 MAX_REQUEST_BODY_MB = env_int("MAX_REQUEST_BODY_MB", 50, minimum=1, maximum=1024)

@@ -11,6 +11,7 @@ from synthlang_site.admin_views import admin_urlpatterns
 urlpatterns = [
     # First: the API is most of the traffic, and Django tries the patterns in order.
     path("v1/", include("proxy.urls")),
+    path("v1/", include("tools.urls")),
     # Answered by common.probes.ProbesMiddleware first; here for reverse() and the test client
     # paths that skip the middleware.
     path("livez", livez, name="livez"),
@@ -27,6 +28,7 @@ urlpatterns = [
     path("api/", include("billing.api_urls")),
     path("api/", include("proxy.api_urls")),
     path("api/", include("prompts.api_urls")),
+    path("api/", include("tools.api_urls")),
     # Unknown API URLs answer in OpenAI's error format, even with DEBUG on.
     re_path(r"^(?:v1|api)/", not_found),
 ]

@@ -105,7 +105,9 @@ import twisted.web.http
 import synthlang_site.asgi as asgi
 from daphne.http_protocol import HTTPFactory, WebRequest
 http_router = asgi.application.application_mapping["http"]
-# Under the request-context middleware (access line, request id) is the path router.
+# Under the request-context middleware (access line, request id) and the MCP mount is the
+# path router.
+http_router = getattr(http_router, "application", http_router)
 http_router = getattr(http_router, "application", http_router)
 print(json.dumps({
     "content_type_parser": getattr(
