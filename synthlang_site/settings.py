@@ -326,23 +326,19 @@ SYNTHLANG_FAST_PATHS = env_bool("SYNTHLANG_FAST_PATHS", True)
 
 # The request pipeline's stages (proxy/pipeline, docs/decisions/0027): dotted paths of
 # proxy.pipeline.stage.Stage subclasses, run in this order on a request and in reverse on
-# its answer. SYNTHLANG_STAGES (comma-separated) replaces the whole list. The prompt
-# library comes first: it renders a stored prompt in prepare, before admission, so every
-# later stage (the cache key included) sees the rendered request.
-SYNTHLANG_STAGES = env_list(
-    "SYNTHLANG_STAGES",
-    [
-        # First: a stored prompt may choose the model, and its messages are what the tools
-        # stage reads; the tools it attaches are part of what the cache keys and the budget
-        # estimates.
-        "prompts.stage.PromptStage",
-        "tools.stage.ToolsStage",
-        "proxy.stages.cache.ResponseCacheStage",
-        "proxy.stages.budget.BudgetStage",
-        "proxy.stages.translation.TranslateStage",
-        "proxy.stages.compression.CompressionStage",
-    ],
-)
+# its answer. SYNTHLANG_STAGES (comma-separated) replaces the whole list, so keep the
+# built-ins (leaving out budget turns budgets off). The prompt library comes first: it
+# renders a stored prompt in prepare, before admission, so every later stage (the cache key
+# included) sees the rendered request; the tools it attaches are part of what the cache keys
+# and the budget estimates.
+SYNTHLANG_STAGES = env_list("SYNTHLANG_STAGES") or [  # empty or unset: the built-ins
+    "prompts.stage.PromptStage",
+    "tools.stage.ToolsStage",
+    "proxy.stages.cache.ResponseCacheStage",
+    "proxy.stages.budget.BudgetStage",
+    "proxy.stages.translation.TranslateStage",
+    "proxy.stages.compression.CompressionStage",
+]
 
 if CACHE_TYPE == "redis" and REDIS_TARGET.is_sentinel:
     _credentials = ""
