@@ -105,12 +105,13 @@ class NativeRequest:
         self.previous_response_id = body.get("previous_response_id")
         self.response_id = new_id("resp")
         self.created_at = int(time.time())
-        client_input = body.get("input")
-        if isinstance(client_input, str):
-            client_input = [{"type": "message", "role": "user", "content": client_input}]
         upstream = {name: value for name, value in body.items() if name != "previous_response_id"}
-        # The proxy keeps the conversation; the upstream keeps nothing.
-        upstream["input"] = [*items_from_chat(history), *(client_input or [])]
+        if history:
+            # The proxy keeps the conversation and sends it again; the upstream keeps nothing.
+            client_input = body.get("input")
+            if isinstance(client_input, str):
+                client_input = [{"type": "message", "role": "user", "content": client_input}]
+            upstream["input"] = [*items_from_chat(history), *(client_input or [])]
         upstream["store"] = False
         self.upstream_body = upstream
         # For a fallback deployment that speaks chat only: the same request translated
