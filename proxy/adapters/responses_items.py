@@ -28,8 +28,10 @@ ITEM_PREFIXES = {
 def _message_content(role: str, content) -> list[dict]:
     if isinstance(content, list):
         return content
-    kind = "output_text" if role == "assistant" else "input_text"
-    return [{"type": kind, "text": content if isinstance(content, str) else ""}]
+    text = content if isinstance(content, str) else ""
+    if role == "assistant":
+        return [{"type": "output_text", "text": text, "annotations": []}]
+    return [{"type": "input_text", "text": text}]
 
 
 def stored_input_items(value) -> list[dict]:
