@@ -155,3 +155,51 @@ def test_input_items_get_ids_and_pages_follow_after():
         items_page(items, limit=2, order="sideways", after=None)
     with pytest.raises(responses_native.InvalidRequest):
         items_page(items, limit=2, order="asc", after="msg_unknown")
+
+
+def test_a_stream_that_fails_midway_ends_with_response_failed_and_counts_what_came(
+    monkeypatch,
+):
+    native = responses_native.NativeRequest(
+        {"model": "gpt-4o", "input": "hi"}, [], default_model="gpt-4o"
+    )
+    accounted = {}
+
+    async def account(call, events, usage):
+        accounted.update(usage)
+
+    monkeypatch.setattr(responses_native, "_close_and_account", account)
+    call = gateway.ProxyCall(
+        principal=None, request_id="req_1", endpoint="chat.completions", model="gpt-4o", body={}
+    )
+    call.prompt_tokens_estimate = 7
+
+    async def upstream():
+        yield {"type": "response.output_text.delta", "sequence_number": 3, "delta": "Hello there"}
+        raise responses_native.UpstreamError("The upstream went away.", upstream_status=500)
+
+    async def run():
+        first = {
+            "type": "response.created",
+            "sequence_number": 0,
+            "response": {"id": "resp_up", "object": "response", "status": "in_progress"},
+        }
+        events = upstream()
+        frames = [
+            frame
+            async for frame in responses_native._relay(
+                call, native, first, events, store=lambda response: None
+            )
+        ]
+        await asyncio.gather(*list(gateway._background))
+        return frames
+
+    frames = asyncio.run(run())
+    events = [json.loads(frame.split(b"\ndata: ", 1)[1]) for frame in frames]
+    assert events[0]["response"]["id"] == native.response_id
+    last = events[-1]
+    assert last["type"] == "response.failed" and last["sequence_number"] == 4
+    assert last["response"]["id"] == native.response_id
+    assert last["response"]["error"]["message"] == "The upstream went away."
+    assert call.status_code == 502 and call.usage_estimated is True
+    assert accounted["prompt_tokens"] == 7 and accounted["completion_tokens"] > 0
