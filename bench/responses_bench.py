@@ -107,7 +107,13 @@ async def main_async(args) -> list[tuple[str, float, float, float]]:
     try:
         await wait_http(f"{upstream_url}/_stats")
         env = proxy_environment(
-            base_env, workdir=workdir, proxy_port=port, upstream_url=upstream_url, ENABLE_CACHE="0"
+            base_env,
+            workdir=workdir,
+            proxy_port=port,
+            upstream_url=upstream_url,
+            ENABLE_CACHE="0",
+            # The translated route's provider key names the local upstream over http.
+            OUTBOUND_ALLOWED_HOSTS="127.0.0.1",
         )
         key = prepare_synthlang(env)
         translated_route(env, upstream_url)
