@@ -21,9 +21,10 @@ from accounts.selectors import Principal
 from billing import budgets, pricing
 from billing.selectors import aprice_for_models
 from common.access_log import RequestContext
-from common.errors import InvalidRequest
+from common.errors import DomainError, InvalidRequest
 from proxy import metrics, ratelimit, response_cache, routing, translation
 from proxy.accounting import finish, resolve_usage_price, usage_cost_micros, with_cost
+from proxy.pipeline import runner
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
 from proxy.streaming import StreamAssembler, replay_chat_completion
 from proxy.synthlang.engine import compress_messages, compress_text
@@ -105,6 +106,16 @@ class ProxyCall:
     # The endpoint the client called, when an adapter runs it as another (the Responses
     # API as chat): the label of its usage event and metrics. Empty: ``endpoint``.
     endpoint_label: str = ""
+
+    # The stages (proxy/pipeline): each one's per-call state and what operators must see
+    # of its work (copied into the usage event and the access line); the stages whose
+    # on_request ran, in order; the answer one of them (or the cache) gave instead of the
+    # upstream, and who gave it.
+    stage_state: dict = field(default_factory=dict)
+    annotations: dict = field(default_factory=dict)
+    stages_ran: list = field(default_factory=list)
+    answer: dict | None = None
+    answered_by: str = ""
 
     def overhead_ms(self) -> float:
         return max((time.perf_counter() - self.started - self.upstream_seconds) * 1000, 0.0)
@@ -240,6 +251,7 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
     estimate, and only then is the request compressed and counted exactly. Limits and
     budget are settled to the upstream's real usage afterwards.
     """
+    await runner.run_prepare(call)
     call.principal.check_model(call.model)
     plan = await routing.resolve_route(call.principal.organization_id, call.model)
     call.prompt_chars = prompt_chars(endpoint=call.endpoint, body=call.body)
@@ -256,6 +268,7 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
         call.cache_tier = call.cache_lookup.tier
         metrics.CACHE_LOOKUPS.labels(result=call.cache, tier=call.cache_tier or "-").inc()
         if call.cache == "hit":
+            call.answer, call.answered_by = call.cache_lookup.response, "cache"
             return plan
     call.price = await aprice_for_models(
         [call.model, *(deployment.upstream_model for deployment in plan.deployments)],
@@ -291,6 +304,7 @@ async def admit(call: ProxyCall) -> routing.RoutePlan:
             call.body = {**call.body, "messages": messages}
             call.tokens_saved += saved
     await _compress_and_count(call)
+    call.answer = await runner.run_on_request(call)
     return plan
 
 
@@ -343,7 +357,7 @@ async def relay_stream(
     The proxy always asked the upstream for usage; the usage chunk reaches the client
     only if the client asked for it.
     """
-    chunks = stream_chunks(call, first, iterator)
+    chunks = runner.filter_stream(call, stream_chunks(call, first, iterator))
     try:
         async for chunk in chunks:
             if chunk.get("usage"):
@@ -407,14 +421,18 @@ async def store_in_cache(call: ProxyCall, body: dict) -> None:
         logger.exception("storing %s in the cache failed", call.request_id)
 
 
-def replay_hit(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterator[bytes]:
-    """A cache hit for a streaming client: the stored answer as a proper SSE stream."""
+def replay_answer(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterator[bytes]:
+    """An answer given without the upstream (a cache hit, a stage's answer) for a
+    streaming client: a proper SSE stream, through the stages' stream filters."""
+
+    async def replayed():
+        for chunk in replay_chat_completion(call.answer, include_usage=call.client_wants_usage):
+            yield chunk
 
     async def events():
+        chunks = runner.filter_stream(call, replayed())
         try:
-            for chunk in replay_chat_completion(
-                call.cache_lookup.response, include_usage=call.client_wants_usage
-            ):
+            async for chunk in chunks:
                 if chunk.get("usage"):
                     chunk = {**chunk, "usage": with_cost(call, chunk["usage"])}
                 if call.first_token_seconds is None:
@@ -422,9 +440,22 @@ def replay_hit(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterato
                 yield _sse(encode(chunk))
             yield b"data: [DONE]\n\n"
         finally:
-            run_in_background(finish(call, call.cache_lookup.response.get("usage")))
+            await chunks.aclose()
+            run_in_background(finish(call, call.answer.get("usage")))
 
     return events()
+
+
+async def response_through_stages(call: ProxyCall, body: dict, usage: dict | None) -> dict:
+    """``body`` after the response stages. A stage that refuses it fails the call, whose
+    usage is still accounted, under the refusal's status: scheduled here, first, so it is
+    the call's one usage event."""
+    try:
+        return await runner.run_on_response(call, body)
+    except DomainError as error:
+        call.status_code, call.error_code = error.status, error.code
+        run_in_background(finish(call, usage))
+        raise
 
 
 async def run_json(
@@ -433,6 +464,7 @@ async def run_json(
     operation: Callable[[Provider, Target], Awaitable[UpstreamResult]],
 ) -> UpstreamResult:
     result = await call_upstream(call, plan, operation)
+    upstream_body = result.body
     usage = result.body.get("usage")
     if usage_is_missing(usage):
         usage = usage_estimate(
@@ -445,8 +477,14 @@ async def run_json(
 
     async def after():
         if call.endpoint == "chat.completions":
-            await store_in_cache(call, result.body)
+            # What the upstream said, before the response stages: they run again on a hit.
+            await store_in_cache(call, upstream_body)
         await finish(call, usage)
 
+    if call.stages_ran:
+        body = await response_through_stages(call, upstream_body, usage)
+        if body is not upstream_body:
+            # The upstream's own bytes no longer say what the client gets.
+            result = UpstreamResult(body=body, status=result.status, headers=result.headers)
     run_in_background(after())
     return result
