@@ -15,14 +15,11 @@ on chat bodies (docs/decisions/0022).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from django.conf import settings
 from django.http import StreamingHttpResponse
-from django.utils.module_loading import import_string
 
 from accounts.selectors import Principal
 from billing import pricing
@@ -31,9 +28,11 @@ from proxy import accounting, gateway, metrics, routing
 from proxy.adapters.responses_answer import ResponseEvents, new_id, response_from_chat
 from proxy.adapters.responses_items import estimate_chat_body, items_from_chat
 from proxy.adapters.responses_request import ResponsesRequest, responses_request
+from proxy.pipeline.registry import stages_for
 from proxy.providers import provider_for
 from proxy.providers.base import UpstreamError
 from proxy.serializers import ChatCompletionRequestSerializer
+from proxy.streaming import replay_chat_completion
 from proxy.tokens import count_tokens
 from proxy.views import _dumps, json_response, new_call, validated
 
@@ -66,20 +65,10 @@ async def native_plan(principal: Principal, model: str) -> routing.RoutePlan | N
     return None
 
 
-@functools.cache
-def _stages(paths: tuple[str, ...]) -> tuple:
-    return tuple(import_string(path)() for path in paths)
-
-
 def stages_require_translation(call: gateway.ProxyCall) -> bool:
     """Whether a request stage must read this call's request (a PII mask the organization
     turned on, say): a passed-through request would skip it, so it is translated."""
-    paths = tuple(getattr(settings, "SYNTHLANG_STAGES", ()) or ())
-    for stage in _stages(paths):
-        requires = getattr(stage, "requires_translation", None)
-        if requires is not None and requires(call):
-            return True
-    return False
+    return any(stage.requires_translation(call) for stage in stages_for(call.endpoint))
 
 
 def native_call(request, principal: Principal, body: dict, history: list[dict]):
@@ -186,6 +175,8 @@ async def native_run(
     try:
         plan = await gateway.admit(call)
         call.tokens_saved = 0  # nothing the client sent is changed on this path
+        if call.answer is not None:
+            return await _stage_answer(call, native, store, stream=stream)
         if stream:
             return await _stream(call, plan, native, store)
 
@@ -220,6 +211,47 @@ async def native_run(
         failure = DomainError()
         _account_failure(call, failure)
         raise failure from exc
+
+
+async def _stage_answer(call: gateway.ProxyCall, native: NativeRequest, store, *, stream: bool):
+    """A stage answered (a chat.completion body): the client gets it as a Response, at no
+    cost, and no upstream is called."""
+    usage = call.answer.get("usage")
+    answer = await gateway.response_through_stages(call, call.answer, usage)
+    gateway.run_in_background(accounting.finish(call, usage))
+    request = native.translated or responses_request(
+        {"model": call.model, "input": "-"}, default_model=call.model, history=[]
+    )
+    if not stream:
+        response = native.patch(
+            response_from_chat(
+                request, answer, response_id=native.response_id, created_at=native.created_at
+            )
+        )
+        await store(response)
+        return json_response(response, headers=call.response_headers())
+    translator = ResponseEvents(
+        request, response_id=native.response_id, created_at=native.created_at
+    )
+
+    async def events():
+        for event in translator.start():
+            yield _sse({**event, "response": native.patch(event["response"])})
+        for chunk in replay_chat_completion(answer, include_usage=True):
+            for event in translator.add(chunk):
+                yield _sse(event)
+        closing, final = translator.finish()
+        for event in closing:
+            yield _sse(event)
+        final = {**final, "response": native.patch(final["response"])}
+        await store(final["response"])
+        yield _sse(final)
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    for name, value in call.response_headers().items():
+        response[name] = value
+    return response
 
 
 def _account_failure(call: gateway.ProxyCall, error: DomainError) -> None:

@@ -41,6 +41,13 @@ class Stage:
         """A whole chat.completion answer, in reverse list order; returns what the client gets."""
         return body
 
+    def requires_translation(self, call) -> bool:
+        """Whether this stage must read this call's request as chat. A Responses request to
+        a route that speaks Responses is passed through untranslated, and the stages then
+        see only an estimate of it: True makes it translated, so the stage reads (and may
+        change) the real request. Example: a PII mask the call's organization turned on."""
+        return False
+
     def stream_filter(self, call) -> StreamFilter | None:
         """For a stream: a fresh object with feed(chunk: dict) -> list[dict] and
         close() -> list[dict], seeing every chat.completion.chunk in order; it may hold text back

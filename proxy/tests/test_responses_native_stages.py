@@ -18,13 +18,14 @@ from proxy.adapters.responses_items import (
     items_page,
     stored_input_items,
 )
+from proxy.pipeline.stage import Stage
 from proxy.providers import http
 from proxy.tests.test_responses_native_e2e import make_route
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class MaskingStage:
+class MaskingStage(Stage):
     """Needs to read the requests of the organizations listed in ``organizations``."""
 
     name = "pii"
@@ -34,8 +35,29 @@ class MaskingStage:
         return call.principal.organization_id in self.organizations
 
 
-class BlindStage:
-    name = "blind"  # predates ``requires_translation``: asks for nothing
+class BlindStage(Stage):
+    name = "blind"  # does not override ``requires_translation``: asks for nothing
+
+
+class AnsweringStage(Stage):
+    """Answers every request itself, as a cache or a refusal would."""
+
+    name = "answers"
+
+    async def on_request(self, call):
+        return {
+            "id": "chatcmpl-stage",
+            "object": "chat.completion",
+            "model": call.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Answered by a stage."},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        }
 
 
 STAGES = [f"{__name__}.BlindStage", f"{__name__}.MaskingStage"]
@@ -86,7 +108,24 @@ def test_an_organization_with_a_reading_stage_on_is_translated_the_others_pass_t
 
 def test_with_stages_that_ask_nothing_nothing_is_translated(settings):
     settings.SYNTHLANG_STAGES = [f"{__name__}.BlindStage"]
-    assert responses_native.stages_require_translation(object()) is False
+    call = gateway.ProxyCall(
+        principal=None, request_id="r", endpoint="chat.completions", model="gpt-4o", body={}
+    )
+    assert responses_native.stages_require_translation(call) is False
+
+
+def test_a_stage_that_answers_a_passed_through_request_is_the_answer(
+    settings, fake_upstream, org_a, alice_key
+):
+    settings.SYNTHLANG_STAGES = [f"{__name__}.AnsweringStage"]
+    fake_upstream.reset()
+    make_route(org_a, "gpt-native", ("openai", "gpt-4o", fake_upstream.v1, None))
+    (answered,) = _post_both((alice_key, {"model": "gpt-native", "input": "Hello", "store": False}))
+    assert answered.status_code == 200, answered.content
+    response = answered.json()
+    assert response["output"][0]["content"][0]["text"] == "Answered by a stage."
+    assert response["id"].startswith("resp_") and response["store"] is False
+    assert "/v1/responses gpt-4o" not in fake_upstream.stats()["requests"]
 
 
 def test_the_upstream_body_carries_history_as_items_and_never_stores():
