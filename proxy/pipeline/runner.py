@@ -36,6 +36,11 @@ async def run_on_response(call, body: dict) -> dict:
     return body
 
 
+async def run_on_complete(call, body: dict) -> None:
+    for stage in call.stages_ran:
+        await stage.on_complete(call, body)
+
+
 def stream_filters(call) -> list:
     """Fresh filters for one stream, outermost (last stage) first."""
     filters = []

@@ -48,6 +48,12 @@ class Stage:
         change) the real request. Example: a PII mask the call's organization turned on."""
         return False
 
+    async def on_complete(self, call, body: dict) -> None:
+        """A complete answer from the upstream (a JSON answer, or a stream that finished,
+        assembled into a chat.completion), as the upstream gave it, before any
+        on_response; after the client has it, in the background, in list order. Example:
+        the cache stores it. Never called for an answer a stage gave."""
+
     def stream_filter(self, call) -> StreamFilter | None:
         """For a stream: a fresh object with feed(chunk: dict) -> list[dict] and
         close() -> list[dict], seeing every chat.completion.chunk in order; it may hold text back

@@ -3,6 +3,7 @@ entry refused with a message naming it."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import sys
 import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
 
 from proxy.pipeline.registry import active_stages, stages_for
 
@@ -83,3 +85,11 @@ def test_the_environment_replaces_the_list():
     )
 
     assert completed.stdout.strip().splitlines()[-1] == "refuser,shouter"
+
+
+def test_the_command_lists_the_default_stages_in_request_order():
+    out = io.StringIO()
+    call_command("synthlang_stages", stdout=out)
+
+    names = [line.split()[1] for line in out.getvalue().splitlines()]
+    assert names == ["cache", "budget", "translate", "compression"]

@@ -15,6 +15,12 @@ from billing.models import UsageEvent
 from proxy import gateway
 
 STAGES = "proxy.tests.pipeline_stages."
+BUILT_IN = [
+    "proxy.stages.cache.ResponseCacheStage",
+    "proxy.stages.budget.BudgetStage",
+    "proxy.stages.translation.TranslateStage",
+    "proxy.stages.compression.CompressionStage",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +32,7 @@ def _offline_with_stages(settings):
         STAGES + "Refuser",
         STAGES + "Shouter",
         STAGES + "Answerer",
+        *BUILT_IN,
     ]
     usage.memory_buffer.clear()
     yield
@@ -123,10 +130,10 @@ def test_a_stage_answer_streams_through_the_stream_filters(org_a, bob_key):
 def test_a_stream_filter_holds_text_back_across_two_chunks(org_a, bob_key, settings):
     body = _chat("tell me a story", stream=True)
     headers = {"x-synthlang-cache": "off"}
-    settings.SYNTHLANG_STAGES = []
+    settings.SYNTHLANG_STAGES = BUILT_IN
     _, plain_sse = _post("/v1/chat/completions", bob_key, body, stream=True, **headers)
     plain, plain_pieces = _stream_text(plain_sse)
-    settings.SYNTHLANG_STAGES = [STAGES + "Shouter"]
+    settings.SYNTHLANG_STAGES = [STAGES + "Shouter", *BUILT_IN]
 
     response, sse = _post("/v1/chat/completions", bob_key, body, stream=True, **headers)
 
@@ -141,7 +148,8 @@ def test_a_stream_filter_holds_text_back_across_two_chunks(org_a, bob_key, setti
 
 @pytest.mark.django_db(transaction=True)
 def test_a_cache_hit_goes_through_the_response_stages_too(org_a, bob_key, settings):
-    settings.SYNTHLANG_STAGES = [STAGES + "Shouter"]
+    # Listed before the cache: its on_request runs on a hit, so it sees the stored answer.
+    settings.SYNTHLANG_STAGES = [STAGES + "Shouter", *BUILT_IN]
     body = _chat("what is the capital of france")
     first, _ = _post("/v1/chat/completions", bob_key, body)
     second, _ = _post("/v1/chat/completions", bob_key, body)
