@@ -10,6 +10,7 @@ import pytest
 
 from accounts import services
 from billing.pricing import tokens_cost_micros, usage_tokens
+from billing.services import budget_set
 from proxy.models import Deployment, ModelRoute
 from proxy.tests.conftest import UPSTREAM_KEY
 from proxy.tests.test_prompt_cache_e2e import (  # noqa: F401 - fixtures
@@ -249,3 +250,18 @@ def test_an_upstream_refusal_reaches_the_client_as_openai_error(client, fake_ups
     assert _sent(fake_upstream)["tools"] == [{"type": "web_search"}]
     event = wait_for_usage(raised.value.response.headers["x-request-id"])
     assert event.endpoint == "responses" and event.status_code == 400
+
+
+def test_a_passed_through_request_over_budget_is_refused_before_the_upstream(
+    client, fake_upstream, org_a, alice
+):
+    budget_set(organization=org_a, monthly_limit_micros=50_000, actor=alice)
+    # 20,000 output tokens of gpt-4o would cost 20 cents: more than the budget's 5.
+    with pytest.raises(openai.RateLimitError) as raised:
+        client.responses.create(
+            model="gpt-native", input="too dear", max_output_tokens=20_000, extra_headers=HEADERS
+        )
+    assert raised.value.body["code"] == "insufficient_quota"
+    assert _requests(fake_upstream, "/v1/responses", "gpt-4o") == 0
+    event = wait_for_usage(raised.value.response.headers["x-request-id"])
+    assert event.endpoint == "responses" and event.status_code == 429
