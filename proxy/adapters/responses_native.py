@@ -32,7 +32,6 @@ from proxy.pipeline.registry import stages_for
 from proxy.providers import provider_for
 from proxy.providers.base import UpstreamError
 from proxy.serializers import ChatCompletionRequestSerializer
-from proxy.streaming import replay_chat_completion
 from proxy.tokens import count_tokens
 from proxy.views import _dumps, json_response, new_call, validated
 
@@ -175,8 +174,10 @@ async def native_run(
     try:
         plan = await gateway.admit(call)
         call.tokens_saved = 0  # nothing the client sent is changed on this path
-        if call.answer is not None:
-            return await _stage_answer(call, native, store, stream=stream)
+        # Nor answered on it: the client's body goes upstream as sent, so a stage's answer to
+        # the chat estimate is not served (and the call is billed as it is made), as on the
+        # Messages pass-through. A stage that must act on the request asks for translation.
+        call.answer, call.answered_by = None, ""
         if stream:
             return await _stream(call, plan, native, store)
 
@@ -211,47 +212,6 @@ async def native_run(
         failure = DomainError()
         _account_failure(call, failure)
         raise failure from exc
-
-
-async def _stage_answer(call: gateway.ProxyCall, native: NativeRequest, store, *, stream: bool):
-    """A stage answered (a chat.completion body): the client gets it as a Response, at no
-    cost, and no upstream is called."""
-    usage = call.answer.get("usage")
-    answer = await gateway.response_through_stages(call, call.answer, usage)
-    gateway.run_in_background(accounting.finish(call, usage))
-    request = native.translated or responses_request(
-        {"model": call.model, "input": "-"}, default_model=call.model, history=[]
-    )
-    if not stream:
-        response = native.patch(
-            response_from_chat(
-                request, answer, response_id=native.response_id, created_at=native.created_at
-            )
-        )
-        await store(response)
-        return json_response(response, headers=call.response_headers())
-    translator = ResponseEvents(
-        request, response_id=native.response_id, created_at=native.created_at
-    )
-
-    async def events():
-        for event in translator.start():
-            yield _sse({**event, "response": native.patch(event["response"])})
-        for chunk in replay_chat_completion(answer, include_usage=True):
-            for event in translator.add(chunk):
-                yield _sse(event)
-        closing, final = translator.finish()
-        for event in closing:
-            yield _sse(event)
-        final = {**final, "response": native.patch(final["response"])}
-        await store(final["response"])
-        yield _sse(final)
-
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    for name, value in call.response_headers().items():
-        response[name] = value
-    return response
 
 
 def _account_failure(call: gateway.ProxyCall, error: DomainError) -> None:
