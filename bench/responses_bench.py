@@ -1,13 +1,16 @@
-"""Responses API benchmark: what the adapter adds over chat completions on the same proxy.
+"""Responses API benchmark: what each path adds over the upstream, beside chat completions.
 
     python bench/responses_bench.py [--requests 300] [--duration 5]
 
 Starts the fake upstream and one SynthLang Proxy process (as ``proxy_bench.py`` does, the
 cache off), then sends sequential requests in rounds that alternate between the upstream
-directly, ``/v1/chat/completions``, ``/v1/responses`` with ``store: false`` and with
-``store: true`` (one row written per answer), so every series sees the same moments of a
-noisy machine. Added latency is each series' median minus the direct median. Then the
-throughput of each endpoint with 64 connections. The same prompt everywhere.
+directly (its chat and its Responses endpoints), ``/v1/chat/completions``, ``/v1/responses``
+passed through (the default OpenAI provider) with ``store: false`` and ``store: true``
+(one row written per answer), and ``/v1/responses`` translated to chat (a route whose
+provider key says ``responses_api: false``), so every series sees the same moments of a
+noisy machine. Added latency is each series' median minus the median of the upstream
+endpoint it calls. Then the throughput of each with 64 connections. The same prompt
+everywhere.
 """
 
 from __future__ import annotations
@@ -40,6 +43,29 @@ RESPONSES_BODY = {
     "input": PROMPT[1]["content"],
 }
 CHAT_BODY = {"model": BENCH_MODEL, "messages": PROMPT}
+TRANSLATED_MODEL = "bench-translated"
+
+
+def translated_route(env: dict, upstream_url: str) -> None:
+    """A route to the same upstream whose provider key says it has no Responses API."""
+    script = (
+        "from accounts import services; from accounts.models import Organization;"
+        "from proxy.models import Deployment, ModelRoute;"
+        "org = Organization.objects.get(slug='bench');"
+        "ModelRoute.objects.filter(organization=org, public_name={!r}).delete();"
+        "credential = services.provider_credential_set(organization=org, provider='openai',"
+        " key='sk-bench-upstream', base_url={!r}, name='bench-translated',"
+        " options={{'responses_api': False}}, actor=None);"
+        "route = ModelRoute.objects.create(organization=org, public_name={!r});"
+        "Deployment.objects.create(route=route, provider='openai', credential=credential,"
+        " upstream_model={!r})"
+    ).format(TRANSLATED_MODEL, f"{upstream_url}/v1", TRANSLATED_MODEL, BENCH_MODEL)
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        check=True,
+    )
 
 
 async def main_async(args) -> list[tuple[str, float, float, float]]:
@@ -56,43 +82,77 @@ async def main_async(args) -> list[tuple[str, float, float, float]]:
     try:
         await wait_http(f"{upstream_url}/_stats")
         env = proxy_environment(
-            base_env, workdir=workdir, proxy_port=port, upstream_url=upstream_url, ENABLE_CACHE="0"
+            base_env,
+            workdir=workdir,
+            proxy_port=port,
+            upstream_url=upstream_url,
+            ENABLE_CACHE="0",
+            # The translated route's provider key names the local upstream over http.
+            OUTBOUND_ALLOWED_HOSTS="127.0.0.1",
         )
         key = prepare_synthlang(env)
+        translated_route(env, upstream_url)
         proxy = start(
             [sys.executable, "-m", "synthlang_site", "--workers", "1"], env, workdir / "proxy.log"
         )
         await wait_http(f"http://127.0.0.1:{port}/health")
         headers = {"Authorization": f"Bearer {key}", "x-synthlang-compression": "off"}
         proxy_url = f"http://127.0.0.1:{port}/v1"
+        responses_url = f"{proxy_url}/responses"
+        # name -> (url, body, headers, the upstream series it is measured against)
         series = {
-            "upstream direct (chat)": (f"{upstream_url}/v1/chat/completions", CHAT_BODY, {}),
-            "/v1/chat/completions": (f"{proxy_url}/chat/completions", CHAT_BODY, headers),
-            "/v1/responses store: false": (
-                f"{proxy_url}/responses",
+            "upstream direct (chat)": (f"{upstream_url}/v1/chat/completions", CHAT_BODY, {}, ""),
+            "upstream direct (responses)": (
+                f"{upstream_url}/v1/responses",
+                {**RESPONSES_BODY, "store": False},
+                {},
+                "",
+            ),
+            "/v1/chat/completions": (
+                f"{proxy_url}/chat/completions",
+                CHAT_BODY,
+                headers,
+                "upstream direct (chat)",
+            ),
+            "/v1/responses passed through, store: false": (
+                responses_url,
                 {**RESPONSES_BODY, "store": False},
                 headers,
+                "upstream direct (responses)",
             ),
-            "/v1/responses store: true": (
-                f"{proxy_url}/responses",
+            "/v1/responses passed through, store: true": (
+                responses_url,
                 {**RESPONSES_BODY, "store": True},
                 headers,
+                "upstream direct (responses)",
+            ),
+            "/v1/responses translated, store: false": (
+                responses_url,
+                {**RESPONSES_BODY, "model": TRANSLATED_MODEL, "store": False},
+                headers,
+                "upstream direct (chat)",
+            ),
+            "/v1/responses translated, store: true": (
+                responses_url,
+                {**RESPONSES_BODY, "model": TRANSLATED_MODEL, "store": True},
+                headers,
+                "upstream direct (chat)",
             ),
         }
         timings: dict[str, list[float]] = {name: [] for name in series}
         async with aiohttp.ClientSession() as session:
             for _ in range(30):  # warm-up
-                for url, body, request_headers in series.values():
+                for url, body, request_headers, _ in series.values():
                     await timed_post(session, url, body, request_headers)
             for _ in range(args.requests):
-                for name, (url, body, request_headers) in series.items():
+                for name, (url, body, request_headers, _) in series.items():
                     timings[name].append(await timed_post(session, url, body, request_headers))
-        direct = percentile(timings["upstream direct (chat)"], 0.5)
         rows = []
-        for name, (url, body, request_headers) in series.items():
+        for name, (url, body, request_headers, baseline) in series.items():
             rps = await post_throughput(url, body, request_headers, args.duration, connections=64)
             p50 = percentile(timings[name], 0.5)
-            rows.append((name, p50, p50 - direct, rps))
+            added = p50 - percentile(timings[baseline], 0.5) if baseline else 0.0
+            rows.append((name, p50, added, rps))
         return rows
     finally:
         if proxy is not None:

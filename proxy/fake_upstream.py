@@ -9,6 +9,8 @@ its client (the proxy must close the upstream request when its own client leaves
 Model ``fake-flaky-<n>`` fails with 503 on its first n requests, then succeeds.
 
 It serves moderations, images, audio, files and batches too (``fake_upstream_surface``).
+It speaks OpenAI's Responses API (``POST /v1/responses``, JSON and streamed, answering
+with the fake's chat answer in that format; it keeps nothing, as with ``store: false``).
 It also speaks Anthropic's Messages API (``POST /v1/messages``, key in ``x-api-key``),
 so a route with provider ``anthropic`` can point at it; both dialects report prompt
 caching as the providers do (``proxy.providers.fake_cache``), per upstream key.
@@ -21,6 +23,7 @@ import asyncio
 import json
 import os
 import re
+import time
 from collections import Counter
 
 from aiohttp import web
@@ -63,6 +66,7 @@ class FakeUpstream(FakeUpstreamSurface):
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/responses", self.responses)
         app.router.add_get("/v1/models", self.models)
         self.add_surface_routes(app)
         app.router.add_get("/_stats", self.stats)
@@ -163,6 +167,46 @@ class FakeUpstream(FakeUpstreamSurface):
                 status=400,
             )
         return await self._stream_events(request, events, model)
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's Responses API: the fake's chat answer, in that API's format."""
+        from common.errors import DomainError
+        from proxy.adapters import responses_answer
+        from proxy.adapters.responses_request import responses_request
+
+        body = await request.json()
+        model = str(body.get("model", ""))
+        refused = await self._check(request, model, body)
+        if refused is not None:
+            return refused
+        fake = _fake()
+        scope = _client_key(request)
+        try:
+            parsed = responses_request(body, default_model=model, history=[])
+            response_id = responses_answer.new_id("resp")
+            created_at = int(time.time())
+            if not parsed.stream:
+                answer = fake.chat_body(parsed.chat_body, model=model, cache_scope=scope)
+                return web.json_response(
+                    responses_answer.response_from_chat(
+                        parsed, answer, response_id=response_id, created_at=created_at
+                    )
+                )
+            chat_body = {**parsed.chat_body, "stream_options": {"include_usage": True}}
+            chunks = list(fake.chat_chunks(chat_body, model=model, cache_scope=scope))
+        except DomainError as error:
+            return self._error(400, error.message)
+        except fake.FakeRequestError as error:
+            return web.json_response(error.body(), status=400)
+        translator = responses_answer.ResponseEvents(
+            parsed, response_id=response_id, created_at=created_at
+        )
+        events = translator.start()
+        for chunk in chunks:
+            events += translator.add(chunk)
+        closing, final = translator.finish()
+        events += [*closing, final]
+        return await self._stream_events(request, [(e["type"], e) for e in events], model)
 
     async def _stream_events(self, request: web.Request, events, model: str):
         delay = self.chunk_delay or _fake().staged_latency_ms(model) / 10000

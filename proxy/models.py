@@ -200,6 +200,8 @@ class StoredResponse(models.Model):
     model = models.CharField(max_length=200)
     response = models.JSONField()
     conversation = models.JSONField()
+    # This request's own input as Responses items, each with its id, for ``input_items``.
+    input_items = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 

@@ -17,6 +17,16 @@ urlpatterns = [
         responses.ResponseDetailView.as_view(),
         name="response-detail",
     ),
+    path(
+        "responses/<str:response_id>/input_items",
+        responses.ResponseInputItemsView.as_view(),
+        name="response-input-items",
+    ),
+    path(
+        "responses/<str:response_id>/cancel",
+        responses.ResponseCancelView.as_view(),
+        name="response-cancel",
+    ),
     path("models", views.ModelsView.as_view(), name="models"),
     # Model ids may contain slashes (OpenRouter's "openai/gpt-4o").
     path("models/<path:model_id>", views.ModelDetailView.as_view(), name="model-detail"),

@@ -21,7 +21,7 @@ from django.http import StreamingHttpResponse
 from accounts.selectors import Principal
 from common.db import run_in_db_thread
 from common.errors import InvalidRequest, ServiceUnavailable
-from proxy.adapters import responses_store
+from proxy.adapters import responses_native, responses_store
 from proxy.adapters.chat_bridge import ChatRun, chat_run
 from proxy.adapters.responses_answer import (
     ResponseEvents,
@@ -29,7 +29,8 @@ from proxy.adapters.responses_answer import (
     new_id,
     response_from_chat,
 )
-from proxy.adapters.responses_request import ResponsesRequest, responses_request
+from proxy.adapters.responses_items import chat_messages_lenient, items_page, stored_input_items
+from proxy.adapters.responses_request import responses_request
 from proxy.providers.base import UpstreamError
 from proxy.streaming import replay_chat_completion
 from proxy.views import (
@@ -69,10 +70,16 @@ async def _history(principal: Principal, body: dict) -> list[dict]:
     return stored.conversation
 
 
-async def _store(request: ResponsesRequest, principal: Principal, response: dict) -> None:
+async def _store(
+    principal: Principal,
+    response: dict,
+    *,
+    history: list[dict],
+    client_input,
+) -> None:
     """Keep the answer before the client sees it, so its id works at once. The answer is
     already paid for: if the database fails it is still delivered (and logged)."""
-    if not request.store:
+    if response.get("store") is False:
         return
     try:
         await run_in_db_thread(
@@ -80,10 +87,21 @@ async def _store(request: ResponsesRequest, principal: Principal, response: dict
             organization_id=principal.organization_id,
             api_key_id=principal.key_id,
             response=response,
-            conversation=[*request.history, history_message(response["output"])],
+            conversation=[*history, history_message(response.get("output") or [])],
+            input_items=stored_input_items(client_input),
         )
     except DatabaseError:
         logger.exception("could not store response %s", response["id"])
+
+
+def _storer(principal: Principal, body: dict, history: list[dict]):
+    """The store step for one request: its conversation so far and this turn's input."""
+    turn = [*history, *chat_messages_lenient(body.get("input"))]
+
+    async def store(response: dict) -> None:
+        await _store(principal, response, history=turn, client_input=body.get("input"))
+
+    return store
 
 
 def _sse(event: dict) -> bytes:
@@ -95,9 +113,7 @@ async def _replayed(body: dict) -> AsyncIterator[dict]:
         yield chunk
 
 
-async def _events(
-    request: ResponsesRequest, principal: Principal, run: ChatRun, events: ResponseEvents
-) -> AsyncIterator[bytes]:
+async def _events(run: ChatRun, events: ResponseEvents, store) -> AsyncIterator[bytes]:
     chunks = run.chunks if run.chunks is not None else _replayed(run.body or {})
     try:
         for event in events.start():
@@ -113,7 +129,7 @@ async def _events(
         closing, final = events.finish()
         for event in closing:
             yield _sse(event)
-        await _store(request, principal, final["response"])
+        await store(final["response"])
         yield _sse(final)
     finally:
         # Closed here, so a client that hangs up is accounted at once.
@@ -129,6 +145,18 @@ class ResponsesView(ProxyEndpoint):
         principal = await authenticate(request)
         body = json_object(request)
         history = await _history(principal, body)
+        store = _storer(principal, body, history)
+        model = body.get("model") or settings.DEFAULT_MODEL
+        if isinstance(model, str) and await responses_native.native_plan(principal, model):
+            call = responses_native.native_call(
+                request, principal, {**body, "model": model}, history
+            )
+            if not responses_native.stages_require_translation(call):
+                native = responses_native.NativeRequest(
+                    {**body, "model": model}, history, default_model=settings.DEFAULT_MODEL
+                )
+                stream = body.get("stream") is True
+                return await responses_native.native_run(call, native, store, stream=stream)
         parsed = responses_request(body, default_model=settings.DEFAULT_MODEL, history=history)
         run = await chat_run(request, principal, parsed.chat_body, endpoint=self.endpoint)
         response_id, created_at = new_id("resp"), int(time.time())
@@ -136,11 +164,11 @@ class ResponsesView(ProxyEndpoint):
             response = response_from_chat(
                 parsed, run.body or {}, response_id=response_id, created_at=created_at
             )
-            await _store(parsed, principal, response)
+            await store(response)
             return json_response(response, headers=run.headers)
         events = ResponseEvents(parsed, response_id=response_id, created_at=created_at)
         streamed = StreamingHttpResponse(
-            _events(parsed, principal, run, events), content_type="text/event-stream"
+            _events(run, events, store), content_type="text/event-stream"
         )
         streamed["Cache-Control"] = "no-cache"
         streamed["X-Accel-Buffering"] = "no"
@@ -172,3 +200,47 @@ class ResponseDetailView(ProxyEndpoint):
             response_id=response_id,
         )
         return json_response({"id": response_id, "object": "response", "deleted": True})
+
+
+class ResponseInputItemsView(ProxyEndpoint):
+    http_method_names = ["get"]
+    endpoint = "responses"
+
+    @openai_errors
+    async def get(self, request, response_id: str):
+        principal = await authenticate(request)
+        stored = await _db(
+            responses_store.stored_response_get,
+            organization_id=principal.organization_id,
+            response_id=response_id,
+        )
+        page = items_page(
+            stored.input_items,
+            limit=request.GET.get("limit"),
+            order=request.GET.get("order"),
+            after=request.GET.get("after"),
+        )
+        return json_response(page)
+
+
+class ResponseCancelView(ProxyEndpoint):
+    """Only a background response can be cancelled, and this proxy runs none (``background``
+    is refused): a stored response is a 400 saying so, as OpenAI answers for a response
+    that was not created in the background; another organization's id is a 404."""
+
+    http_method_names = ["post"]
+    endpoint = "responses"
+
+    @openai_errors
+    async def post(self, request, response_id: str):
+        principal = await authenticate(request)
+        await _db(
+            responses_store.stored_response_get,
+            organization_id=principal.organization_id,
+            response_id=response_id,
+        )
+        raise InvalidRequest(
+            "Only background responses can be cancelled, and this proxy does not run "
+            "background responses.",
+            param="response_id",
+        )

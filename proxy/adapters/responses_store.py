@@ -25,6 +25,7 @@ def stored_response_create(
     api_key_id: int | None,
     response: dict,
     conversation: list[dict],
+    input_items: list[dict] | None = None,
 ) -> StoredResponse:
     # One INSERT, atomic on its own: no transaction around it (two round trips fewer on
     # a write that the client waits for).
@@ -36,6 +37,7 @@ def stored_response_create(
         model=str(response.get("model") or "")[:200],
         response=response,
         conversation=conversation,
+        input_items=input_items or [],
         expires_at=now + timedelta(days=settings.RESPONSES_RETENTION_DAYS),
     )
 

@@ -83,6 +83,33 @@ class OpenAICompatibleProvider(OpenAISurfaceMethods):
         )
         return UpstreamResult(body=payload, headers=headers, raw=raw)
 
+    # --- OpenAI's Responses API, for requests that arrive in its format -----------------
+
+    def speaks_responses(self, options: dict) -> bool:
+        """Whether ``/responses`` is there: OpenAI has it, and so do most servers that copy
+        its API; one that does not is marked by its provider key's options
+        ``{"responses_api": false}`` and gets translated requests instead."""
+        return options.get("responses_api") is not False
+
+    async def responses(self, target: Target, body: dict) -> UpstreamResult:
+        payload, headers, raw = await http.post_json(
+            self._url(target, "/responses"),
+            headers=self._headers(target),
+            body=self._body(target, body),
+        )
+        return UpstreamResult(body=payload, headers=headers, raw=raw)
+
+    async def responses_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
+        """The Responses API's stream events as they come (each names its ``type``)."""
+        async for event, data in http.post_sse(
+            self._url(target, "/responses"),
+            headers=self._headers(target),
+            body={**self._body(target, body), "stream": True},
+        ):
+            if "type" not in data and event:
+                data = {**data, "type": event}
+            yield data
+
     async def list_models(self, target: Target) -> list[dict]:
         payload = await http.get_json(self._url(target, "/models"), headers=self._headers(target))
         data = payload.get("data")
@@ -107,6 +134,11 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
 
     def _headers(self, target: Target) -> dict[str, str]:
         return {"api-key": target.api_key} if target.api_key else {}
+
+    def speaks_responses(self, options: dict) -> bool:
+        # Azure serves the Responses API under another path and API version than the
+        # deployments' chat: translated until that is wired and tested.
+        return False
 
     def _takes_prompt_cache_key(self, target: Target) -> bool:
         # Whether an Azure deployment accepts it depends on its API version: opt-in only.
