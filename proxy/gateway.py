@@ -24,6 +24,7 @@ from common.access_log import RequestContext
 from common.errors import InvalidRequest
 from proxy import metrics, ratelimit, response_cache, routing, translation
 from proxy.accounting import finish, resolve_usage_price, usage_cost_micros, with_cost
+from proxy.call_tracing import traced_admission
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
 from proxy.streaming import StreamAssembler, replay_chat_completion
 from proxy.synthlang.engine import compress_messages, compress_text
@@ -230,6 +231,7 @@ async def _compress_and_count(call: ProxyCall) -> None:
         metrics.COMPRESSION_TOKENS_SAVED.labels(level=level).inc(call.tokens_saved)
 
 
+@traced_admission
 async def admit(call: ProxyCall) -> routing.RoutePlan:
     """Everything that may refuse the request happens before any upstream call, and before
     any work whose cost grows with the prompt (docs/decisions/0019).

@@ -16,6 +16,7 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from common.access_log import RequestContextMiddleware  # noqa: E402
+from common.tracing import TracingMiddleware, tracing_setup  # noqa: E402
 from synthlang_site.api_handler import ApiASGIHandler, PathRouter  # noqa: E402
 from synthlang_site.routing import websocket_urlpatterns  # noqa: E402
 from synthlang_site.staticfiles import StaticFilesRouter  # noqa: E402
@@ -51,6 +52,8 @@ def _tune_garbage_collector() -> None:
 
 _warm_up()
 _tune_garbage_collector()
+# Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; the Lambda entry serves this module too.
+tracing_setup()
 
 from synthlang_site import daphne_tuning  # noqa: E402
 
@@ -88,10 +91,13 @@ application = ProtocolTypeRouter(
     {
         # Outermost: the request id and the access line cover the whole response. With the
         # fast paths off, /v1/ goes through Django's stock handler like the rest.
+        # Then the server span, which carries the request id given just outside it.
         "http": RequestContextMiddleware(
-            PathRouter(
-                api=ApiASGIHandler() if settings.SYNTHLANG_FAST_PATHS else django_http,
-                site=StaticFilesRouter(django_http),
+            TracingMiddleware(
+                PathRouter(
+                    api=ApiASGIHandler() if settings.SYNTHLANG_FAST_PATHS else django_http,
+                    site=StaticFilesRouter(django_http),
+                )
             )
         ),
         "websocket": AllowedHostsOriginValidator(
