@@ -134,9 +134,30 @@ def span(name: str, *, kind: str = "internal", attributes: Mapping | None = None
         return NO_SPAN
     from opentelemetry.trace import SpanKind
 
-    return _tracer.start_as_current_span(
-        name, kind=getattr(SpanKind, kind.upper()), attributes=attributes
+    return _Current(
+        _tracer.start_as_current_span(
+            name, kind=getattr(SpanKind, kind.upper()), attributes=attributes
+        )
     )
+
+
+class _Current:
+    """The SDK's current-span context manager, adding the conventions' ``error.type`` to
+    the span an exception leaves (the SDK records the exception and the status only)."""
+
+    __slots__ = ("_manager", "_span")
+
+    def __init__(self, manager):
+        self._manager = manager
+
+    def __enter__(self):
+        self._span = self._manager.__enter__()
+        return self._span
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc is not None:
+            error(self._span, exc)
+        return self._manager.__exit__(exc_type, exc, traceback)
 
 
 def start_span(name: str, *, attributes: Mapping | None = None):
