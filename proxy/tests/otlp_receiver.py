@@ -96,7 +96,7 @@ class OtlpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
+            def do_POST(self):
                 payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.record(payload, {k.lower(): v for k, v in self.headers.items()})
                 body = ExportTraceServiceResponse().SerializeToString()

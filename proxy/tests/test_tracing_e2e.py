@@ -149,8 +149,9 @@ def test_content_events_only_for_an_organization_that_opted_in(
 
     events = dict(_one(spans, "chat gpt-4o-mini").events)
     assert PROMPT in events["gen_ai.content.prompt"]["gen_ai.input.messages"]
-    assert completion.choices[0].message.content in (
-        events["gen_ai.content.completion"]["gen_ai.output.messages"]
+    assert (
+        completion.choices[0].message.content
+        in (events["gen_ai.content.completion"]["gen_ai.output.messages"])
     )
     stream_events = dict(_one(stream_spans, "stream gpt-4o-mini").events)
     assert stream_events["gen_ai.content.completion"]["gen_ai.output.messages"] == streamed
