@@ -115,3 +115,45 @@ class OtlpReceiver:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class _CountingHandler(BaseHTTPRequestHandler):
+    """The benchmark's receiver: decodes every export as a collector would, counts spans."""
+
+    spans = 0
+
+    def do_POST(self):
+        payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        request = ExportTraceServiceRequest.FromString(payload)
+        type(self).spans += sum(
+            len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans
+        )
+        body = ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        body = str(type(self).spans).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="OTLP/HTTP receiver counting spans")
+    parser.add_argument("--port", type=int, required=True)
+    port = parser.parse_args().port
+    ThreadingHTTPServer(("127.0.0.1", port), _CountingHandler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
