@@ -33,6 +33,7 @@ SERVICE_NAME = "synthlang-proxy"
 _tracer = None
 _provider = None
 _propagator = None
+_kinds: dict = {}
 _setup_lock = threading.Lock()
 
 
@@ -80,7 +81,7 @@ def enabled() -> bool:
 def tracing_setup() -> bool:
     """Start exporting spans when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the traces-only
     endpoint) is set; idempotent. Returns whether tracing is on."""
-    global _tracer, _provider, _propagator
+    global _tracer, _provider, _propagator, _kinds
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
@@ -101,6 +102,7 @@ def tracing_setup() -> bool:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.trace import SpanKind
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": SERVICE_NAME}
@@ -109,6 +111,11 @@ def tracing_setup() -> bool:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         _provider = provider
         _propagator = TraceContextTextMapPropagator()
+        _kinds = {
+            "internal": SpanKind.INTERNAL,
+            "server": SpanKind.SERVER,
+            "client": SpanKind.CLIENT,
+        }
         _tracer = provider.get_tracer("synthlang")
     logger.info("tracing on: spans exported over OTLP/HTTP")
     return True
@@ -132,13 +139,7 @@ def span(name: str, *, kind: str = "internal", attributes: Mapping | None = None
     under it). ``kind``: internal, server, client."""
     if _tracer is None:
         return NO_SPAN
-    from opentelemetry.trace import SpanKind
-
-    return _Current(
-        _tracer.start_as_current_span(
-            name, kind=getattr(SpanKind, kind.upper()), attributes=attributes
-        )
-    )
+    return _Current(_tracer.start_as_current_span(name, kind=_kinds[kind], attributes=attributes))
 
 
 class _Current:

@@ -125,47 +125,70 @@ def traced_stream(call: ProxyCall, first: dict, iterator: AsyncIterator[dict]):
     change inside a generator would leak into whoever iterates it."""
     if not tracing.enabled():
         return iterator
-    span_ = tracing.start_span(
-        f"stream {call.upstream_model or call.model}",
-        attributes={"gen_ai.operation.name": operation_name(call)},
-    )
-    return _relay(call, span_, first, iterator)
+    return TracedStream(call, first, iterator)
 
 
-async def _relay(call: ProxyCall, span_, first: dict, iterator: AsyncIterator[dict]):
-    parts: list[str] = []
-    keep_text = call.principal.trace_content
-    chunks = 1  # the first came with the stream's opening
-    if isinstance(first.get("model"), str):
-        span_.set_attribute("gen_ai.response.model", first["model"])
-    try:
-        async for chunk in iterator:
-            chunks += 1
-            if chunk.get("usage"):
-                usage_attributes(span_, chunk["usage"])
-            if keep_text:
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    if isinstance(delta.get("content"), str):
-                        parts.append(delta["content"])
-            yield chunk
-    except BaseException as exc:
-        tracing.error(span_, exc)
-        raise
-    finally:
-        span_.set_attribute("synthlang.stream.chunks", chunks)
-        if keep_text:
-            head = ""
-            for choice in first.get("choices") or ():
-                delta = choice.get("delta") or {}
-                if isinstance(delta.get("content"), str):
-                    head += delta["content"]
-            span_.add_event(
+class TracedStream:
+    """An async iterator over the upstream's chunks (not an async generator: one closed
+    before its first ``anext`` would never run its ``finally``, and the upstream's stream
+    would be left open)."""
+
+    def __init__(self, call: ProxyCall, first: dict, iterator: AsyncIterator[dict]):
+        self._iterator = iterator
+        self._keep_text = call.principal.trace_content
+        self._parts: list[str] = []
+        self._chunks = 1  # the first came with the stream's opening
+        self._span = tracing.start_span(
+            f"stream {call.upstream_model or call.model}",
+            attributes={"gen_ai.operation.name": operation_name(call)},
+        )
+        if isinstance(first.get("model"), str):
+            self._span.set_attribute("gen_ai.response.model", first["model"])
+        self._note(first)
+        self._ended = False
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> dict:
+        try:
+            chunk = await anext(self._iterator)
+        except StopAsyncIteration:
+            self._end()
+            raise
+        except BaseException as exc:
+            tracing.error(self._span, exc)
+            self._end()
+            raise
+        self._chunks += 1
+        if chunk.get("usage"):
+            usage_attributes(self._span, chunk["usage"])
+        self._note(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        self._end()
+        await self._iterator.aclose()
+
+    def _note(self, chunk: dict) -> None:
+        if not self._keep_text:
+            return
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                self._parts.append(delta["content"])
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._span.set_attribute("synthlang.stream.chunks", self._chunks)
+        if self._keep_text:
+            self._span.add_event(
                 "gen_ai.content.completion",
-                {"gen_ai.output.messages": _content(head + "".join(parts))},
+                {"gen_ai.output.messages": _content("".join(self._parts))},
             )
-        span_.end()
-        await iterator.aclose()
+        self._span.end()
 
 
 def traced_admission(admit):
