@@ -91,6 +91,13 @@ def test_a_chat_is_traced_under_the_clients_traceparent_with_genai_attributes(
     attempt = _one(spans, "chat gpt-4o-mini")
     accounting = _one(spans, "accounting")
     assert admission.parent_id == attempt.parent_id == accounting.parent_id == server.span_id
+    # Each stage's hook is its own span, inside admission, in the list's order.
+    stages = [s for s in spans if s.name.startswith("stage ")]
+    assert {s.name for s in stages} >= {"stage cache on_request", "stage compression on_request"}
+    assert all(s.parent_id == admission.span_id for s in stages if s.name.endswith("on_request"))
+    assert all(
+        s.attributes["synthlang.stage.answered"] is False for s in stages if "on_req" in s.name
+    )
 
     assert attempt.kind == "client"
     assert attempt.attributes["gen_ai.operation.name"] == "chat"
@@ -212,6 +219,9 @@ def test_a_cache_hit_has_no_upstream_span_and_says_hit(
         time.sleep(0.3)  # an upstream span, were there one, would have come in the batch
         spans = [s for s in receiver.spans if s.trace_id == hit_trace]
     assert _one(spans, "admission").attributes["synthlang.cache"] == "hit"
+    # The cache stage answered; no later stage ran.
+    assert _one(spans, "stage cache on_request").attributes["synthlang.stage.answered"] is True
+    assert not [s for s in spans if s.name == "stage compression on_request"]
     accounting = _one(spans, "accounting")
     assert accounting.attributes["synthlang.cache"] == "hit"
     assert accounting.attributes["synthlang.cost_micros"] == 0
