@@ -12,11 +12,14 @@ from collections.abc import AsyncIterator, Iterable
 
 from common import tracing
 from proxy.pipeline.registry import stages_for
+from proxy.pipeline.stage import Stage
 
 
 def _span(call, stage, hook: str):
-    """A span per stage hook when tracing is on (stream filters, fed per chunk, get none)."""
-    if not tracing.enabled():
+    """A span per stage hook when tracing is on, for the hooks a stage defines: the
+    contract's do-nothing defaults would multiply a request's spans (and their cost) for
+    nothing. Stream filters, fed per chunk, get none."""
+    if not tracing.enabled() or getattr(type(stage), hook) is getattr(Stage, hook):
         return tracing.NO_SPAN
     return tracing.span(
         f"stage {stage.name} {hook}",
