@@ -54,6 +54,11 @@ async def run_on_response(call, body: dict) -> dict:
     return body
 
 
+def wants_complete(call) -> bool:
+    """Whether a stage that ran takes the complete answer (so a stream is assembled)."""
+    return any(type(stage).on_complete is not Stage.on_complete for stage in call.stages_ran)
+
+
 async def run_on_complete(call, body: dict) -> None:
     for stage in call.stages_ran:
         with _span(call, stage, "on_complete"):
