@@ -135,6 +135,7 @@ class OrganizationSettingsSerializer(serializers.Serializer):
     compression_tool_results = serializers.BooleanField(required=False)
     cache_enabled = serializers.BooleanField(required=False)
     cache_scope = serializers.ChoiceField(choices=CacheScope.values, required=False)
+    trace_content = serializers.BooleanField(required=False)
 
 
 class OrganizationCurrentView(APIView):

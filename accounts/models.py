@@ -70,6 +70,14 @@ class Organization(models.Model):
         "lines, and replace a result that repeats an earlier one with a reference. Lossless; "
         "file contents keep their bytes.",
     )
+    # Prompts and completions are what tenants are most careful about: they leave the proxy
+    # in traces only when the organization asks (docs/decisions/0029).
+    trace_content = models.BooleanField(
+        "Prompts and completions in traces",
+        default=False,
+        help_text="Attach the prompt sent upstream and the completion to this organization's "
+        "OpenTelemetry spans as span events. Off: spans carry ids, names and numbers only.",
+    )
     cache_enabled = models.BooleanField(default=True)
     cache_scope = models.CharField(
         max_length=20, choices=CacheScope.choices, default=CacheScope.ORGANIZATION

@@ -88,6 +88,7 @@ class Principal:
     cache_scope: str = "organization"
     prompt_cache_breakpoints: bool = True
     prompt_cache_key_scope: str = "organization"
+    trace_content: bool = False
 
     def may_use_model(self, model: str) -> bool:
         return all(
@@ -294,6 +295,7 @@ def _principal_from_db(raw_key: str, key_hash: str) -> Principal | DomainError:
         cache_scope=organization.cache_scope,
         prompt_cache_breakpoints=organization.prompt_cache_breakpoints,
         prompt_cache_key_scope=organization.prompt_cache_key_scope,
+        trace_content=organization.trace_content,
     )
 
 

@@ -153,6 +153,7 @@ class OrganizationSerializer(serializers.Serializer):
     compression_level = serializers.CharField(read_only=True)
     cache_enabled = serializers.BooleanField(read_only=True)
     cache_scope = serializers.CharField(read_only=True)
+    trace_content = serializers.BooleanField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
 
     def get_object(self, organization) -> str:

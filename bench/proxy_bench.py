@@ -2,13 +2,16 @@
 
     python bench/proxy_bench.py [--litellm PATH_TO_LITELLM_BINARY] [--duration 10]
         [--workers 1 2] [--litellm-workers 1 2] [--access-log off on off on]
+        [--tracing off on off on]
 
 Starts a local fake upstream (proxy.fake_upstream), SynthLang Proxy (``python -m
 synthlang_site`` with each ``--workers`` count in turn) with authentication, rate limits
 and usage accounting on, and optionally LiteLLM's proxy (with each ``--litellm-workers``
 count) pointed at the same upstream, then drives each with an aiohttp load generator from
 this process; ``--access-log`` runs each server with its JSON access line on and off (in the
-order given, repeats allowed), written to a file as a server's stdout would be. Added
+order given, repeats allowed), written to a file as a server's stdout would be;
+``--tracing`` likewise with OpenTelemetry spans exported over OTLP/HTTP to a local receiver
+(``proxy.tests.otlp_receiver``, a process that decodes every export). Added
 latency is measured with sequential requests that alternate between
 the upstream directly and through the proxy. Set REDIS_URL to account usage and count rate
 limits in Redis as production does (several workers need it); DATABASE_URL to use
@@ -270,6 +273,13 @@ async def measure(name: str, url: str, headers: dict, pid: int, args, direct_url
     return result
 
 
+async def spans_received(receiver_url: str) -> int:
+    if not receiver_url:
+        return 0
+    async with aiohttp.ClientSession() as session, session.get(receiver_url) as response:
+        return int(await response.text())
+
+
 def _direct_children(pid: int) -> set[int]:
     try:
         return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
@@ -303,9 +313,26 @@ async def main_async(args) -> list[dict]:
             }
         )
 
-        runs = [(workers, access) for workers in args.workers for access in args.access_log]
-        for number, (workers, access) in enumerate(runs):
+        receiver_url = ""
+        if "on" in args.tracing:
+            receiver_port = free_port()
+            receiver_url = f"http://127.0.0.1:{receiver_port}"
+            receiver = start(
+                [sys.executable, "-m", "proxy.tests.otlp_receiver", "--port", str(receiver_port)],
+                base_env,
+                workdir / "otlp.log",
+            )
+            processes.append(receiver)
+            await wait_http(receiver_url)
+        runs = [
+            (workers, access, tracing)
+            for workers in args.workers
+            for access in args.access_log
+            for tracing in args.tracing
+        ]
+        for number, (workers, access, tracing) in enumerate(runs):
             port = free_port()
+            tracing_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver_url} if tracing == "on" else {}
             env = proxy_environment(
                 base_env,
                 workdir=workdir,
@@ -313,7 +340,11 @@ async def main_async(args) -> list[dict]:
                 upstream_url=upstream_url,
                 ENABLE_CACHE="0",
                 ACCESS_LOG="true" if access == "on" else "false",
+                **tracing_env,
             )
+            if tracing == "off":
+                env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)  # one the shell may have set
+            spans_before = await spans_received(receiver_url)
             key = prepare_synthlang(env)
             proxy = start(
                 [sys.executable, "-m", "synthlang_site", "--workers", str(workers)],
@@ -325,6 +356,8 @@ async def main_async(args) -> list[dict]:
             headers = {"Authorization": f"Bearer {key}"}
             label = "worker" if workers == 1 else "workers"
             access_label = f", access log {access}" if len(set(args.access_log)) > 1 else ""
+            if len(set(args.tracing)) > 1:
+                access_label += f", tracing {tracing}"
             for level in args.levels:
                 results.append(
                     await measure(
@@ -336,7 +369,11 @@ async def main_async(args) -> list[dict]:
                         f"{upstream_url}/v1/chat/completions",
                     )
                 )
-            stop(proxy)
+            stop(proxy)  # a graceful stop: the exporter flushes what it queued
+            if tracing == "on":
+                # Proof the spans were made and exported, not just configured.
+                spans = await spans_received(receiver_url) - spans_before
+                results[-1]["name"] += f" [{spans} spans received]"
 
         for litellm_workers in args.litellm_workers if args.litellm else []:
             litellm_port = free_port()
@@ -438,6 +475,13 @@ def main() -> None:
         choices=["on", "off"],
         default=["on"],
         help="run each server with its access line on and/or off, in this order",
+    )
+    parser.add_argument(
+        "--tracing",
+        nargs="+",
+        choices=["on", "off"],
+        default=["off"],
+        help="run each server with OpenTelemetry tracing on and/or off, in this order",
     )
     args = parser.parse_args()
     results = asyncio.run(main_async(args))

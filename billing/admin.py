@@ -22,7 +22,7 @@ from django.utils.html import format_html
 
 from accounts.admin_scoping import OrganizationScopedAdmin, administered_organization_ids
 from accounts.models import Organization
-from billing import budgets, charts, reports, services
+from billing import attribution, budgets, charts, reports, services
 from billing.models import Budget, BudgetAlert, DailyUsageRollup, MonthlyReport, Price, UsageEvent
 from billing.pricing import micros_to_usd, usd_to_micros
 from billing.selectors import price_cache_forget
@@ -407,8 +407,18 @@ class DailyUsageRollupAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin, admin.M
         organization_id = organization.pk if organization else None
 
         export = request.GET.get("export", "")
-        if export in reports.GROUPS:
-            rows = reports.usage_grouped(
+        # Spend per end user and per tag sums one organization's events (decision 0024):
+        # shown once an organization is chosen, never summed across the platform.
+        attributed = {}
+        if organization is not None:
+            attributed = {
+                group_by: attribution.attributed_grouped(
+                    organization_id=organization.pk, start=start, end=end, group_by=group_by
+                )
+                for group_by in attribution.EVENT_GROUPS
+            }
+        if export in reports.GROUPS or export in attributed:
+            rows = attributed.get(export) or reports.usage_grouped(
                 organization_id=organization_id, start=start, end=end, group_by=export
             )
             response = HttpResponse(
@@ -461,6 +471,13 @@ class DailyUsageRollupAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin, admin.M
             )
             for group_by in ("model", "user", "key")
         }
+        for group_by, label in (("end_user", "end user"), ("tag", "tag")):
+            if group_by in attributed:
+                bars[group_by] = charts.bars_chart(
+                    [(str(row["label"]), row["cost_micros"]) for row in attributed[group_by]],
+                    title=f"Cost by {label}",
+                    format_value=charts.usd,
+                )
         context = {
             **self.admin_site.each_context(request),
             "title": "Usage and cost",
@@ -476,6 +493,7 @@ class DailyUsageRollupAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin, admin.M
             "charts": chart_data,
             "bars": bars,
             "grouped": grouped,
+            "attributed": attributed,
             "query": f"organization={organization.slug if organization else ''}&days={days}",
         }
         return TemplateResponse(request, "admin/billing/dashboard.html", context)

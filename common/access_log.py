@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from common import tracing
 from common.logging import request_id_var
 
 logger = logging.getLogger("synthlang.access")
@@ -91,6 +92,10 @@ def upstream_headers() -> dict[str, str]:
         request_id = request_id_var.get()
         return {} if request_id == "-" else {"X-Request-Id": request_id}
     headers = {"X-Request-Id": context.request_id}
+    # With tracing on, the upstream call's own span is the parent the upstream sees (it
+    # carries the client's trace id); otherwise the client's context is relayed as it came.
+    if tracing.inject(headers):
+        return headers
     if context.traceparent:
         headers["traceparent"] = context.traceparent
         if context.tracestate:

@@ -17,6 +17,7 @@ from billing.usage import ausage_record
 from common.access_log import access_log_write
 from common.errors import DomainError
 from proxy import metrics, ratelimit
+from proxy.call_tracing import accounted, accounting_span
 from proxy.feed import feed_publish
 from proxy.surface.accounting import surface_units
 
@@ -115,6 +116,12 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
     if call.finished:
         return
     call.finished = True
+    with accounting_span(call):
+        tokens, cost_micros = await _finish(call, usage)
+        accounted(call, tokens, cost_micros)
+
+
+async def _finish(call: ProxyCall, usage: dict | None) -> tuple[pricing.TokenCounts, int]:
     tokens = pricing.usage_tokens(usage)
     prompt_tokens, completion_tokens = tokens.prompt_tokens, tokens.completion_tokens
     # Per-unit endpoints (images, audio) and batch results say so in the usage they hand
@@ -201,6 +208,7 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
     except Exception:
         logger.exception("could not hand over the usage event %s", call.request_id)
     await feed_publish(event)
+    return tokens, cost_micros
 
 
 async def fail(call: ProxyCall, error: DomainError) -> None:

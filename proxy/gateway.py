@@ -24,6 +24,7 @@ from common.access_log import RequestContext
 from common.errors import DomainError, InvalidRequest
 from proxy import metrics, ratelimit, routing
 from proxy.accounting import finish, resolve_usage_price, usage_cost_micros, with_cost
+from proxy.call_tracing import traced_admission
 from proxy.pipeline import runner
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
 from proxy.streaming import StreamAssembler, replay_chat_completion
@@ -162,6 +163,7 @@ def _max_tokens(body: dict) -> int:
 # --- Admission ------------------------------------------------------------------------
 
 
+@traced_admission
 async def admit(call: ProxyCall) -> routing.RoutePlan:
     """Everything that may refuse the request happens before any upstream call, and before
     any work whose cost grows with the prompt (docs/decisions/0019).

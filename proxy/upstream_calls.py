@@ -13,6 +13,7 @@ from django.conf import settings
 
 from common.errors import RequestTimeout
 from proxy import metrics, routing
+from proxy.call_tracing import attempt_finished, traced_stream, upstream_span
 from proxy.providers import provider_for
 from proxy.providers.base import Provider, Target, UpstreamError
 from proxy.providers.prompt_cache import with_prompt_cache
@@ -69,10 +70,13 @@ async def call_upstream(
         target = with_prompt_cache(deployment.target(), call.principal)
         for attempt in range(settings.UPSTREAM_MAX_RETRIES + 1):
             started = time.perf_counter()
+            attempt_span = upstream_span(call, deployment, position=position, attempt=attempt)
             try:
-                result, expired = await _attempt(
-                    call, lambda provider=provider, target=target: operation(provider, target)
-                )
+                with attempt_span:
+                    result, expired = await _attempt(
+                        call, lambda provider=provider, target=target: operation(provider, target)
+                    )
+                    attempt_finished(call, result, expired)
             except UpstreamError as error:
                 call.upstream_seconds += time.perf_counter() - started
                 metrics.UPSTREAM_ERRORS.labels(
@@ -130,4 +134,5 @@ async def open_stream(call: ProxyCall, plan: routing.RoutePlan, kind: str):
             raise
         return first, iterator
 
-    return await call_upstream(call, plan, operation)
+    first, iterator = await call_upstream(call, plan, operation)
+    return first, traced_stream(call, first, iterator)

@@ -16,6 +16,7 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from common.access_log import RequestContextMiddleware  # noqa: E402
+from common.tracing import TracingMiddleware, tracing_setup  # noqa: E402
 from synthlang_site.api_handler import ApiASGIHandler, PathRouter  # noqa: E402
 from synthlang_site.routing import websocket_urlpatterns  # noqa: E402
 from synthlang_site.staticfiles import StaticFilesRouter  # noqa: E402
@@ -52,6 +53,8 @@ def _tune_garbage_collector() -> None:
 
 _warm_up()
 _tune_garbage_collector()
+# Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; the Lambda entry serves this module too.
+tracing_setup()
 
 from synthlang_site import daphne_tuning  # noqa: E402
 
@@ -89,12 +92,15 @@ application = ProtocolTypeRouter(
     {
         # Outermost: the request id and the access line cover the whole response. With the
         # fast paths off, /v1/ goes through Django's stock handler like the rest.
-        # /mcp is the MCP server of registered tools (tools/mcp_server.py), either way.
+        # Then the server span, which carries the request id given just outside it; /mcp is
+        # the MCP server of registered tools (tools/mcp_server.py), either way.
         "http": RequestContextMiddleware(
-            McpRouter(
-                PathRouter(
-                    api=ApiASGIHandler() if settings.SYNTHLANG_FAST_PATHS else django_http,
-                    site=StaticFilesRouter(django_http),
+            TracingMiddleware(
+                McpRouter(
+                    PathRouter(
+                        api=ApiASGIHandler() if settings.SYNTHLANG_FAST_PATHS else django_http,
+                        site=StaticFilesRouter(django_http),
+                    )
                 )
             )
         ),

@@ -3,9 +3,26 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthlang_site.settings")
 
 app = Celery("synthlang_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _tracing_start(**_kwargs):
+    # A worker's tasks (batch results, cache warming) trace like the server's requests;
+    # the SDK's batch processor starts its thread again in each forked pool process.
+    from common.tracing import tracing_setup
+
+    tracing_setup()
+
+
+@worker_shutdown.connect
+def _tracing_stop(**_kwargs):
+    from common.tracing import tracing_shutdown
+
+    tracing_shutdown()

@@ -28,7 +28,13 @@ def _mangum():
 def _wsgi_application():
     from django.core.wsgi import get_wsgi_application
 
-    return get_wsgi_application()
+    from common.tracing import tracing_setup
+
+    application = get_wsgi_application()
+    # No server span on this path (WSGI has no place for the ASGI middleware), but the
+    # calls' own spans and the upstream's traceparent are there.
+    tracing_setup()
+    return application
 
 
 def lambda_handler(event: dict, context) -> dict:

@@ -102,6 +102,7 @@ class OrganizationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
             "Provider prompt caching",
             {"fields": ["prompt_cache_breakpoints", "prompt_cache_key_scope"]},
         ),
+        ("Tracing", {"fields": ["trace_content"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):

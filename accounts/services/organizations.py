@@ -56,6 +56,7 @@ ORGANIZATION_SETTINGS = frozenset(
         "cache_scope",
         "prompt_cache_breakpoints",
         "prompt_cache_key_scope",
+        "trace_content",
     }
 )
 

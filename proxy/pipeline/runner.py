@@ -10,13 +10,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 
+from common import tracing
 from proxy.pipeline.registry import stages_for
 from proxy.pipeline.stage import Stage
 
 
+def _span(call, stage, hook: str):
+    """A span per stage hook when tracing is on, for the hooks a stage defines: the
+    contract's do-nothing defaults would multiply a request's spans (and their cost) for
+    nothing. Stream filters, fed per chunk, get none."""
+    if not tracing.enabled() or getattr(type(stage), hook) is getattr(Stage, hook):
+        return tracing.NO_SPAN
+    return tracing.span(
+        f"stage {stage.name} {hook}",
+        attributes={"synthlang.stage": stage.name, "synthlang.request_id": call.request_id},
+    )
+
+
 async def run_prepare(call) -> None:
     for stage in stages_for(call.endpoint):
-        await stage.prepare(call)
+        with _span(call, stage, "prepare"):
+            await stage.prepare(call)
 
 
 async def run_on_request(call) -> dict | None:
@@ -24,7 +38,9 @@ async def run_on_request(call) -> dict | None:
     ``call.answered_by``); ``None``: the upstream is to be called."""
     for stage in stages_for(call.endpoint):
         call.stages_ran.append(stage)
-        answer = await stage.on_request(call)
+        with _span(call, stage, "on_request") as span:
+            answer = await stage.on_request(call)
+            span.set_attribute("synthlang.stage.answered", answer is not None)
         if answer is not None:
             call.answered_by = stage.name
             return answer
@@ -33,7 +49,8 @@ async def run_on_request(call) -> dict | None:
 
 async def run_on_response(call, body: dict) -> dict:
     for stage in reversed(call.stages_ran):
-        body = await stage.on_response(call, body)
+        with _span(call, stage, "on_response"):
+            body = await stage.on_response(call, body)
     return body
 
 
@@ -44,7 +61,8 @@ def wants_complete(call) -> bool:
 
 async def run_on_complete(call, body: dict) -> None:
     for stage in call.stages_ran:
-        await stage.on_complete(call, body)
+        with _span(call, stage, "on_complete"):
+            await stage.on_complete(call, body)
 
 
 def stream_filters(call) -> list:

@@ -308,6 +308,15 @@ def test_admin_in_a_browser(browser, server, org_a, alice, alice_key, charlie, c
     browser.find_element(By.CSS_SELECTOR, "button[name=days][value='7']").click()
     _wait(browser, lambda d: "last 7 days" in d.page_source, "period did not change")
 
+    # The cost breakdown: spend by end user and by tag for the organization (no end user
+    # and no tag in those chats: one "-" row each, with every request).
+    browser.get(f"{server}/admin/billing/dailyusagerollup/dashboard/?days=7")
+    by_end_user = browser.find_element(By.ID, "spend-by-end-user")
+    assert by_end_user.find_elements(By.CSS_SELECTOR, "svg rect")
+    first_row = by_end_user.find_elements(By.CSS_SELECTOR, "tbody tr td")
+    assert first_row[0].text == "-" and int(first_row[1].text) >= 3
+    assert browser.find_element(By.ID, "spend-by-tag")
+
     # Create a key: shown once, then it works against the API.
     browser.get(f"{server}/admin/accounts/apikey/add/")
     Select(browser.find_element(By.NAME, "organization")).select_by_visible_text("Org A")
