@@ -72,11 +72,22 @@ def _registered_state(state: Callable[[], dict]) -> dict:
     return result
 
 
+def _probe_redis() -> None:
+    """During an outage, the probe requests would make (one per ``REDIS_RETRY_SECONDS``):
+    without it a process with no traffic would report Redis down long after it is back."""
+    from common.outages import shared
+    from common.redis import sync_redis
+
+    shared("health", lambda: sync_redis().ping(), lambda: None, enforces_limits=False)
+
+
 def component_states() -> dict[str, dict]:
     from common.outages import redis_configured, redis_outage
 
     states = {"database": _timed(check_database), "cache": _timed(check_cache)}
     if redis_configured():
+        if redis_outage.down:
+            _probe_redis()
         # Limits, budgets and the usage buffer as requests see them (common/outages.py).
         states["shared_state"] = redis_outage.state()
     if settings.CELERY_BROKER_URL:
