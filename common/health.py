@@ -75,10 +75,18 @@ def _registered_state(state: Callable[[], dict]) -> dict:
 def _probe_redis() -> None:
     """During an outage, the probe requests would make (one per ``REDIS_RETRY_SECONDS``):
     without it a process with no traffic would report Redis down long after it is back."""
-    from common.outages import shared
+    from common.outages import REDIS_ERRORS, redis_outage
     from common.redis import sync_redis
 
-    shared("health", lambda: sync_redis().ping(), lambda: None, enforces_limits=False)
+    if not redis_outage.usable():  # another caller probed within the interval
+        return
+    started_at = time.monotonic()
+    try:
+        sync_redis().ping()
+    except REDIS_ERRORS as error:
+        redis_outage.failed(error)
+    else:
+        redis_outage.succeeded(started_at)
 
 
 def component_states() -> dict[str, dict]:
