@@ -377,6 +377,7 @@ def _request_flush_if_due(length: int) -> None:
 def usage_record(event: dict) -> None:
     """Hand one usage event over for accounting. Never raises, never waits for the DB."""
     if redis_usable():
+        started_at = time.monotonic()
         try:
             length = sync_redis().rpush(usage_keys().buffer, _encode(event))
         except REDIS_ERRORS as error:
@@ -385,7 +386,7 @@ def usage_record(event: dict) -> None:
             redis_outage.failed(error)
             _buffer_locally(event)
             return
-        redis_outage.succeeded()
+        redis_outage.succeeded(started_at)
         _request_flush_if_due(int(length))
         return
     _buffer_locally(event)
@@ -394,6 +395,7 @@ def usage_record(event: dict) -> None:
 async def ausage_record(event: dict) -> None:
     """``usage_record`` for the event loop: an async RPUSH, or an in-memory append."""
     if redis_usable():
+        started_at = time.monotonic()
         try:
             # After the response: the push shares a round trip with other requests'.
             length = await write_batcher().rpush(usage_keys().buffer, _encode(event))
@@ -401,7 +403,7 @@ async def ausage_record(event: dict) -> None:
             redis_outage.failed(error)
             _buffer_locally(event)
             return
-        redis_outage.succeeded()
+        redis_outage.succeeded(started_at)
         if int(length) % _batch_size() == 0:
             # Queuing a Celery message is blocking I/O: do it off the loop.
             asyncio.get_running_loop().run_in_executor(None, _request_flush_if_due, int(length))

@@ -72,11 +72,30 @@ def _registered_state(state: Callable[[], dict]) -> dict:
     return result
 
 
+def _probe_redis() -> None:
+    """During an outage, the probe requests would make (one per ``REDIS_RETRY_SECONDS``):
+    without it a process with no traffic would report Redis down long after it is back."""
+    from common.outages import REDIS_ERRORS, redis_outage
+    from common.redis import sync_redis
+
+    if not redis_outage.usable():  # another caller probed within the interval
+        return
+    started_at = time.monotonic()
+    try:
+        sync_redis().ping()
+    except REDIS_ERRORS as error:
+        redis_outage.failed(error)
+    else:
+        redis_outage.succeeded(started_at)
+
+
 def component_states() -> dict[str, dict]:
     from common.outages import redis_configured, redis_outage
 
     states = {"database": _timed(check_database), "cache": _timed(check_cache)}
     if redis_configured():
+        if redis_outage.down:
+            _probe_redis()
         # Limits, budgets and the usage buffer as requests see them (common/outages.py).
         states["shared_state"] = redis_outage.state()
     if settings.CELERY_BROKER_URL:

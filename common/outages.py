@@ -86,6 +86,9 @@ class ComponentOutage:
         self.down_since: float | None = None
         self.last_error = ""
         self._next_probe_at = 0.0
+        # When the last failure was seen: a call that began before it and succeeds after it
+        # (a reply already on its way when the server went) says nothing about the end.
+        self._failed_at = float("-inf")
         self.outages = 0
 
     @property
@@ -107,7 +110,8 @@ class ComponentOutage:
 
     def failed(self, error: BaseException) -> None:
         with self._lock:
-            self._next_probe_at = time.monotonic() + _retry_seconds()
+            self._failed_at = time.monotonic()
+            self._next_probe_at = self._failed_at + _retry_seconds()
             # The error's class only: its text may carry a host, port or password.
             self.last_error = type(error).__name__
             if self.down_since is not None:
@@ -121,11 +125,18 @@ class ComponentOutage:
             type(error).__name__,
         )
 
-    def succeeded(self) -> None:
+    def succeeded(self, started_at: float | None = None) -> None:
+        """A call answered. ``started_at`` (``time.monotonic()`` when it was sent): a call
+        sent before the last failure does not end the outage. With several connections
+        (redis-py's pool) replies sent just before a server stopped arrive after another
+        call has already failed; ending the outage on them reset the local counters
+        while Redis was still gone."""
         if self.down_since is None:
             return
         with self._lock:
             if self.down_since is None:
+                return
+            if started_at is not None and started_at <= self._failed_at:
                 return
             lasted = time.time() - self.down_since
             self.down_since = None
@@ -139,6 +150,7 @@ class ComponentOutage:
             self.down_since = None
             self.last_error = ""
             self._next_probe_at = 0.0
+            self._failed_at = float("-inf")
         COMPONENT_UP.labels(component=self.name).set(1)
 
     def state(self) -> dict:
@@ -198,12 +210,13 @@ async def ashared(
     twin always serves (settling a count, a throttle).
     """
     if redis_usable():
+        started_at = time.monotonic()
         try:
             result = await remote()
         except REDIS_ERRORS as error:
             redis_outage.failed(error)
         else:
-            redis_outage.succeeded()
+            redis_outage.succeeded(started_at)
             return result, False
     elif not redis_configured():
         return local(), True
@@ -219,12 +232,13 @@ def shared(
 ) -> tuple[T, bool]:
     """``ashared`` for code outside the event loop."""
     if redis_usable():
+        started_at = time.monotonic()
         try:
             result = remote()
         except REDIS_ERRORS as error:
             redis_outage.failed(error)
         else:
-            redis_outage.succeeded()
+            redis_outage.succeeded(started_at)
             return result, False
     elif not redis_configured():
         return local(), True

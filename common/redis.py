@@ -25,6 +25,7 @@ import redis.cluster
 import redis.sentinel
 from django.conf import settings
 from redis.connection import parse_url
+from redis.maint_notifications import MaintNotificationsConfig
 
 from common.loops import forget_closed_loops
 from common.outages import redis_configured
@@ -82,6 +83,12 @@ _TIMEOUTS = {
     "socket_timeout": SOCKET_TIMEOUT_SECONDS,
     "socket_connect_timeout": SOCKET_TIMEOUT_SECONDS,
 }
+# redis-py's pools check that a pooled connection is still open (and reconnect if not)
+# before handing it out, but skip that check while maintenance notifications (a Redis
+# Enterprise/Cloud feature) are on, which their default "auto" counts as. Skipped, every
+# connection opened before a Redis restart failed its next command, one outage per pooled
+# connection after Redis was already back (decision 0018).
+_POOL_CHECKS = {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
 def async_redis() -> aredis.Redis:
@@ -105,7 +112,7 @@ def _new_async_client(target: RedisTarget):
     # A blocking pool waits for a free connection instead of failing a request when
     # hundreds of streams finish at once.
     pool = aredis.BlockingConnectionPool.from_url(
-        target.url, max_connections=512, timeout=10, **_TIMEOUTS
+        target.url, max_connections=512, timeout=10, **_TIMEOUTS, **_POOL_CHECKS
     )
     return aredis.Redis(connection_pool=pool)
 
@@ -128,7 +135,7 @@ def _new_sync_client(target: RedisTarget):
         return sentinel.master_for(target.master_name, **_TIMEOUTS, **target.master_kwargs())
     if target.is_cluster:
         return redis.cluster.RedisCluster.from_url(target.url, **_TIMEOUTS)
-    return redis.Redis.from_url(target.url, **_TIMEOUTS)
+    return redis.Redis.from_url(target.url, **_TIMEOUTS, **_POOL_CHECKS)
 
 
 # --- One pipelined connection for the hot path ---------------------------------------------

@@ -16,10 +16,12 @@ import logging
 import time
 
 from channels.layers import get_channel_layer
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from common.local_state import local_state_register
-from common.outages import ashared
-from common.redis import KEY_PREFIX, async_redis, redis_enabled
+from common.outages import ashared, redis_configured
+from common.redis import KEY_PREFIX, async_redis
 
 logger = logging.getLogger(__name__)
 
@@ -89,16 +91,91 @@ async def _send(organization_id: int, message: dict) -> None:
 # on each heartbeat), and publishing skips groups that no page has marked recently.
 WATCH_SECONDS = 90
 WATCH_CHECK_SECONDS = 2.0
-_local_watch: dict[str, float] = {}  # the embedded default: group -> watched until
 _watch_seen: dict[str, tuple[float, bool]] = {}  # per-process answer: checked at, watched
 
 
+class MemoryWatching:
+    """The embedded default: the pages of this process (the only one there is)."""
+
+    def __init__(self) -> None:
+        self.until: dict[str, float] = {}  # group -> watched until (monotonic)
+
+    def mark_here(self, groups: set[str]) -> None:
+        until = time.monotonic() + WATCH_SECONDS
+        for group in groups:
+            self.until[group] = until
+
+    def watched_here(self, groups: list[str]) -> list[bool]:
+        now = time.monotonic()
+        return [self.until.get(group, 0.0) > now for group in groups]
+
+    async def mark(self, groups: set[str]) -> None:
+        self.mark_here(groups)
+
+    async def watched(self, groups: list[str]) -> list[bool]:
+        return self.watched_here(groups)
+
+
+class RedisWatching:
+    """The pages of every instance, as keys in Redis that expire; its failure policy is
+    here alone: with Redis unreachable the twin answers with this process's own pages,
+    and a page's mark is never an error for the page."""
+
+    def __init__(self) -> None:
+        self.twin = MemoryWatching()
+
+    async def mark(self, groups: set[str]) -> None:
+        # Kept here too, so that this process's pages still count during an outage.
+        self.twin.mark_here(groups)
+
+        async def in_redis() -> None:
+            pipe = async_redis().pipeline(transaction=False)
+            for group in groups:
+                pipe.set(_watch_key(group), 1, ex=WATCH_SECONDS)
+            await pipe.execute()
+
+        await ashared("feed", in_redis, lambda: None, enforces_limits=False)
+
+    async def watched(self, groups: list[str]) -> list[bool]:
+        async def in_redis() -> list[bool]:
+            # GETs in a pipeline, not MGET: on a Redis Cluster the groups' keys live in
+            # different slots, which one MGET may not span.
+            pipe = async_redis().pipeline(transaction=False)
+            for group in groups:
+                pipe.get(_watch_key(group))
+            values = await pipe.execute()
+            return [value is not None for value in values]
+
+        answers, _local = await ashared(
+            "feed", in_redis, lambda: self.twin.watched_here(groups), enforces_limits=False
+        )
+        return answers
+
+
+_backend: MemoryWatching | RedisWatching | None = None
+
+
+def watching() -> MemoryWatching | RedisWatching:
+    """The backend, chosen on first use from the settings (again after they change)."""
+    global _backend
+    if _backend is None:
+        _backend = RedisWatching() if redis_configured() else MemoryWatching()
+    return _backend
+
+
 def _watch_forget() -> None:
-    _local_watch.clear()
+    global _backend
+    _backend = None
     _watch_seen.clear()
 
 
 local_state_register("feed:watching", _watch_forget, redis_twin=False)
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **_kwargs) -> None:
+    if setting in ("CACHE_TYPE", "REDIS_URL"):
+        _watch_forget()
 
 
 def _watch_key(group: str) -> str:
@@ -107,15 +184,7 @@ def _watch_key(group: str) -> str:
 
 async def feed_watch(groups: set[str]) -> None:
     """Mark ``groups`` as watched for the next ``WATCH_SECONDS``."""
-    if redis_enabled():
-        pipe = async_redis().pipeline(transaction=False)
-        for group in groups:
-            pipe.set(_watch_key(group), 1, ex=WATCH_SECONDS)
-        await pipe.execute()
-    else:
-        until = time.monotonic() + WATCH_SECONDS
-        for group in groups:
-            _local_watch[group] = until
+    await watching().mark(groups)
     for group in groups:
         _watch_seen.pop(group, None)  # this process notices at once
 
@@ -128,23 +197,7 @@ async def _watched(groups: tuple[str, ...]) -> bool:
         if now - _watch_seen.get(g, (-WATCH_CHECK_SECONDS, False))[0] >= WATCH_CHECK_SECONDS
     ]
     if stale:
-
-        async def in_redis() -> list[bool]:
-            # GETs in a pipeline, not MGET: on a Redis Cluster the groups' keys live in
-            # different slots, which one MGET may not span.
-            pipe = async_redis().pipeline(transaction=False)
-            for group in stale:
-                pipe.get(_watch_key(group))
-            values = await pipe.execute()
-            return [value is not None for value in values]
-
-        # Redis down: nobody's page is known to watch (pages of this process excepted).
-        answers, _local = await ashared(
-            "feed",
-            in_redis,
-            lambda: [_local_watch.get(g, 0.0) > now for g in stale],
-            enforces_limits=False,
-        )
+        answers = await watching().watched(stale)
         for group, watched in zip(stale, answers, strict=True):
             _watch_seen[group] = (now, watched)
     return any(_watch_seen[g][1] for g in groups)

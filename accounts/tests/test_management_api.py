@@ -118,6 +118,16 @@ def test_an_admin_cannot_create_a_key_for_another_organizations_user(alice_clien
     assert not ApiKey.objects.filter(user=charlie).exists()
 
 
+@pytest.mark.parametrize("field", ["rpm_limit", "tpm_limit"])
+def test_a_limit_beyond_the_databases_integer_is_a_400_not_a_500(alice_client, alice, field):
+    """Above 2**31 - 1 the integer column overflowed (issue 18, finding 11)."""
+    response = alice_client.post(KEYS_URL, {"name": "huge", field: 2**31}, format="json")
+
+    error = assert_openai_error(response, 400, "invalid_request_error")
+    assert error["param"] == field
+    assert not ApiKey.objects.filter(name="huge").exists()
+
+
 def test_a_key_cannot_be_created_already_expired(alice_client):
     response = alice_client.post(KEYS_URL, {"expires_at": "2000-01-01T00:00:00Z"}, format="json")
 

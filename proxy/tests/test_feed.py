@@ -201,8 +201,7 @@ def test_publishing_to_a_feed_nobody_watches_sends_nothing(org_b, monkeypatch):
         sent.append(organization_id)
 
     monkeypatch.setattr(feed, "_send", record)
-    feed._watch_seen.clear()
-    feed._local_watch.clear()
+    feed._watch_forget()
 
     async def scenario():
         await feed_publish(_event(org_b))
@@ -212,4 +211,36 @@ def test_publishing_to_a_feed_nobody_watches_sends_nothing(org_b, monkeypatch):
         await feed_drain()
 
     _run(scenario())
+    assert sent == [org_b.pk]
+
+
+def test_with_redis_unreachable_a_page_still_watches_and_this_process_still_publishes(
+    org_b, monkeypatch, settings
+):
+    """The feed's Redis backend keeps its failure policy to itself: a page's mark is not
+    an error, and the pages of this process keep receiving through the outage."""
+    from common.redis import redis_clients_forget
+    from proxy import feed
+
+    settings.CACHE_TYPE = "redis"
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    settings.REDIS_RETRY_SECONDS = 60
+    redis_clients_forget()
+    assert isinstance(feed.watching(), feed.RedisWatching)
+    sent = []
+
+    async def record(organization_id, message):
+        sent.append(organization_id)
+
+    monkeypatch.setattr(feed, "_send", record)
+
+    async def scenario():
+        await feed.feed_watch({feed.organization_group(org_b.pk)})
+        await feed_publish(_event(org_b))
+        await feed_drain()
+
+    try:
+        _run(scenario())
+    finally:
+        redis_clients_forget()
     assert sent == [org_b.pk]

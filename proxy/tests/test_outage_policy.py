@@ -149,3 +149,63 @@ def test_health_names_the_failure_without_its_text():
         "error": "OperationalError",
         "latency_ms": state["latency_ms"],
     }
+
+
+@pytest.mark.django_db
+def test_connections_pooled_before_a_redis_restart_do_not_start_an_outage(
+    settings, limited_principal
+):
+    """redis-py's pool (the stock client) must notice that its idle connections died with
+    the server and open new ones, instead of failing a command on each after Redis is back."""
+    settings.SYNTHLANG_FAST_PATHS = False
+    settings.CACHE_TYPE = "redis"
+    server = RedisServer()
+    server.start()
+    settings.REDIS_URL = server.url
+    redis_clients_forget()
+
+    async def scenario() -> list[bool]:
+        from common.redis import async_redis
+
+        # Several connections in the pool, all idle when the server goes.
+        await asyncio.gather(*(async_redis().incr("synthlang:test:pooled") for _ in range(6)))
+        server.stop()
+        server.start()
+        await asyncio.sleep(0.2)
+        return [(await ratelimit.admit(limited_principal, tokens=1)).local for _ in range(2)]
+
+    try:
+        assert asyncio.run(scenario()) == [False, False]
+        assert not redis_outage.down
+    finally:
+        server.stop()
+        redis_clients_forget()
+
+
+def test_a_reply_sent_before_the_failure_does_not_end_the_outage():
+    """Replies already on their way when Redis stopped arrive after another call failed:
+    they must not end the outage (which would reset the local counters mid-outage)."""
+    sent_before = time.monotonic()
+    redis_outage.failed(ConnectionError("gone"))
+    assert redis_outage.down
+    redis_outage.succeeded(sent_before)
+    assert redis_outage.down
+    redis_outage.succeeded(time.monotonic())
+    assert not redis_outage.down
+
+
+@pytest.mark.django_db
+def test_health_probes_redis_during_an_outage_without_traffic(settings):
+    server = RedisServer()
+    server.start()
+    try:
+        settings.CACHE_TYPE = "redis"
+        settings.REDIS_URL = server.url
+        settings.REDIS_RETRY_SECONDS = 0.2
+        redis_clients_forget()
+        redis_outage.failed(ConnectionError("gone"))
+        time.sleep(0.3)  # the next call may probe
+        assert health.component_states()["shared_state"]["status"] == "ok"
+    finally:
+        server.stop()
+        redis_clients_forget()

@@ -65,10 +65,9 @@ def _features_on(redis: RedisServer, spool: Path, **extra: str) -> dict[str, str
         "REDIS_RETRY_SECONDS": "1",
         "USAGE_SPOOL_DIR": str(spool),
         "USAGE_FLUSH_INTERVAL": "0.2",
-        # The servers run the default, fast paths on, in both CI passes. With redis-py's
-        # stock async client (SYNTHLANG_FAST_PATHS=false) the end of an outage is not yet
-        # noticed reliably: a known gap, recorded in decision 0018.
-        "SYNTHLANG_FAST_PATHS": "true",
+        # The servers run with the suite's own setting: CI's second pass covers redis-py's
+        # stock client, whose pool must notice both the outage and its end (decision 0018).
+        "SYNTHLANG_FAST_PATHS": "true" if settings.SYNTHLANG_FAST_PATHS else "false",
         **extra,
     }
 
