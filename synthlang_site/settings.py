@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "accounts",
     "billing",
     "proxy",
+    "guardrails",  # PII masking, deny/allow rules (docs/decisions/0031)
     "synthlang_site",  # ops: backup commands, TaskRun (docs/decisions/0008-backups.md)
 ]
 
