@@ -166,9 +166,9 @@ def _restore_json_string(arguments: str, values: dict[str, str]) -> str:
     # Arguments are JSON text: a restored value must be escaped as a JSON string's body
     # (a PEM key's newlines, a quote).
     return PLACEHOLDER.sub(
-        lambda match: json.dumps(values[match.group()])[1:-1]
-        if match.group() in values
-        else match.group(),
+        lambda match: (
+            json.dumps(values[match.group()])[1:-1] if match.group() in values else match.group()
+        ),
         arguments,
     )
 

@@ -22,7 +22,7 @@ US_SSN = "US_SSN"
 UK_NINO = "UK_NINO"
 ES_DNI = "ES_DNI"
 IP_ADDRESS = "IP_ADDRESS"
-SECRET = "SECRET"
+SECRET = "SECRET"  # noqa: S105 - a kind label, not a password
 
 # Earlier kinds win an overlap of equal length: a key inside a URL is a secret, an
 # e-mail's digits are not a phone number.
@@ -109,7 +109,8 @@ def _ip_valid(text: str) -> bool:
 
 
 _SECRET_PATTERNS = [
-    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]{16,16384}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]{16,16384}?"
+    r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
     r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{32,}",  # Anthropic
     r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}",  # OpenAI (and sk-syn- keys)
     r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",  # AWS access key id
@@ -132,9 +133,7 @@ _EMAIL = re.compile(
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _SSN = re.compile(r"(?<![\d-])(\d{3})[- ](\d{2})[- ](\d{4})(?![\d-])")
-_NINO = re.compile(
-    r"\b([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?(\d{2}) ?(\d{2}) ?(\d{2}) ?[A-D]\b"
-)
+_NINO = re.compile(r"\b([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?(\d{2}) ?(\d{2}) ?(\d{2}) ?[A-D]\b")
 _DNI = re.compile(r"\b(\d{8})-?([A-Za-z])\b")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
@@ -230,7 +229,10 @@ RECOGNIZERS: dict[str, Callable[[str], Iterator[Finding]]] = {
 }
 
 # Characters one of the kinds needs: text without any of them is skipped cheaply.
-_ANY_SIGNAL = re.compile(r"[\d@]|-----BEGIN|\b(?:sk|rk|pk|gh|xox|AIza|ya29|eyJ|AKIA|ASIA)")
+_ANY_SIGNAL = re.compile(
+    r"[\d@]|-----BEGIN|\b(?:[srp]k[-_]|gh[pousr]_|github_pat_|xox|AIza|ya29\.|eyJ|A[KS]IA|ABIA"
+    r"|ACCA|hooks\.slack|(?i:aws))"
+)
 
 
 def find_all(text: str, kinds: tuple[str, ...] = KINDS) -> list[Finding]:

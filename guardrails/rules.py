@@ -104,7 +104,9 @@ def _allowed_spans(allows: list[CompiledRule], text: str) -> list[tuple[int, int
     spans = []
     for rule in allows:
         try:
-            spans.extend(m.span() for m in rule.compiled.finditer(text, timeout=SEARCH_TIMEOUT_SECONDS))
+            spans.extend(
+                m.span() for m in rule.compiled.finditer(text, timeout=SEARCH_TIMEOUT_SECONDS)
+            )
         except TimeoutError:
             log.warning("guardrail allow rule %r timed out: ignored", rule.name)
     return spans

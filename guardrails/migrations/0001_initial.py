@@ -5,56 +5,148 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0007_organization_compression_tool_results'),
+        ("accounts", "0007_organization_compression_tool_results"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiKeyGuardrails',
+            name="ApiKeyGuardrails",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pii_mode', models.CharField(choices=[('off', 'Off'), ('mask', 'Mask (placeholders upstream, values restored in the answer)'), ('block', 'Block (refuse requests that contain personal data)')], default='off', max_length=5)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('api_key', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='guardrails', to='accounts.apikey')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "pii_mode",
+                    models.CharField(
+                        choices=[
+                            ("off", "Off"),
+                            ("mask", "Mask (placeholders upstream, values restored in the answer)"),
+                            ("block", "Block (refuse requests that contain personal data)"),
+                        ],
+                        default="off",
+                        max_length=5,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "api_key",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="guardrails",
+                        to="accounts.apikey",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'key guardrail setting',
+                "verbose_name": "key guardrail setting",
             },
         ),
         migrations.CreateModel(
-            name='OrganizationGuardrails',
+            name="OrganizationGuardrails",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pii_mode', models.CharField(choices=[('off', 'Off'), ('mask', 'Mask (placeholders upstream, values restored in the answer)'), ('block', 'Block (refuse requests that contain personal data)')], default='off', max_length=5)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('organization', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='guardrails', to='accounts.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "pii_mode",
+                    models.CharField(
+                        choices=[
+                            ("off", "Off"),
+                            ("mask", "Mask (placeholders upstream, values restored in the answer)"),
+                            ("block", "Block (refuse requests that contain personal data)"),
+                        ],
+                        default="off",
+                        max_length=5,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "organization",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="guardrails",
+                        to="accounts.organization",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'guardrail settings',
-                'verbose_name_plural': 'guardrail settings',
+                "verbose_name": "guardrail settings",
+                "verbose_name_plural": "guardrail settings",
             },
         ),
         migrations.CreateModel(
-            name='GuardrailRule',
+            name="GuardrailRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('kind', models.CharField(choices=[('phrase', 'Phrase (case-insensitive)'), ('regex', 'Regular expression')], default='phrase', max_length=6)),
-                ('pattern', models.CharField(max_length=500)),
-                ('action', models.CharField(choices=[('deny', 'Deny'), ('allow', 'Allow (exempts what a deny rule would match)')], default='deny', max_length=5)),
-                ('target', models.CharField(choices=[('request', 'Request'), ('response', 'Answer'), ('both', 'Request and answer')], default='both', max_length=8)),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='guardrail_rules', to='accounts.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("phrase", "Phrase (case-insensitive)"),
+                            ("regex", "Regular expression"),
+                        ],
+                        default="phrase",
+                        max_length=6,
+                    ),
+                ),
+                ("pattern", models.CharField(max_length=500)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("deny", "Deny"),
+                            ("allow", "Allow (exempts what a deny rule would match)"),
+                        ],
+                        default="deny",
+                        max_length=5,
+                    ),
+                ),
+                (
+                    "target",
+                    models.CharField(
+                        choices=[
+                            ("request", "Request"),
+                            ("response", "Answer"),
+                            ("both", "Request and answer"),
+                        ],
+                        default="both",
+                        max_length=8,
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="guardrail_rules",
+                        to="accounts.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['organization', 'name'],
-                'constraints': [models.UniqueConstraint(fields=('organization', 'name'), name='guardrail_rule_unique_name')],
+                "ordering": ["organization", "name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("organization", "name"), name="guardrail_rule_unique_name"
+                    )
+                ],
             },
         ),
     ]

@@ -1,0 +1,224 @@
+"""The guardrail stages of the request pipeline (the contract in ``proxy/pipeline/stage.py``).
+
+``RulesStage`` and ``PIIStage`` come first in ``SYNTHLANG_STAGES``, rules before PII, both
+before the cache (decision 0031): the rules read the client's own text in both
+directions, and every later stage, the cache included, only ever sees masked text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from common.errors import InvalidRequest
+from guardrails import masking, metrics, rules
+from guardrails.errors import ContentBlocked, PiiDetected
+from guardrails.models import PII_STRICTNESS, PiiMode
+from guardrails.selectors import apolicy_for, strictest
+
+PII_HEADER = "x-synthlang-pii"
+
+try:  # the contract's base class, once the pipeline package is on this branch
+    from proxy.pipeline.stage import Stage
+except ImportError:  # pragma: no cover - before the pipeline lands
+
+    class Stage:  # type: ignore[no-redef]
+        name = ""
+        endpoints = frozenset({"chat.completions"})
+
+        async def prepare(self, call) -> None:
+            return None
+
+        async def on_request(self, call):
+            return None
+
+        async def on_response(self, call, body: dict) -> dict:
+            return body
+
+        def stream_filter(self, call):
+            return None
+
+
+def _request_header(call, name: str) -> str:
+    headers = getattr(call, "headers", None) or {}
+    return (headers.get(name) or headers.get(name.title()) or "").strip().lower()
+
+
+def _kind_labels(counts: Counter) -> dict[str, int]:
+    return {kind.lower(): count for kind, count in sorted(counts.items())}
+
+
+class PIIStage(Stage):
+    name = "pii"
+
+    async def prepare(self, call) -> None:
+        # Validated before admission, so a typo costs the client nothing.
+        header = _request_header(call, PII_HEADER)
+        if header and header not in PII_STRICTNESS:
+            raise InvalidRequest(
+                f"{PII_HEADER} must be one of off, mask, block (got {header[:20]!r}).",
+                param=PII_HEADER,
+            )
+
+    async def on_request(self, call) -> dict | None:
+        policy = await apolicy_for(call.principal)
+        # The header may tighten the organization's and the key's setting, never loosen.
+        mode = strictest(policy.pii_mode, _request_header(call, PII_HEADER))
+        if mode == PiiMode.OFF:
+            return None
+        if mode == PiiMode.BLOCK:
+            counts = masking.scan_body(call.body)
+            if counts:
+                for kind, count in counts.items():
+                    metrics.PII_FINDINGS.labels(kind=kind, action="blocked").inc(count)
+                call.annotations[self.name] = {
+                    "mode": "block",
+                    "blocked": True,
+                    **_kind_labels(counts),
+                }
+                kinds = ", ".join(sorted(counts))
+                raise PiiDetected(
+                    f"The request was refused: it contains {kinds} "
+                    f"(this organization blocks personal data and secrets).",
+                    param="messages",
+                )
+            call.annotations[self.name] = {"mode": "block", "blocked": False}
+            return None
+        masker = masking.Masker()
+        call.body = masking.mask_body(call.body, masker)
+        call.stage_state[self.name] = {"values": masker.values}
+        for kind, count in masker.counts.items():
+            metrics.PII_FINDINGS.labels(kind=kind, action="masked").inc(count)
+        call.annotations[self.name] = {"mode": "mask", **_kind_labels(masker.counts)}
+        return None
+
+    def _values(self, call) -> dict[str, str]:
+        return call.stage_state.get(self.name, {}).get("values") or {}
+
+    async def on_response(self, call, body: dict) -> dict:
+        return masking.restore_answer(body, self._values(call))
+
+    def stream_filter(self, call):
+        values = self._values(call)
+        return masking.StreamRestorer(values) if values else None
+
+
+def _answer_texts(body: dict) -> list[str]:
+    texts = []
+    for choice in body.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict):
+            if isinstance(message.get("content"), str):
+                texts.append(message["content"])
+            for tool_call in message.get("tool_calls") or ():
+                function = tool_call.get("function") if isinstance(tool_call, dict) else None
+                if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                    texts.append(function["arguments"])
+    return texts
+
+
+class RulesStage(Stage):
+    name = "rules"
+
+    async def on_request(self, call) -> dict | None:
+        policy = await apolicy_for(call.principal)
+        if not policy.rules:
+            return None
+        call.stage_state[self.name] = {"rules": policy.rules}
+        texts = [container[key] for container, key in masking.message_texts(call.body)]
+        verdict = rules.evaluate(policy.rules, "request", texts)
+        if verdict:
+            metrics.RULE_BLOCKS.labels(side="request").inc()
+            call.annotations[self.name] = {"blocked": "request", "rule": verdict.rule}
+            raise ContentBlocked(
+                f"The request was refused by the organization's rule {verdict.rule!r}.",
+                param="messages",
+            )
+        return None
+
+    def _rules(self, call) -> tuple:
+        return call.stage_state.get(self.name, {}).get("rules") or ()
+
+    async def on_response(self, call, body: dict) -> dict:
+        verdict = rules.evaluate(self._rules(call), "response", _answer_texts(body))
+        if verdict:
+            metrics.RULE_BLOCKS.labels(side="response").inc()
+            call.annotations[self.name] = {"blocked": "response", "rule": verdict.rule}
+            # The upstream was paid for; the pipeline still accounts the call.
+            raise ContentBlocked(
+                f"The answer was withheld: it matched the organization's rule {verdict.rule!r}."
+            )
+        return body
+
+    def stream_filter(self, call):
+        active = tuple(rule for rule in self._rules(call) if rule.applies_to("response"))
+        if not any(rule.action == "deny" for rule in active):
+            return None
+        return RulesStreamFilter(self, call, active)
+
+
+class RulesStreamFilter:
+    """Checks a stream's text as it grows. Sent text cannot be called back, so on a
+    match the chunk is cut where the matched text starts, the choice ends with
+    ``finish_reason: "content_filter"`` (OpenAI's own value for this) and the rest of
+    its text is dropped; chunks without choices (the usage chunk) still pass."""
+
+    # Only the recent tail is searched again on each chunk: linear work per stream.
+    WINDOW = 4096
+
+    def __init__(self, stage: RulesStage, call, active: tuple) -> None:
+        self.stage, self.call, self.rules = stage, call, active
+        self.text: dict[int, str] = {}
+        self.stopped: set[int] = set()
+
+    def feed(self, chunk: dict) -> list[dict]:
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return [chunk]
+        kept = []
+        for choice in choices:
+            index = choice.get("index", 0) if isinstance(choice, dict) else 0
+            if index in self.stopped:
+                continue
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            piece = delta.get("content") if isinstance(delta, dict) else None
+            if not isinstance(piece, str) or not piece:
+                kept.append(choice)
+                continue
+            before = self.text.get(index, "")
+            window_start = max(len(before) - self.WINDOW, 0)
+            whole = before + piece
+            cut = self._deny_start(whole[window_start:])
+            self.text[index] = whole[-self.WINDOW * 2 :] if len(whole) > self.WINDOW * 2 else whole
+            if cut is None:
+                kept.append(choice)
+                continue
+            self.stopped.add(index)
+            metrics.RULE_BLOCKS.labels(side="response").inc()
+            self.call.annotations[self.stage.name] = {"blocked": "stream"}
+            unsent = max(window_start + cut - len(before), 0)
+            kept.append(
+                {
+                    **choice,
+                    "delta": {**delta, "content": piece[:unsent]},
+                    "finish_reason": "content_filter",
+                }
+            )
+        if not kept:
+            return []
+        return [{**chunk, "choices": kept}]
+
+    def _deny_start(self, text: str) -> int | None:
+        verdict = rules.evaluate(self.rules, "response", [text])
+        if verdict is None:
+            return None
+        for rule in self.rules:
+            if rule.name == verdict.rule:
+                try:
+                    match = rule.compiled.search(text, timeout=rules.SEARCH_TIMEOUT_SECONDS)
+                except TimeoutError:
+                    return 0
+                return match.start() if match else 0
+        return 0
+
+    def close(self) -> list[dict]:
+        return []
