@@ -157,55 +157,77 @@ class RulesStage(Stage):
 
 
 class RulesStreamFilter:
-    """Checks a stream's text as it grows. Sent text cannot be called back, so on a
-    match the chunk is cut where the matched text starts, the choice ends with
-    ``finish_reason: "content_filter"`` (OpenAI's own value for this) and the rest of
-    its text is dropped; chunks without choices (the usage chunk) still pass."""
+    """Checks a stream's text as it grows. Sent text cannot be called back, so the last
+    few characters (as many as the longest pattern has) are held until the next chunk:
+    a phrase cut across chunks never leaks its first half. On a match the text is cut
+    where the match starts, the choice ends with ``finish_reason: "content_filter"``
+    (OpenAI's own value for this) and the rest of its text is dropped; chunks without
+    choices (the usage chunk) still pass, so the call is accounted."""
 
     # Only the recent tail is searched again on each chunk: linear work per stream.
     WINDOW = 4096
 
     def __init__(self, stage: RulesStage, call, active: tuple) -> None:
         self.stage, self.call, self.rules = stage, call, active
-        self.text: dict[int, str] = {}
+        longest = max(len(rule.compiled.pattern) for rule in active)
+        self.hold = min(longest, 500)
+        self.sent: dict[int, str] = {}  # the recent tail of what each choice has sent
+        self.pending: dict[int, str] = {}
         self.stopped: set[int] = set()
+        self._template: dict | None = None
 
     def feed(self, chunk: dict) -> list[dict]:
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices:
             return [chunk]
+        self._template = chunk
         kept = []
         for choice in choices:
-            index = choice.get("index", 0) if isinstance(choice, dict) else 0
+            if not isinstance(choice, dict):
+                kept.append(choice)
+                continue
+            index = choice.get("index", 0)
             if index in self.stopped:
                 continue
-            delta = choice.get("delta") if isinstance(choice, dict) else None
-            piece = delta.get("content") if isinstance(delta, dict) else None
-            if not isinstance(piece, str) or not piece:
+            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            piece = delta.get("content")
+            if not isinstance(piece, str):
+                piece = ""
+            emit, stopped = self._advance(index, piece, final=bool(choice.get("finish_reason")))
+            if stopped:
+                kept.append(
+                    {
+                        **choice,
+                        "delta": {**delta, "content": emit},
+                        "finish_reason": "content_filter",
+                    }
+                )
+            elif "content" in delta or emit:
+                kept.append({**choice, "delta": {**delta, "content": emit}})
+            else:
                 kept.append(choice)
-                continue
-            before = self.text.get(index, "")
-            window_start = max(len(before) - self.WINDOW, 0)
-            whole = before + piece
-            cut = self._deny_start(whole[window_start:])
-            self.text[index] = whole[-self.WINDOW * 2 :] if len(whole) > self.WINDOW * 2 else whole
-            if cut is None:
-                kept.append(choice)
-                continue
-            self.stopped.add(index)
-            metrics.RULE_BLOCKS.labels(side="response").inc()
-            self.call.annotations[self.stage.name] = {"blocked": "stream"}
-            unsent = max(window_start + cut - len(before), 0)
-            kept.append(
-                {
-                    **choice,
-                    "delta": {**delta, "content": piece[:unsent]},
-                    "finish_reason": "content_filter",
-                }
-            )
         if not kept:
             return []
         return [{**chunk, "choices": kept}]
+
+    def _advance(self, index: int, piece: str, *, final: bool) -> tuple[str, bool]:
+        sent = self.sent.get(index, "")
+        unsent = self.pending.get(index, "") + piece
+        whole = sent + unsent
+        window_start = max(len(sent) - self.WINDOW, 0)
+        cut = self._deny_start(whole[window_start:])
+        if cut is not None:
+            self.stopped.add(index)
+            metrics.RULE_BLOCKS.labels(side="response").inc()
+            self.call.annotations[self.stage.name] = {"blocked": "stream"}
+            return unsent[: max(window_start + cut - len(sent), 0)], True
+        if final or len(unsent) <= self.hold:
+            emit, keep = (unsent, "") if final else ("", unsent)
+        else:
+            emit, keep = unsent[: len(unsent) - self.hold], unsent[len(unsent) - self.hold :]
+        self.pending[index] = keep
+        self.sent[index] = (sent + emit)[-self.WINDOW :]
+        return emit, False
 
     def _deny_start(self, text: str) -> int | None:
         verdict = rules.evaluate(self.rules, "response", [text])
@@ -221,4 +243,12 @@ class RulesStreamFilter:
         return 0
 
     def close(self) -> list[dict]:
-        return []
+        tails = {i: text for i, text in self.pending.items() if text and i not in self.stopped}
+        self.pending.clear()
+        if not tails or self._template is None:
+            return []
+        choices = [
+            {"index": index, "delta": {"content": text}, "finish_reason": None}
+            for index, text in tails.items()
+        ]
+        return [{**self._template, "choices": choices}]
