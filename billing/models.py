@@ -195,6 +195,10 @@ class UsageEvent(models.Model):
     metadata = models.JSONField(
         default=dict, blank=True, help_text="The request's `metadata` object (strings)."
     )
+    # What the pipeline's stages did (proxy/pipeline): small str/int/bool values by stage.
+    annotations = models.JSONField(
+        default=dict, blank=True, help_text="What each pipeline stage did, by stage name."
+    )
 
     objects = UsageEventQuerySet.as_manager()
 

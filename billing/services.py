@@ -97,6 +97,9 @@ def usage_event_build(*, event: dict) -> UsageEvent:
     batch = bool(event.get("batch"))
     full_cost = pricing.request_cost_micros(price=price, tokens=tokens, units=units, batch=batch)
     hit = cache == "hit"
+    # A pipeline stage's own answer (proxy/pipeline) reached no upstream either: it costs
+    # nothing, and claims no saving (nobody asked the upstream what it would have said).
+    free = hit or bool(event.get("answered_by"))
     user_id = event.get("user_id")
     api_key_id = event.get("api_key_id")
     return UsageEvent(
@@ -126,16 +129,16 @@ def usage_event_build(*, event: dict) -> UsageEvent:
         upstream_ms=_as_float(event, "upstream_ms"),
         overhead_ms=_as_float(event, "overhead_ms"),
         # A cache hit never reached the upstream: it costs nothing and saved its price.
-        cost_micros=0 if hit else full_cost,
+        cost_micros=0 if free else full_cost,
         avoided_cost_micros=full_cost if hit else 0,
         # On a hit the whole upstream call was avoided and is counted above; counting the
         # compressed-away tokens as well would claim the same money twice.
         compression_saved_micros=(
-            0 if hit else pricing.tokens_value_micros(price=price, input_tokens=tokens_saved)
+            0 if free else pricing.tokens_value_micros(price=price, input_tokens=tokens_saved)
         ),
         # The same on a hit: the provider's cache saved nothing on a call never made.
         prompt_cache_saved_micros=(
-            0 if hit else pricing.prompt_cache_saved_micros(price=price, tokens=tokens)
+            0 if free else pricing.prompt_cache_saved_micros(price=price, tokens=tokens)
         ),
         price_unknown=price.unknown,
         usage_estimated=bool(event.get("usage_estimated")),
@@ -144,6 +147,9 @@ def usage_event_build(*, event: dict) -> UsageEvent:
         end_user=str(event.get("end_user") or "")[:256],
         tags=_tags(event.get("tags")),
         metadata=event.get("metadata") if isinstance(event.get("metadata"), dict) else {},
+        annotations=(
+            event.get("annotations") if isinstance(event.get("annotations"), dict) else {}
+        ),
     )
 
 

@@ -38,7 +38,7 @@ async def resolve_usage_price(call: ProxyCall) -> pricing.Price:
 
 def usage_cost_micros(call: ProxyCall, tokens: pricing.TokenCounts) -> int:
     """What the usage costs the client: nothing on a cache hit, as billed otherwise."""
-    if call.cache == "hit" or call.usage_price is None:
+    if call.cache == "hit" or call.answered_by or call.usage_price is None:
         return 0
     return pricing.tokens_cost_micros(price=call.usage_price, tokens=tokens)
 
@@ -106,6 +106,7 @@ def _access_line(call: ProxyCall, tokens: pricing.TokenCounts, cost_micros: int)
         tokens_saved=call.tokens_saved,
         usage_estimated=call.usage_estimated or None,
         client_disconnected=call.client_disconnected or None,
+        annotations=call.annotations or None,
     )
 
 
@@ -122,14 +123,15 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
     try:
         if call.admission is not None:
             # A hit was admitted on the estimate too, and gives every token back.
-            actual_tokens = 0 if call.cache == "hit" else prompt_tokens + completion_tokens
+            free = call.cache == "hit" or call.answered_by
+            actual_tokens = 0 if free else prompt_tokens + completion_tokens
             await ratelimit.settle_tokens(call.admission, actual_tokens=actual_tokens)
         if call.reservation is not None:
             if call.status_code >= 400 and not (prompt_tokens or completion_tokens):
                 await budgets.abudget_release(call.reservation)
             else:
                 actual = 0
-                if call.cache != "hit" and call.price is not None:
+                if not (call.cache == "hit" or call.answered_by) and call.price is not None:
                     actual = pricing.request_cost_micros(
                         price=call.price, tokens=tokens, units=units, batch=batch
                     )
@@ -188,6 +190,8 @@ async def finish(call: ProxyCall, usage: dict | None) -> None:
         "end_user": call.end_user,
         "tags": list(call.tags),
         "metadata": call.metadata,
+        "annotations": call.annotations,
+        "answered_by": call.answered_by,
         "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
         "upstream_ms": round(call.upstream_seconds * 1000, 3),
         "overhead_ms": round(overhead_ms, 3),

@@ -13,22 +13,19 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from django.conf import settings
 
 from accounts.selectors import Principal
 from billing import budgets, pricing
-from billing.selectors import aprice_for_models
 from common.access_log import RequestContext
-from common.errors import InvalidRequest
-from proxy import metrics, ratelimit, response_cache, routing, translation
+from common.errors import DomainError, InvalidRequest
+from proxy import metrics, ratelimit, response_cache, routing
 from proxy.accounting import finish, resolve_usage_price, usage_cost_micros, with_cost
+from proxy.pipeline import runner
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
 from proxy.streaming import StreamAssembler, replay_chat_completion
-from proxy.synthlang.engine import compress_messages, compress_text
 from proxy.tokens import (
-    count_message_tokens,
     count_tokens,
     estimate_prompt_tokens,
     prompt_chars,
@@ -39,7 +36,6 @@ from proxy.upstream_calls import _backoff, call_upstream, open_stream  # noqa: F
 
 logger = logging.getLogger(__name__)
 
-COMPRESSION_LEVELS = ("off", "low", "medium", "high")
 CACHE_CONTROLS = ("off", "refresh")
 
 # Accounting of abandoned streams runs after the response task is gone; keep a
@@ -106,6 +102,18 @@ class ProxyCall:
     # API as chat): the label of its usage event and metrics. Empty: ``endpoint``.
     endpoint_label: str = ""
 
+    # The stages (proxy/pipeline): each one's per-call state and what operators must see
+    # of its work (copied into the usage event and the access line); the stages whose
+    # on_request ran, in order; the answer one of them (or the cache) gave instead of the
+    # upstream, and who gave it.
+    stage_state: dict = field(default_factory=dict)
+    annotations: dict = field(default_factory=dict)
+    stages_ran: list = field(default_factory=list)
+    answer: dict | None = None
+    answered_by: str = ""
+    route_plan: routing.RoutePlan | None = None  # set by admission, for the stages
+    completion_allowance: int = 0  # the completion tokens admission counted on
+
     def overhead_ms(self) -> float:
         return max((time.perf_counter() - self.started - self.upstream_seconds) * 1000, 0.0)
 
@@ -126,21 +134,6 @@ class ProxyCall:
 # --- Request controls ----------------------------------------------------------------
 
 
-def compression_level_for(principal: Principal, header: str) -> str:
-    """Header, then the organization's setting, then the platform default."""
-    if header:
-        level = header.strip().lower()
-        if level not in COMPRESSION_LEVELS:
-            raise InvalidRequest(
-                f"x-synthlang-compression must be one of {', '.join(COMPRESSION_LEVELS)}.",
-                param="x-synthlang-compression",
-            )
-        return level
-    if principal.compression_level:
-        return principal.compression_level
-    return settings.SYNTHLANG_DEFAULT_LEVEL if settings.USE_SYNTHLANG else "off"
-
-
 def cache_control_for(header: str) -> str:
     control = header.strip().lower()
     if control and control not in CACHE_CONTROLS:
@@ -158,139 +151,28 @@ def _max_tokens(body: dict) -> int:
 # --- Admission ------------------------------------------------------------------------
 
 
-# Below this many characters, compression and counting take well under a millisecond and
-# run on the event loop; above it they run on a pool thread, so the loop keeps serving others.
-OFF_LOOP_PROMPT_CHARS = 32_768
-
-
-def _compress_blocking(call: ProxyCall, level: str) -> int | None:
-    """Compress the request in place; returns its prompt tokens when compression had to
-    count them anyway (so they are not counted a second time)."""
-    prompt_tokens = None
-    if call.endpoint == "chat.completions":
-        messages, stats = compress_messages(
-            call.body["messages"],
-            level=level,
-            model=call.model,
-            roles=call.principal.compression_roles or ("system", "user"),
-            tool_results=call.principal.compression_tool_results,
-        )
-        if stats.tokens_saved > 0:
-            call.body = {**call.body, "messages": messages}
-            call.tokens_saved += stats.tokens_saved
-        prompt_tokens = stats.tokens_after
-    elif call.endpoint == "completions" and isinstance(call.body.get("prompt"), str):
-        result = compress_text(call.body["prompt"], level=level, model=call.model)
-        if result.tokens_saved > 0:
-            call.body = {**call.body, "prompt": result.text}
-            call.tokens_saved += result.tokens_saved
-        prompt_tokens = result.tokens_after
-    return prompt_tokens
-
-
-def _prompt_tokens(call: ProxyCall) -> int:
-    if call.endpoint == "chat.completions":
-        return count_message_tokens(call.body["messages"], model=call.model)
-    field_name = "prompt" if call.endpoint == "completions" else "input"
-    value = call.body.get(field_name)
-    if isinstance(value, str):
-        return count_tokens(value, model=call.model)
-    total = 0
-    for item in value or []:
-        total += (
-            count_tokens(item, model=call.model)
-            if isinstance(item, str)
-            else (len(item) if isinstance(item, list) else 1)
-        )
-    return total
-
-
-def _compress_and_count_blocking(call: ProxyCall, level: str) -> int:
-    counted = _compress_blocking(call, level) if level != "off" else None
-    return counted if counted is not None else _prompt_tokens(call)
-
-
-async def _compress_and_count(call: ProxyCall) -> None:
-    """Compression and the exact prompt count, sized to the prompt: inline when small, on a
-    pool thread when large, skipped beyond ``LARGE_PROMPT_CHARS`` (the estimate stands)."""
-    level = "off"
-    if call.endpoint != "embeddings":
-        level = compression_level_for(call.principal, call.compression_header)
-    if call.prompt_chars > settings.LARGE_PROMPT_CHARS:
-        call.compression_level = "off"
-        metrics.COMPRESSION_SKIPPED.inc()
-        return
-    call.compression_level = level
-    if call.prompt_chars > OFF_LOOP_PROMPT_CHARS:
-        counted = await asyncio.to_thread(_compress_and_count_blocking, call, level)
-    else:
-        counted = _compress_and_count_blocking(call, level)
-    call.prompt_tokens_estimate = counted
-    if call.tokens_saved:
-        metrics.COMPRESSION_TOKENS_SAVED.labels(level=level).inc(call.tokens_saved)
-
-
 async def admit(call: ProxyCall) -> routing.RoutePlan:
     """Everything that may refuse the request happens before any upstream call, and before
     any work whose cost grows with the prompt (docs/decisions/0019).
 
-    The rate limits count a character estimate of the prompt; the cache is looked up next
-    (it skips prompts above ``CACHE_MAX_ENTRY_CHARS``), and a hit gives its tokens back:
-    it costs one request, no tokens and no budget. Then the budget is reserved on the same
-    estimate, and only then is the request compressed and counted exactly. Limits and
-    budget are settled to the upstream's real usage afterwards.
+    The stages' prepare hooks; model access and the route; the rate limits, counted on a
+    character estimate of the prompt; then the request stages in list order
+    (``SYNTHLANG_STAGES``: by default the cache, whose hit answers and gives its tokens
+    back, the budget reserved on the same estimate, translation and compression, which
+    counts the prompt exactly). Limits and budget are settled to the upstream's real usage
+    afterwards. An answer given by a stage is left in ``call.answer``.
     """
+    await runner.run_prepare(call)
     call.principal.check_model(call.model)
     plan = await routing.resolve_route(call.principal.organization_id, call.model)
+    call.route_plan = plan
     call.prompt_chars = prompt_chars(endpoint=call.endpoint, body=call.body)
     call.prompt_tokens_estimate = estimate_prompt_tokens(endpoint=call.endpoint, body=call.body)
-    completion_allowance = 0 if call.endpoint == "embeddings" else _max_tokens(call.body)
+    call.completion_allowance = 0 if call.endpoint == "embeddings" else _max_tokens(call.body)
     call.admission = await ratelimit.admit(
-        call.principal, tokens=call.prompt_tokens_estimate + completion_allowance
+        call.principal, tokens=call.prompt_tokens_estimate + call.completion_allowance
     )
-    if call.endpoint == "chat.completions":
-        call.cache_lookup = await response_cache.cache_lookup(
-            principal=call.principal, body=call.body, control=call.cache_header
-        )
-        call.cache = call.cache_lookup.status
-        call.cache_tier = call.cache_lookup.tier
-        metrics.CACHE_LOOKUPS.labels(result=call.cache, tier=call.cache_tier or "-").inc()
-        if call.cache == "hit":
-            return plan
-    call.price = await aprice_for_models(
-        [call.model, *(deployment.upstream_model for deployment in plan.deployments)],
-        datetime.now(tz=UTC),
-    )
-    estimate = pricing.estimate_cost_micros(
-        price=call.price,
-        prompt_tokens=call.prompt_tokens_estimate,
-        max_tokens=completion_allowance,
-    )
-    try:
-        call.reservation = await budgets.abudget_reserve(
-            organization_id=call.principal.organization_id,
-            user_id=call.principal.user_id,
-            api_key_id=call.principal.key_id,
-            estimate_micros=estimate,
-            price=call.price,
-            model=call.model,
-        )
-    except budgets.BudgetExceeded as error:
-        metrics.BUDGET_REFUSALS.labels(scope=getattr(error, "scope", "") or "other").inc()
-        raise
-    except budgets.ModelNotPriced:
-        metrics.BUDGET_REFUSALS.labels(scope="unpriced").inc()
-        raise
-    if call.endpoint == "chat.completions" and settings.SYNTHLANG_TRANSLATE:
-        messages, saved = await translation.apply_translation(
-            organization_id=call.principal.organization_id,
-            messages=call.body["messages"],
-            model=call.model,
-        )
-        if saved > 0:
-            call.body = {**call.body, "messages": messages}
-            call.tokens_saved += saved
-    await _compress_and_count(call)
+    call.answer = await runner.run_on_request(call)
     return plan
 
 
@@ -343,7 +225,7 @@ async def relay_stream(
     The proxy always asked the upstream for usage; the usage chunk reaches the client
     only if the client asked for it.
     """
-    chunks = stream_chunks(call, first, iterator)
+    chunks = runner.filter_stream(call, stream_chunks(call, first, iterator))
     try:
         async for chunk in chunks:
             if chunk.get("usage"):
@@ -393,28 +275,25 @@ async def _close_and_finish(
             "prompt_tokens": call.prompt_tokens_estimate,
             "completion_tokens": count_tokens(text, model=call.model) if text else 0,
         }
-    if completed and call.endpoint == "chat.completions":
+    if completed and call.stages_ran:
         body = assembler.chat_completion()
         if body is not None:
-            await store_in_cache(call, body)
+            await runner.run_on_complete(call, body)
     await finish(call, usage)
 
 
-async def store_in_cache(call: ProxyCall, body: dict) -> None:
-    try:
-        await response_cache.cache_store(call.cache_lookup, response=body)
-    except Exception:
-        logger.exception("storing %s in the cache failed", call.request_id)
+def replay_answer(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterator[bytes]:
+    """An answer given without the upstream (a cache hit, a stage's answer) for a
+    streaming client: a proper SSE stream, through the stages' stream filters."""
 
-
-def replay_hit(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterator[bytes]:
-    """A cache hit for a streaming client: the stored answer as a proper SSE stream."""
+    async def replayed():
+        for chunk in replay_chat_completion(call.answer, include_usage=call.client_wants_usage):
+            yield chunk
 
     async def events():
+        chunks = runner.filter_stream(call, replayed())
         try:
-            for chunk in replay_chat_completion(
-                call.cache_lookup.response, include_usage=call.client_wants_usage
-            ):
+            async for chunk in chunks:
                 if chunk.get("usage"):
                     chunk = {**chunk, "usage": with_cost(call, chunk["usage"])}
                 if call.first_token_seconds is None:
@@ -422,9 +301,22 @@ def replay_hit(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterato
                 yield _sse(encode(chunk))
             yield b"data: [DONE]\n\n"
         finally:
-            run_in_background(finish(call, call.cache_lookup.response.get("usage")))
+            await chunks.aclose()
+            run_in_background(finish(call, call.answer.get("usage")))
 
     return events()
+
+
+async def response_through_stages(call: ProxyCall, body: dict, usage: dict | None) -> dict:
+    """``body`` after the response stages. A stage that refuses it fails the call, whose
+    usage is still accounted, under the refusal's status: scheduled here, first, so it is
+    the call's one usage event."""
+    try:
+        return await runner.run_on_response(call, body)
+    except DomainError as error:
+        call.status_code, call.error_code = error.status, error.code
+        run_in_background(finish(call, usage))
+        raise
 
 
 async def run_json(
@@ -433,6 +325,7 @@ async def run_json(
     operation: Callable[[Provider, Target], Awaitable[UpstreamResult]],
 ) -> UpstreamResult:
     result = await call_upstream(call, plan, operation)
+    upstream_body = result.body
     usage = result.body.get("usage")
     if usage_is_missing(usage):
         usage = usage_estimate(
@@ -444,9 +337,14 @@ async def run_json(
     call.cost_micros = usage_cost_micros(call, pricing.usage_tokens(usage))
 
     async def after():
-        if call.endpoint == "chat.completions":
-            await store_in_cache(call, result.body)
+        # What the upstream said, before the response stages: they run again on a hit.
+        await runner.run_on_complete(call, upstream_body)
         await finish(call, usage)
 
+    if call.stages_ran:
+        body = await response_through_stages(call, upstream_body, usage)
+        if body is not upstream_body:
+            # The upstream's own bytes no longer say what the client gets.
+            result = UpstreamResult(body=body, status=result.status, headers=result.headers)
     run_in_background(after())
     return result

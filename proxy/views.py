@@ -224,17 +224,19 @@ def sse_response(call: gateway.ProxyCall, first: dict, iterator) -> StreamingHtt
     return response
 
 
-def serve_cache_hit(call: gateway.ProxyCall) -> HttpResponse:
+async def serve_answer(call: gateway.ProxyCall) -> HttpResponse:
+    """An answer given without the upstream: a cache hit or a stage's answer."""
     if call.stream:
         response = StreamingHttpResponse(
-            gateway.replay_hit(call, _dumps), content_type="text/event-stream"
+            gateway.replay_answer(call, _dumps), content_type="text/event-stream"
         )
         response["Cache-Control"] = "no-cache"
         for name, value in call.response_headers().items():
             response[name] = value
         return response
-    body = {**call.cache_lookup.response, "created": int(time.time())}
-    call.cost_micros = 0  # answered from the cache: no upstream call to pay for
+    body = {**call.answer, "created": int(time.time())}
+    call.cost_micros = 0  # no upstream call to pay for
+    body = await gateway.response_through_stages(call, body, body.get("usage"))
     gateway.run_in_background(accounting.finish(call, body.get("usage")))
     return json_response(body, headers=call.response_headers())
 
@@ -244,8 +246,8 @@ async def run_call(call: gateway.ProxyCall, kind: str):
     names the provider method). However the call ends, it leaves one usage event."""
     try:
         plan = await gateway.admit(call)
-        if call.cache == "hit":
-            return serve_cache_hit(call)
+        if call.answer is not None:
+            return await serve_answer(call)
         if call.stream:
             # Always ask for usage, so streamed requests are accounted exactly.
             call.body = {

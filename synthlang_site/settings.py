@@ -323,6 +323,19 @@ REDIS_RETRY_SECONDS = env_float("REDIS_RETRY_SECONDS", 5.0, minimum=0.1, maximum
 # Twisted tuning, the API's own ASGI handler); false restores the stock libraries throughout.
 SYNTHLANG_FAST_PATHS = env_bool("SYNTHLANG_FAST_PATHS", True)
 
+# The request pipeline's stages (proxy/pipeline, docs/decisions/0027): dotted paths of
+# proxy.pipeline.stage.Stage subclasses, run in this order on a request and in reverse on
+# its answer. SYNTHLANG_STAGES (comma-separated) replaces the whole list.
+SYNTHLANG_STAGES = env_list(
+    "SYNTHLANG_STAGES",
+    [
+        "proxy.stages.cache.ResponseCacheStage",
+        "proxy.stages.budget.BudgetStage",
+        "proxy.stages.translation.TranslateStage",
+        "proxy.stages.compression.CompressionStage",
+    ],
+)
+
 if CACHE_TYPE == "redis" and REDIS_TARGET.is_sentinel:
     _credentials = ""
     if REDIS_TARGET.password:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from accounts.selectors import Principal
 from common.errors import DomainError
 from proxy import accounting, gateway
+from proxy.pipeline import runner
 from proxy.serializers import ChatCompletionRequestSerializer
 from proxy.views import new_call, validated
 
@@ -50,10 +51,11 @@ async def chat_run(request, principal: Principal, chat_body: dict, *, endpoint: 
     call.endpoint_label = endpoint
     try:
         plan = await gateway.admit(call)
-        if call.cache == "hit":
-            hit = call.cache_lookup.response
-            gateway.run_in_background(accounting.finish(call, hit.get("usage")))
-            return ChatRun(call=call, body=hit, chunks=None, headers=call.response_headers())
+        if call.answer is not None:
+            usage = call.answer.get("usage")
+            answer = await gateway.response_through_stages(call, call.answer, usage)
+            gateway.run_in_background(accounting.finish(call, usage))
+            return ChatRun(call=call, body=answer, chunks=None, headers=call.response_headers())
         if call.stream:
             call.body = {
                 **call.body,
@@ -63,7 +65,7 @@ async def chat_run(request, principal: Principal, chat_body: dict, *, endpoint: 
                 },
             }
             first, iterator = await gateway.open_stream(call, plan, "chat")
-            chunks = gateway.stream_chunks(call, first, iterator)
+            chunks = runner.filter_stream(call, gateway.stream_chunks(call, first, iterator))
             return ChatRun(call=call, body=None, chunks=chunks, headers=call.response_headers())
 
         async def operation(provider, target):

@@ -14,6 +14,7 @@ from django.test import AsyncClient
 from accounts import services
 from billing import budgets, usage
 from proxy import gateway, ratelimit
+from proxy.stages import compression
 from proxy.synthlang import engine
 
 # Prose with runs of spaces that the lossless level removes.
@@ -46,7 +47,7 @@ def compressor_calls(monkeypatch):
             calls.append(False)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gateway, "compress_messages", counting)
+    monkeypatch.setattr(compression, "compress_messages", counting)
     return calls
 
 
@@ -110,7 +111,7 @@ def test_a_body_above_the_roles_limit_is_a_413_before_it_is_parsed(settings, bob
 @pytest.mark.django_db(transaction=True)
 def test_a_large_prompt_is_compressed_off_the_event_loop(alice_key, compressor_calls):
     text = PARAGRAPH * 600  # above OFF_LOOP_PROMPT_CHARS, below LARGE_PROMPT_CHARS
-    assert len(text) > gateway.OFF_LOOP_PROMPT_CHARS
+    assert len(text) > compression.OFF_LOOP_PROMPT_CHARS
     response = _post(
         alice_key, _chat(text), **{"x-synthlang-compression": "low", "x-synthlang-cache": "off"}
     )
