@@ -14,33 +14,14 @@ from guardrails import masking, metrics, rules
 from guardrails.errors import ContentBlocked, PiiDetected
 from guardrails.models import PII_STRICTNESS, PiiMode
 from guardrails.selectors import apolicy_for, strictest
+from proxy.pipeline.stage import Stage
 
 PII_HEADER = "x-synthlang-pii"
 
-try:  # the contract's base class, once the pipeline package is on this branch
-    from proxy.pipeline.stage import Stage
-except ImportError:  # pragma: no cover - before the pipeline lands
-
-    class Stage:  # type: ignore[no-redef]
-        name = ""
-        endpoints = frozenset({"chat.completions"})
-
-        async def prepare(self, call) -> None:
-            return None
-
-        async def on_request(self, call):
-            return None
-
-        async def on_response(self, call, body: dict) -> dict:
-            return body
-
-        def stream_filter(self, call):
-            return None
-
 
 def _request_header(call, name: str) -> str:
-    headers = getattr(call, "headers", None) or {}
-    return (headers.get(name) or headers.get(name.title()) or "").strip().lower()
+    # ``call.headers`` holds the client's x-synthlang-* headers, names lower-cased.
+    return (getattr(call, "headers", None) or {}).get(name, "").strip().lower()
 
 
 def _kind_labels(counts: Counter) -> dict[str, int]:

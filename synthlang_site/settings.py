@@ -329,6 +329,10 @@ SYNTHLANG_FAST_PATHS = env_bool("SYNTHLANG_FAST_PATHS", True)
 SYNTHLANG_STAGES = env_list(
     "SYNTHLANG_STAGES",
     [
+        # Guardrails first, so every later stage (the cache above all) sees masked text
+        # only: docs/decisions/0031.
+        "guardrails.stages.RulesStage",
+        "guardrails.stages.PIIStage",
         "proxy.stages.cache.ResponseCacheStage",
         "proxy.stages.budget.BudgetStage",
         "proxy.stages.translation.TranslateStage",
