@@ -36,7 +36,12 @@ class ApiKeyGuardrails(models.Model):
     api_key = models.OneToOneField(
         "accounts.ApiKey", on_delete=models.CASCADE, related_name="guardrails"
     )
-    pii_mode = models.CharField(max_length=5, choices=PiiMode.choices, default=PiiMode.OFF)
+    pii_mode = models.CharField(
+        max_length=5,
+        choices=PiiMode.choices,
+        default=PiiMode.OFF,
+        help_text="A key's mode may only tighten its organization's, never loosen it.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -102,3 +102,32 @@ async def apolicy_for(principal) -> Policy:
         if not known:
             raise outage_refusal("database") from error
         return policy
+
+
+# --- Management reads (tenant-scoped) ---------------------------------------------------
+
+
+def guardrails_settings_get(*, organization_id: int) -> OrganizationGuardrails:
+    """The organization's row, or an unsaved one with the defaults."""
+    return OrganizationGuardrails.objects.filter(
+        organization_id=organization_id
+    ).first() or OrganizationGuardrails(organization_id=organization_id)
+
+
+def key_guardrails_get(*, api_key) -> ApiKeyGuardrails:
+    return ApiKeyGuardrails.objects.filter(api_key=api_key).first() or ApiKeyGuardrails(
+        api_key=api_key
+    )
+
+
+def guardrail_rules_for_org(*, organization_id: int):
+    return GuardrailRule.objects.for_org(organization_id)
+
+
+def guardrail_rule_get(*, organization_id: int, rule_id: int) -> GuardrailRule:
+    from common.errors import NotFound
+
+    rule = GuardrailRule.objects.for_org(organization_id).filter(pk=rule_id).first()
+    if rule is None:
+        raise NotFound("No such guardrail rule.", param="rule_id")
+    return rule

@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/", include("accounts.api_urls")),
     path("api/", include("billing.api_urls")),
     path("api/", include("proxy.api_urls")),
+    path("api/", include("guardrails.api_urls")),
     # Unknown API URLs answer in OpenAI's error format, even with DEBUG on.
     re_path(r"^(?:v1|api)/", not_found),
 ]
