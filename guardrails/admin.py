@@ -16,12 +16,15 @@ from guardrails.models import ApiKeyGuardrails, GuardrailRule, OrganizationGuard
 @admin.register(OrganizationGuardrails)
 class OrganizationGuardrailsAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     organization_field = "organization"
-    list_display = ("organization", "pii_mode", "updated_at")
-    fields = ("organization", "pii_mode")
+    list_display = ("organization", "pii_mode", "moderation_model", "updated_at")
+    fields = ("organization", "pii_mode", "moderation_model")
 
     def save_scoped_model(self, request, obj, form, change):
         saved = services.organization_guardrails_update(
-            organization=obj.organization, pii_mode=obj.pii_mode, actor=request.user
+            organization=obj.organization,
+            pii_mode=obj.pii_mode,
+            moderation_model=obj.moderation_model,
+            actor=request.user,
         )
         obj.pk = saved.pk
 

@@ -36,7 +36,8 @@ def _admin(request):
 
 
 class GuardrailSettingsView(APIView):
-    """The organization's PII mode: ``off``, ``mask`` or ``block``."""
+    """The organization's PII mode (``off``, ``mask`` or ``block``) and its moderation
+    model (blank: no moderation check)."""
 
     @extend_schema(
         operation_id="guardrails_retrieve",
@@ -59,9 +60,7 @@ class GuardrailSettingsView(APIView):
         payload = GuardrailSettingsSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         row = services.organization_guardrails_update(
-            organization=caller.organization,
-            pii_mode=payload.validated_data["pii_mode"],
-            actor=caller.user,
+            organization=caller.organization, actor=caller.user, **payload.validated_data
         )
         return Response(GuardrailSettingsSerializer(row).data)
 

@@ -1,6 +1,6 @@
 from prometheus_client import Counter
 
-# Both label sets are closed (the recognizers' kinds, two actions; two sides).
+# Every label set is closed (the recognizers' kinds, two actions; three sides).
 PII_FINDINGS = Counter(
     "synthlang_guardrail_pii_findings_total",
     "Personal data and secrets found in requests, by kind and by what was done (masked, blocked).",
@@ -8,6 +8,6 @@ PII_FINDINGS = Counter(
 )
 RULE_BLOCKS = Counter(
     "synthlang_guardrail_rule_blocks_total",
-    "Requests and answers refused by an organization's deny rules, by side.",
+    "Requests and answers refused by deny rules or the moderation check, by side.",
     ["side"],
 )

@@ -20,6 +20,12 @@ class OrganizationGuardrails(models.Model):
         "accounts.Organization", on_delete=models.CASCADE, related_name="guardrails"
     )
     pii_mode = models.CharField(max_length=5, choices=PiiMode.choices, default=PiiMode.OFF)
+    moderation_model = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="A moderation model (a route of this organization or the default provider's,"
+        " e.g. omni-moderation-latest) every chat request is checked with; blank: none.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

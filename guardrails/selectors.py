@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 class Policy:
     pii_mode: str = PiiMode.OFF
     rules: tuple[rules_engine.CompiledRule, ...] = ()
+    moderation_model: str = ""
 
 
 OFF = Policy()
@@ -54,11 +55,11 @@ def strictest(*modes: str) -> str:
 
 
 def _policy_from_db(organization_id: int, key_id: int) -> Policy:
-    org_mode = (
+    org_mode, moderation_model = (
         OrganizationGuardrails.objects.filter(organization_id=organization_id)
-        .values_list("pii_mode", flat=True)
+        .values_list("pii_mode", "moderation_model")
         .first()
-    )
+    ) or ("", "")
     key_mode = (
         ApiKeyGuardrails.objects.filter(api_key_id=key_id)
         .values_list("pii_mode", flat=True)
@@ -82,9 +83,13 @@ def _policy_from_db(organization_id: int, key_id: int) -> Policy:
             else:
                 continue
         compiled.append(rules_engine.CompiledRule(name, action, target, regex))
-    if not org_mode and not key_mode and not compiled:
+    if not org_mode and not key_mode and not compiled and not moderation_model:
         return OFF
-    return Policy(pii_mode=strictest(org_mode or "", key_mode or ""), rules=tuple(compiled))
+    return Policy(
+        pii_mode=strictest(org_mode or "", key_mode or ""),
+        rules=tuple(compiled),
+        moderation_model=moderation_model,
+    )
 
 
 async def apolicy_for(principal) -> Policy:

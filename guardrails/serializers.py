@@ -5,14 +5,17 @@ from guardrails.models import PiiMode, RuleAction, RuleKind, RuleTarget
 
 class GuardrailSettingsSerializer(serializers.Serializer):
     object = serializers.SerializerMethodField()
-    pii_mode = serializers.ChoiceField(choices=PiiMode.choices)
+    pii_mode = serializers.ChoiceField(choices=PiiMode.choices, required=False)
+    moderation_model = serializers.CharField(max_length=100, allow_blank=True, required=False)
 
     def get_object(self, row) -> str:
         return "guardrails"
 
 
-class KeyGuardrailSettingsSerializer(GuardrailSettingsSerializer):
+class KeyGuardrailSettingsSerializer(serializers.Serializer):
+    object = serializers.SerializerMethodField()
     api_key_id = serializers.IntegerField(read_only=True)
+    pii_mode = serializers.ChoiceField(choices=PiiMode.choices)
 
     def get_object(self, row) -> str:
         return "key_guardrails"

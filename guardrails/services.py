@@ -29,21 +29,35 @@ def _check_choice(value: str, choices, param: str) -> None:
 
 @transaction.atomic
 def organization_guardrails_update(
-    *, organization: Organization, pii_mode: str, actor: User | None
+    *,
+    organization: Organization,
+    pii_mode: str | None = None,
+    moderation_model: str | None = None,
+    actor: User | None,
 ) -> OrganizationGuardrails:
-    _check_choice(pii_mode, PiiMode, "pii_mode")
     settings_row, _ = OrganizationGuardrails.objects.select_for_update().get_or_create(
         organization=organization
     )
-    before = settings_row.pii_mode
-    settings_row.pii_mode = pii_mode
+    changes = {}
+    if pii_mode is not None:
+        _check_choice(pii_mode, PiiMode, "pii_mode")
+        changes["pii_mode"] = [settings_row.pii_mode, pii_mode]
+        settings_row.pii_mode = pii_mode
+    if moderation_model is not None:
+        moderation_model = moderation_model.strip()
+        if len(moderation_model) > 100:
+            raise InvalidRequest(
+                "A model name has at most 100 characters.", param="moderation_model"
+            )
+        changes["moderation_model"] = [settings_row.moderation_model, moderation_model]
+        settings_row.moderation_model = moderation_model
     settings_row.save()
     audit_record(
         organization=organization,
         actor=actor,
         event="guardrails.updated",
         target=settings_row,
-        details={"pii_mode": [before, pii_mode]},
+        details=changes,
     )
     transaction.on_commit(policy_cache_forget)
     return settings_row

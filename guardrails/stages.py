@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from common.errors import InvalidRequest
-from guardrails import masking, metrics, rules
+from guardrails import masking, metrics, moderation, rules
 from guardrails.errors import ContentBlocked, PiiDetected
 from guardrails.models import PII_STRICTNESS, PiiMode
 from guardrails.selectors import apolicy_for, strictest
@@ -81,6 +81,31 @@ class PIIStage(Stage):
     def stream_filter(self, call):
         values = self._values(call)
         return masking.StreamRestorer(values) if values else None
+
+
+class ModerationStage(Stage):
+    """The organization's moderation model checks the request, after masking: the
+    moderation provider never sees the values the pii stage replaced."""
+
+    name = "moderation"
+
+    async def on_request(self, call) -> dict | None:
+        policy = await apolicy_for(call.principal)
+        if not policy.moderation_model:
+            return None
+        texts = [container[key] for container, key in masking.message_texts(call.body)]
+        categories = await moderation.flagged_categories(
+            call, model=policy.moderation_model, texts=texts
+        )
+        call.annotations[self.name] = {"flagged": bool(categories)}
+        if categories:
+            metrics.RULE_BLOCKS.labels(side="moderation").inc()
+            raise ContentBlocked(
+                "The request was refused by the organization's moderation check "
+                f"({', '.join(categories)}).",
+                param="messages",
+            )
+        return None
 
 
 def _answer_texts(body: dict) -> list[str]:

@@ -333,6 +333,7 @@ SYNTHLANG_STAGES = env_list(
         # only: docs/decisions/0031.
         "guardrails.stages.RulesStage",
         "guardrails.stages.PIIStage",
+        "guardrails.stages.ModerationStage",
         "proxy.stages.cache.ResponseCacheStage",
         "proxy.stages.budget.BudgetStage",
         "proxy.stages.translation.TranslateStage",

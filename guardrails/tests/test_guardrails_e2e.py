@@ -151,3 +151,47 @@ def test_a_deny_rule_on_answers_withholds_the_answer(proxy_url, alice_key, org_a
             model="guarded", messages=[{"role": "user", "content": "say falcon"}]
         )
     assert refused.value.body["code"] == "content_blocked"
+
+
+def test_moderation_refuses_a_flagged_request_and_accounts_its_own_call(
+    proxy_url, alice_key, org_a, route_to, fake_upstream
+):
+    route_to("guarded", ("guarded-upstream", 0))
+    route_to("guard-moderation", ("omni-moderation-latest", 0))
+    services.organization_guardrails_update(
+        organization=org_a, moderation_model="guard-moderation", actor=None
+    )
+    client = sdk(proxy_url, alice_key)
+    raw = client.chat.completions.with_raw_response.create(
+        model="guarded", messages=[{"role": "user", "content": "a calm question"}]
+    )
+    assert raw.parse().choices[0].message.content
+    moderation_event = wait_for_usage(raw.headers["x-request-id"] + "-moderation")
+    assert moderation_event.endpoint == "moderations"
+    assert moderation_event.prompt_tokens > 0
+
+    fake_upstream.reset()
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model="guarded", messages=[{"role": "user", "content": "[flag:violence] now"}]
+        )
+    assert refused.value.body["code"] == "content_blocked"
+    assert "violence" in refused.value.body["message"]
+    assert "guarded-upstream" not in fake_upstream.stats()["last_bodies"]
+    request_id = refused.value.response.headers["x-request-id"]
+    assert wait_for_usage(request_id + "-moderation").endpoint == "moderations"
+
+
+def test_the_moderation_provider_sees_masked_text_only(
+    proxy_url, alice_key, org_a, route_to, fake_upstream
+):
+    route_to("guarded", ("guarded-upstream", 0))
+    route_to("guard-moderation", ("omni-moderation-latest", 0))
+    services.organization_guardrails_update(
+        organization=org_a, pii_mode="mask", moderation_model="guard-moderation", actor=None
+    )
+    sdk(proxy_url, alice_key).chat.completions.create(
+        model="guarded", messages=[{"role": "user", "content": PROMPT}]
+    )
+    checked = fake_upstream.stats()["last_bodies"]["omni-moderation-latest"]["input"]
+    assert checked == ["Write to [EMAIL_1] about card [CREDIT_CARD_1] today"]
