@@ -195,3 +195,32 @@ def test_the_moderation_provider_sees_masked_text_only(
     )
     checked = fake_upstream.stats()["last_bodies"]["omni-moderation-latest"]["input"]
     assert checked == ["Write to [EMAIL_1] about card [CREDIT_CARD_1] today"]
+
+
+def test_the_messages_api_is_masked_and_restored_too(
+    proxy_url, alice_key, org_a, route_to, fake_upstream
+):
+    import anthropic
+
+    services.organization_guardrails_update(organization=org_a, pii_mode="mask", actor=None)
+    route_to("guarded", ("guarded-upstream", 0))
+    client = anthropic.Anthropic(base_url=proxy_url, api_key=alice_key, max_retries=0)
+    message = client.messages.create(
+        model="guarded", max_tokens=100, messages=[{"role": "user", "content": PROMPT}]
+    )
+    sent = fake_upstream.stats()["last_bodies"]["guarded-upstream"]["messages"][-1]["content"]
+    assert EMAIL not in str(sent) and "[EMAIL_1]" in str(sent)
+    assert EMAIL in message.content[0].text and CARD in message.content[0].text
+
+
+def test_block_mode_is_anthropics_400_on_the_messages_api(proxy_url, alice_key, org_a):
+    import anthropic
+
+    services.organization_guardrails_update(organization=org_a, pii_mode="block", actor=None)
+    client = anthropic.Anthropic(base_url=proxy_url, api_key=alice_key, max_retries=0)
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        client.messages.create(
+            model="gpt-4o", max_tokens=100, messages=[{"role": "user", "content": PROMPT}]
+        )
+    assert refused.value.body["type"] == "error"
+    assert "EMAIL" in refused.value.body["error"]["message"]
