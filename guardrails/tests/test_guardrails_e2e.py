@@ -224,3 +224,20 @@ def test_block_mode_is_anthropics_400_on_the_messages_api(proxy_url, alice_key, 
         )
     assert refused.value.body["type"] == "error"
     assert "EMAIL" in refused.value.body["error"]["message"]
+
+
+def test_a_stream_hitting_a_deny_rule_ends_with_content_filter_before_the_phrase(
+    proxy_url, alice_key, org_a, split_model
+):
+    services.guardrail_rule_create(
+        organization=org_a, name="no-cards", pattern="about card", target="response", actor=None
+    )
+    stream = sdk(proxy_url, alice_key).chat.completions.create(
+        model="split-model",
+        messages=[{"role": "user", "content": "Write about card numbers"}],
+        stream=True,
+    )
+    chunks = [c for c in stream if c.choices]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text == "Echo: Write "
+    assert chunks[-1].choices[0].finish_reason == "content_filter"
