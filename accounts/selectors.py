@@ -68,11 +68,11 @@ class RateLimit:
 class Principal:
     """Everything the proxy needs to know about the caller, resolved from one API key."""
 
-    key_id: int
+    key_id: int | None  # None: the organization's own call (background work), no key
     key_prefix: str
     organization_id: int
     organization_slug: str
-    user_id: int
+    user_id: int | None  # None with ``key_id``: no member made the call
     username: str
     role: str
     expires_at: datetime | None
@@ -294,6 +294,42 @@ def _principal_from_db(raw_key: str, key_hash: str) -> Principal | DomainError:
         cache_scope=organization.cache_scope,
         prompt_cache_breakpoints=organization.prompt_cache_breakpoints,
         prompt_cache_key_scope=organization.prompt_cache_key_scope,
+    )
+
+
+BACKGROUND_ROLE = "background"
+
+
+def principal_for_organization(*, organization_id: int, username: str) -> Principal:
+    """The caller of work the organization itself causes (translate-mode compilation is
+    the client's; cache warming is nobody's): no key, no member, so only the
+    organization's own model rules, rate limit and budget apply, and the usage event
+    names no member. ``username`` names the work in logs."""
+    organization = Organization.objects.get(pk=organization_id)
+    return Principal(
+        key_id=None,
+        key_prefix="",
+        organization_id=organization.pk,
+        organization_slug=organization.slug,
+        user_id=None,
+        username=username,
+        role=BACKGROUND_ROLE,
+        expires_at=None,
+        model_rules=(tuple(organization.allowed_models),) if organization.allowed_models else (),
+        organization_limit=_limit(organization.rpm_limit, organization.tpm_limit, None),
+        compression_level=organization.compression_level,
+        compression_roles=tuple(organization.compression_roles or ()),
+        compression_tool_results=organization.compression_tool_results,
+        cache_enabled=organization.cache_enabled,
+        cache_scope=organization.cache_scope,
+        prompt_cache_breakpoints=organization.prompt_cache_breakpoints,
+        prompt_cache_key_scope=organization.prompt_cache_key_scope,
+    )
+
+
+async def aprincipal_for_organization(*, organization_id: int, username: str) -> Principal:
+    return await run_in_db_thread(
+        principal_for_organization, organization_id=organization_id, username=username
     )
 
 

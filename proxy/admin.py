@@ -4,7 +4,6 @@ stored Responses API answers, and the files and batches organizations keep upstr
 from django.contrib import admin
 
 from accounts.admin_scoping import OrganizationScopedAdmin
-from proxy import response_cache
 from proxy.models import (
     CacheEntry,
     Deployment,
@@ -14,6 +13,7 @@ from proxy.models import (
     UpstreamBatch,
     UpstreamFile,
 )
+from proxy.response_cache import services as cache_services
 
 
 class DeploymentInline(admin.TabularInline):
@@ -98,7 +98,7 @@ class CacheEntryAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
 
     @admin.action(description="Clear selected entries from the cache (every tier)")
     def clear_selected(self, request, queryset):
-        removed = response_cache.cache_remove_entries(entries=list(queryset))
+        removed = cache_services.cache_remove_entries(entries=list(queryset))
         self.message_user(request, f"Cleared {removed} cache entries.")
 
     def has_add_permission(self, request, *args):

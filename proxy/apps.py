@@ -30,3 +30,8 @@ class ProxyConfig(AppConfig):
         from proxy.response_cache.tier import semantic_tier_state
 
         component_register("semantic_cache", semantic_tier_state)
+        # The stage list is loaded at start, so a bad entry stops the process with a
+        # message naming it instead of failing every request.
+        from proxy.pipeline.registry import active_stages
+
+        active_stages()

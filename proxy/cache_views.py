@@ -9,6 +9,7 @@ from django.urls import path
 
 from common.errors import PermissionDenied
 from proxy import response_cache
+from proxy.response_cache import services as cache_services
 from proxy.views import ProxyEndpoint, authenticate, json_response, openai_errors
 
 
@@ -18,7 +19,7 @@ class CacheStatsView(ProxyEndpoint):
     @openai_errors
     async def get(self, request):
         principal = await authenticate(request)
-        stats = await response_cache.cache_stats(scope=response_cache.cache_scope(principal))
+        stats = await cache_services.cache_stats(scope=response_cache.cache_scope(principal))
         return json_response(stats)
 
 
@@ -30,7 +31,7 @@ class CacheClearView(ProxyEndpoint):
         principal = await authenticate(request)
         if principal.role != "admin":
             raise PermissionDenied("Only organization admins may clear the cache.")
-        deleted = await response_cache.cache_clear_organization(
+        deleted = await cache_services.cache_clear_organization(
             organization_id=principal.organization_id
         )
         return json_response({"object": "cache.clear", "cleared": True, "deleted": deleted})

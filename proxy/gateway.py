@@ -1,8 +1,9 @@
 """The request pipeline every proxy endpoint runs.
 
-admission (model access, rate limits on a character estimate) -> cache -> budget ->
-compression -> upstream with retries and fallback, within one deadline -> accounting
-(proxy/accounting.py). Nothing on this path waits for work that can happen later: usage
+the stages' prepare hooks -> admission (model access, rate limits on a character estimate)
+-> the request stages of ``SYNTHLANG_STAGES`` (by default cache, budget, translate,
+compression: proxy/stages/, run by proxy/pipeline/runner.py) -> upstream with retries and
+fallback, within one deadline -> the response stages -> accounting (proxy/accounting.py). Nothing on this path waits for work that can happen later: usage
 events are handed to billing's buffer, not written here.
 """
 
@@ -20,7 +21,7 @@ from accounts.selectors import Principal
 from billing import budgets, pricing
 from common.access_log import RequestContext
 from common.errors import DomainError, InvalidRequest
-from proxy import metrics, ratelimit, response_cache, routing
+from proxy import metrics, ratelimit, routing
 from proxy.accounting import finish, resolve_usage_price, usage_cost_micros, with_cost
 from proxy.pipeline import runner
 from proxy.providers.base import Provider, Target, UpstreamError, UpstreamResult
@@ -43,10 +44,19 @@ CACHE_CONTROLS = ("off", "refresh")
 _background: set[asyncio.Task] = set()
 
 
-def run_in_background(coroutine: Awaitable) -> None:
+def run_in_background(coroutine: Awaitable) -> asyncio.Task:
     task = asyncio.ensure_future(coroutine)
     _background.add(task)
     task.add_done_callback(_background.discard)
+    return task
+
+
+async def call_settled(call: ProxyCall) -> None:
+    """Wait for the call's own work after its answer (its accounting, the cache store):
+    for the proxy's own calls, whose caller may end the event loop as soon as it returns."""
+    while call.after_answer:
+        await asyncio.gather(*call.after_answer.copy(), return_exceptions=True)
+        call.after_answer = [task for task in call.after_answer if not task.done()]
 
 
 @dataclass
@@ -78,7 +88,6 @@ class ProxyCall:
     price: pricing.Price | None = None
     admission: ratelimit.Admission | None = None
     reservation: budgets.Reservation | None = None
-    cache_lookup: response_cache.CacheLookup = response_cache.OFF
     finished: bool = False
     usage_estimated: bool = False  # the upstream sent no usage: counted by the tokenizer
     prompt_chars: int = 0  # characters of prompt text: what decides how much work is cheap
@@ -116,6 +125,7 @@ class ProxyCall:
     answered_by: str = ""
     route_plan: routing.RoutePlan | None = None  # set by admission, for the stages
     completion_allowance: int = 0  # the completion tokens admission counted on
+    after_answer: list = field(default_factory=list)  # its tasks that outlive the answer
 
     def overhead_ms(self) -> float:
         return max((time.perf_counter() - self.started - self.upstream_seconds) * 1000, 0.0)
@@ -278,10 +288,14 @@ async def _close_and_finish(
             "prompt_tokens": call.prompt_tokens_estimate,
             "completion_tokens": count_tokens(text, model=call.model) if text else 0,
         }
-    if completed and call.stages_ran:
-        body = assembler.chat_completion()
-        if body is not None:
-            await runner.run_on_complete(call, body)
+    if completed and runner.wants_complete(call):
+        try:
+            body = assembler.chat_completion()
+            if body is not None:
+                await runner.run_on_complete(call, body)
+        except Exception:
+            # A stage's failure after the answer must never lose the usage event below.
+            logger.exception("the stages' on_complete of %s failed", call.request_id)
     await finish(call, usage)
 
 
@@ -318,7 +332,7 @@ async def response_through_stages(call: ProxyCall, body: dict, usage: dict | Non
         return await runner.run_on_response(call, body)
     except DomainError as error:
         call.status_code, call.error_code = error.status, error.code
-        run_in_background(finish(call, usage))
+        call.after_answer.append(run_in_background(finish(call, usage)))
         raise
 
 
@@ -340,8 +354,11 @@ async def run_json(
     call.cost_micros = usage_cost_micros(call, pricing.usage_tokens(usage))
 
     async def after():
-        # What the upstream said, before the response stages: they run again on a hit.
-        await runner.run_on_complete(call, upstream_body)
+        try:
+            # What the upstream said, before the response stages: they run again on a hit.
+            await runner.run_on_complete(call, upstream_body)
+        except Exception:
+            logger.exception("the stages' on_complete of %s failed", call.request_id)
         await finish(call, usage)
 
     if call.stages_ran:
@@ -349,5 +366,5 @@ async def run_json(
         if body is not upstream_body:
             # The upstream's own bytes no longer say what the client gets.
             result = UpstreamResult(body=body, status=result.status, headers=result.headers)
-    run_in_background(after())
+    call.after_answer.append(run_in_background(after()))
     return result

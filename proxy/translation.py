@@ -25,14 +25,11 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
-from accounts.selectors import Principal
-from billing.usage import ausage_record, background_usage_event
+from accounts.selectors import Principal, aprincipal_for_organization
 from common.db import run_in_db_thread
 from common.errors import DomainError
-from proxy import routing
+from proxy import accounting, gateway
 from proxy.models import TranslatedPrompt
-from proxy.providers import provider_for
-from proxy.providers.base import UpstreamError
 from proxy.synthlang.protect import protected_spans
 from proxy.tokens import SUPPORTED_ENCODINGS, count_tokens
 
@@ -322,38 +319,32 @@ def _finish_pending(*, translated_prompt_id: int, fields: dict) -> bool:
 
 
 async def _translator_call_background(*, organization_id: int, model: str, body: dict) -> dict:
-    """One translator call for a background compile: the organization's route for the
-    translator model, deployments in fallback order, the spend accounted to the organization.
-
-    No client waits on this and no key is involved, so rate limits and budget reservations
-    (which are per key and per request) do not apply; the usage event still does.
-    """
-    plan = await routing.resolve_route(organization_id, model)
-    last_error: UpstreamError | None = None
-    for deployment in routing.attempt_order(plan):
-        try:
-            result = await provider_for(deployment.provider).chat(deployment.target(), body)
-        except UpstreamError as error:
-            routing.deployment_failed(deployment.label)
-            last_error = error
-            if error.code in ("invalid_request_error", "model_not_found"):
-                raise
-            continue
-        routing.deployment_succeeded(deployment.label)
-        await ausage_record(
-            background_usage_event(
-                request_id=f"req_translate_{uuid.uuid4().hex}",
-                organization_id=organization_id,
-                model=model,
-                upstream_model=deployment.upstream_model,
-                provider=deployment.provider,
-                deployment=deployment.label,
-                usage=result.body.get("usage") if isinstance(result.body, dict) else None,
-            )
+    """One translator call for a background compile, through the request pipeline as the
+    organization's own call: its model rules, rate limit and budget, retries and fallback,
+    one usage event with no member. Compression and the cache are off: the translator must
+    see the prompt exactly as written, and its answer is stored as a translation."""
+    principal = await aprincipal_for_organization(
+        organization_id=organization_id, username="translator"
+    )
+    call = gateway.ProxyCall(
+        principal=principal,
+        request_id=f"req_translate_{uuid.uuid4().hex}",
+        endpoint="chat.completions",
+        model=model,
+        body=body,
+        compression_header="off",
+        cache_header="off",
+    )
+    try:
+        plan = await gateway.admit(call)
+        result = await gateway.run_json(
+            call, plan, lambda provider, target: provider.chat(target, call.body)
         )
-        return result.body
-    assert last_error is not None
-    raise last_error
+    except DomainError as error:
+        await accounting.fail(call, error)
+        raise
+    await gateway.call_settled(call)  # accounted before the task's loop may end
+    return result.body
 
 
 async def translation_compile(*, translated_prompt_id: int) -> str | None:
@@ -371,8 +362,9 @@ async def translation_compile(*, translated_prompt_id: int) -> str | None:
             model=model,
             body=translator_body(text=row.source_text, model=model),
         )
-    except UpstreamError as error:
-        logger.warning("translation %s failed upstream: %s", translated_prompt_id, error.code)
+    except DomainError as error:
+        # Failed upstream, or refused (the organization's budget or rate limit).
+        logger.warning("translation %s failed: %s", translated_prompt_id, error.code)
         fields = {"status": FAILED, "translator_model": model, "detail": error.message[:500]}
         await run_in_db_thread(
             _finish_pending, translated_prompt_id=translated_prompt_id, fields=fields
@@ -413,10 +405,6 @@ async def translate_now(
     """The /translate endpoint: compile `text` for the caller's organization while the
     client waits, through the whole gateway (model access, rate limits, budget, retries,
     fallback, usage), and store the verdict."""
-    # Imported here: the gateway calls `apply_translation`, and a module-level import each
-    # way would make the import order matter.
-    from proxy import accounting, gateway
-
     model = model or translator_model()
     call = gateway.ProxyCall(
         principal=principal,
@@ -541,6 +529,9 @@ def translation_queue(translated_prompt_id: int) -> None:
         _in_flight.add(future)
         future.add_done_callback(_translation_done)
         return
+    # Imported here: the task calls this module's compile function (a task and the
+    # service it runs, each needing the other); Celery's send_task by name would skip
+    # eager mode.
     from proxy.tasks import translate_system_prompt
 
     translate_system_prompt.delay(translated_prompt_id)

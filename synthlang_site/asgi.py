@@ -56,7 +56,7 @@ from synthlang_site import daphne_tuning  # noqa: E402
 
 daphne_tuning.install()
 
-from proxy.response_cache import cache_warm_start  # noqa: E402
+from proxy.response_cache.services import cache_warm_start  # noqa: E402
 
 # In a background thread: the embedding model and the recent scopes' cache indexes.
 cache_warm_start()

@@ -58,6 +58,9 @@ async def native_run(request, principal: Principal, body: dict):
     try:
         plan = await gateway.admit(call)
         call.tokens_saved = 0  # nothing the client sent is changed on this path
+        # Nor answered on it: the client's Messages body goes upstream as sent, so a stage's
+        # answer to the chat estimate is not served (and the call is billed as it is made).
+        call.answer, call.answered_by = None, ""
         if call.stream:
             return await _stream(call, plan, body, beta)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 
 from proxy.pipeline.registry import stages_for
+from proxy.pipeline.stage import Stage
 
 
 async def run_prepare(call) -> None:
@@ -34,6 +35,11 @@ async def run_on_response(call, body: dict) -> dict:
     for stage in reversed(call.stages_ran):
         body = await stage.on_response(call, body)
     return body
+
+
+def wants_complete(call) -> bool:
+    """Whether a stage that ran takes the complete answer (so a stream is assembled)."""
+    return any(type(stage).on_complete is not Stage.on_complete for stage in call.stages_ran)
 
 
 async def run_on_complete(call, body: dict) -> None:

@@ -396,26 +396,15 @@ async def store_entry(entry: store.Entry) -> list[str]:
     return evicted
 
 
-from proxy.response_cache.services import (  # noqa: E402 - they build on the names above
-    cache_clear_organization,
-    cache_remove_entries,
-    cache_stats,
-    cache_warm_start,
-)
-
 __all__ = [
     "ANSWER_SHAPING_FIELDS",
     "OFF",
     "CacheContext",
     "CacheLookup",
-    "cache_clear_organization",
     "cache_context",
     "cache_lookup",
-    "cache_remove_entries",
     "cache_scope",
-    "cache_stats",
     "cache_store",
-    "cache_warm_start",
     "caching_enabled",
     "final_user_text",
     "prompt_size",

@@ -16,12 +16,16 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Max
 
+from accounts.models import ApiKey
+from accounts.selectors import aprincipal_for_organization
 from common import redis as shared_redis
 from common.db import run_in_db_thread
+from common.errors import DomainError
 from common.outages import is_outage_error
+from proxy import accounting, gateway
 from proxy.beat import CACHE_REFRESH_EVERY_SECONDS
 from proxy.models import CacheEntry
-from proxy.response_cache import store
+from proxy.response_cache import store, store_entry, tier
 from proxy.semantic_cache.embedding import english_lexicon
 from proxy.semantic_cache.normalize import fingerprint
 
@@ -60,8 +64,6 @@ async def cache_stats(*, scope: str) -> dict:
 
 
 def _organization_scopes(organization_id: int) -> list[str]:
-    from accounts.models import ApiKey
-
     scopes = {f"org:{organization_id}"}
     scopes.update(
         f"key:{key_id}"
@@ -102,8 +104,6 @@ def cache_remove_entries(*, entries) -> int:
 
 
 def _warm_blocking() -> None:
-    from proxy.response_cache import tier
-
     try:
         store.embedder().warm_up()
         english_lexicon()
@@ -205,25 +205,22 @@ async def _spend_add(organization_id: int, cost_micros: int) -> None:
 async def _background_writes_finish() -> None:
     # store_entry writes the database copy in the background; a Celery task's event loop
     # ends with this coroutine and would cancel that write before it ran.
+    # The same for the calls' accounting (proxy.gateway's background tasks).
     loop = asyncio.get_running_loop()
-    while pending := [task for task in store._background if task.get_loop() is loop]:
+    while pending := [
+        task for task in (*store._background, *gateway._background) if task.get_loop() is loop
+    ]:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def cache_refresh_popular(*, organization_id: int, limit: int = 20) -> dict:
     """Re-ask upstream for the organization's most hit entries that expire soon.
 
-    Opt-in (``CACHE_WARM_MAX_USD_PER_DAY`` > 0) and stopped by that cap per UTC day; each
-    call is accounted to the organization as a usage event.
+    Opt-in (``CACHE_WARM_MAX_USD_PER_DAY`` > 0) and stopped by that cap per UTC day. Each
+    call goes through the request pipeline as the organization's own call (its model
+    rules, rate limit and budget; retries and fallback; one usage event with no member),
+    with the cache lookup and compression off: the entry is replaced as it was asked.
     """
-    from accounts.selectors import Principal
-    from billing import pricing
-    from billing.selectors import aprice_for
-    from billing.usage import ausage_record, background_usage_event
-    from proxy import gateway, routing
-    from proxy.providers.base import UpstreamError
-    from proxy.response_cache import store_entry
-
     cap_micros = _warm_cap_micros()
     result = {"refreshed": 0, "spent_micros": 0, "stopped_by_cap": False}
     if cap_micros <= 0:
@@ -233,17 +230,10 @@ async def cache_refresh_popular(*, organization_id: int, limit: int = 20) -> dic
         mine = _refreshable_entries().filter(organization_id=organization_id)
         return list(mine.order_by("-hits")[:limit])
 
-    principal = Principal(
-        key_id=0,
-        key_prefix="",
-        organization_id=organization_id,
-        organization_slug="",
-        user_id=0,
-        username="cache-warmer",
-        role="admin",
-        expires_at=None,
-    )
     try:
+        principal = await aprincipal_for_organization(
+            organization_id=organization_id, username="cache-warmer"
+        )
         for row in await run_in_db_thread(candidates):
             if await cache.aget(_spend_key(organization_id), 0) >= cap_micros:
                 result["stopped_by_cap"] = True
@@ -255,34 +245,22 @@ async def cache_refresh_popular(*, organization_id: int, limit: int = 20) -> dic
                 endpoint="chat.completions",
                 model=row.model,
                 body=body,
+                compression_header="off",
+                cache_header="off",
             )
             try:
-                plan = await routing.resolve_route(organization_id, row.model)
-                answer = await gateway.call_upstream(
-                    call, plan, lambda provider, target, body=body: provider.chat(target, body)
+                plan = await gateway.admit(call)
+                answer = await gateway.run_json(
+                    call, plan, lambda provider, target, call=call: provider.chat(target, call.body)
                 )
-            except UpstreamError:
-                logger.warning("cache warming: upstream refused entry %s", row.pk)
+            except DomainError as error:
+                # Refused (budget, limits, model rules) or failed upstream: accounted like
+                # any call, and the entry simply expires.
+                await accounting.fail(call, error)
+                logger.warning("cache warming: entry %s not refreshed (%s)", row.pk, error.code)
                 continue
-            usage = answer.body.get("usage") or {}
-            await ausage_record(
-                background_usage_event(
-                    request_id=call.request_id,
-                    organization_id=organization_id,
-                    model=call.model,
-                    upstream_model=call.upstream_model,
-                    provider=call.provider,
-                    deployment=call.deployment,
-                    usage=usage,
-                    upstream_ms=call.upstream_seconds * 1000,
-                )
-            )
-            price = await aprice_for(row.model, datetime.now(tz=UTC))
-            cost = pricing.cost_micros(
-                price=price,
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
-            )
+            await gateway.call_settled(call)
+            cost = call.cost_micros or 0
             await _spend_add(organization_id, cost)
             result["spent_micros"] += cost
             if not answer.body.get("choices"):

@@ -16,7 +16,10 @@ import uuid
 
 from django.conf import settings
 
-from proxy import metrics
+from accounts.selectors import aprincipal_for_organization
+from common.errors import DomainError
+from common.outages import DATABASE_ERRORS
+from proxy import accounting, gateway, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -54,55 +57,35 @@ def _says_yes(body: dict) -> bool:
 
 
 async def verifier_confirms(*, organization_id: int, stored: str, incoming: str) -> bool:
-    """Ask the verifier model; True only on a clear YES. Accounted to the organization."""
-    from accounts.selectors import Principal
-    from billing.usage import ausage_record, background_usage_event
-    from proxy import gateway, routing
-    from proxy.providers.base import UpstreamError
-
+    """Ask the verifier model; True only on a clear YES. The call goes through the request
+    pipeline as the organization's own (its model rules, rate limit and budget, retries and
+    fallback, one usage event with no member), with the cache and compression off."""
     model = settings.CACHE_VERIFIER_MODEL
-    body = verifier_body(stored=stored, incoming=incoming)
-    principal = Principal(
-        key_id=0,
-        key_prefix="",
-        organization_id=organization_id,
-        organization_slug="",
-        user_id=0,
-        username="cache-verifier",
-        role="admin",
-        expires_at=None,
-    )
-    call = gateway.ProxyCall(
-        principal=principal,
-        request_id=f"req_cache_verify_{uuid.uuid4().hex}",
-        endpoint="chat.completions",
-        model=model,
-        body=body,
-    )
+    call = None
     try:
-        plan = await routing.resolve_route(organization_id, model)
-        answer = await gateway.call_upstream(
-            call, plan, lambda provider, target: provider.chat(target, body)
+        principal = await aprincipal_for_organization(
+            organization_id=organization_id, username="cache-verifier"
         )
-    except (UpstreamError, OSError, TimeoutError):
+        call = gateway.ProxyCall(
+            principal=principal,
+            request_id=f"req_cache_verify_{uuid.uuid4().hex}",
+            endpoint="chat.completions",
+            model=model,
+            body=verifier_body(stored=stored, incoming=incoming),
+            compression_header="off",
+            cache_header="off",
+        )
+        plan = await gateway.admit(call)
+        answer = await gateway.run_json(
+            call, plan, lambda provider, target: provider.chat(target, call.body)
+        )
+    except (DomainError, OSError, TimeoutError, *DATABASE_ERRORS) as error:
+        if call is not None and isinstance(error, DomainError):
+            await accounting.fail(call, error)
         metrics.CACHE_VERIFIER_CALLS.labels(result="error").inc()
         logger.warning("cache verifier: the call to %s failed; treated as a miss", model)
         return False
-    try:
-        await ausage_record(
-            background_usage_event(
-                request_id=call.request_id,
-                organization_id=organization_id,
-                model=model,
-                upstream_model=call.upstream_model,
-                provider=call.provider,
-                deployment=call.deployment,
-                usage=answer.body.get("usage"),
-                upstream_ms=call.upstream_seconds * 1000,
-            )
-        )
-    except Exception:
-        logger.exception("cache verifier: could not record the usage of %s", call.request_id)
+    await gateway.call_settled(call)  # its usage handed over, as a call no client made
     confirmed = _says_yes(answer.body)
     metrics.CACHE_VERIFIER_CALLS.labels(result="yes" if confirmed else "no").inc()
     return confirmed

@@ -19,16 +19,18 @@ class ResponseCacheStage(Stage):
     name = "cache"
 
     async def on_request(self, call) -> dict | None:
-        call.cache_lookup = await response_cache.cache_lookup(
+        lookup = await response_cache.cache_lookup(
             principal=call.principal, body=call.body, control=call.cache_header
         )
-        call.cache = call.cache_lookup.status
-        call.cache_tier = call.cache_lookup.tier
+        # What the store needs (the key, the question's embedding) stays with the call.
+        call.stage_state[self.name] = {"lookup": lookup}
+        call.cache, call.cache_tier = lookup.status, lookup.tier
         metrics.CACHE_LOOKUPS.labels(result=call.cache, tier=call.cache_tier or "-").inc()
-        return call.cache_lookup.response if call.cache == "hit" else None
+        return lookup.response if call.cache == "hit" else None
 
     async def on_complete(self, call, body: dict) -> None:
+        lookup = call.stage_state[self.name]["lookup"]
         try:
-            await response_cache.cache_store(call.cache_lookup, response=body)
+            await response_cache.cache_store(lookup, response=body)
         except Exception:
             logger.exception("storing %s in the cache failed", call.request_id)

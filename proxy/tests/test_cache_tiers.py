@@ -12,6 +12,7 @@ import pytest
 from accounts.selectors import Principal
 from common import redis as shared_redis
 from proxy import metrics, response_cache
+from proxy.response_cache import services as cache_services
 from proxy.response_cache import store
 
 # Pool threads read and write the cache's rows: they need committed data.
@@ -184,7 +185,7 @@ def test_least_recently_used_entry_leaves_at_max_items_and_is_counted(cache_mode
         assert (await ask(principal, "What is the speed of light?")).status == "hit"
         assert (await ask(principal, "Who wrote Hamlet?")).status == "hit"
         await settle()
-        stats = await response_cache.cache_stats(scope=f"org:{org_a.pk}")
+        stats = await cache_services.cache_stats(scope=f"org:{org_a.pk}")
         assert stats["entries"] == 2
         assert stats["evictions"] == 1
 

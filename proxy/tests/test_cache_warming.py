@@ -17,6 +17,7 @@ from billing.models import UsageEvent
 from common import redis as shared_redis
 from proxy import response_cache, tasks
 from proxy.models import CacheEntry
+from proxy.response_cache import services as cache_services
 from proxy.response_cache import store
 from proxy.tests.test_cache_tiers import answer, body, lookup_now, principal_of, settle
 
@@ -238,7 +239,7 @@ def test_process_start_loads_the_indexes_so_the_first_lookup_does_not(settings, 
         shared_redis.sync_redis().flushdb()  # from the database, as after a Redis restart
     store.memory_forget()  # a new process
 
-    warm_up = response_cache.cache_warm_start()
+    warm_up = cache_services.cache_warm_start()
     warm_up.join(timeout=120)
 
     scope = f"org:{org_a.pk}"

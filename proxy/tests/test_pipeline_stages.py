@@ -225,3 +225,19 @@ def test_a_response_stage_runs_on_the_responses_and_messages_adapters(org_a, bob
     message_text = messages.json()["content"][0]["text"]
     assert message_text and message_text == message_text.upper()
     assert UsageEvent.objects.get(request_id=messages["x-request-id"]).annotations["shouter"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stage_listed_after_the_cache_never_sees_a_hit(org_a, bob_key, settings):
+    settings.SYNTHLANG_STAGES = [*BUILT_IN, STAGES + "Shouter"]
+    body = _chat("what is the capital of norway")
+    first, _ = _post("/v1/chat/completions", bob_key, body)
+    second, _ = _post("/v1/chat/completions", bob_key, body)
+
+    fresh = first.json()["choices"][0]["message"]["content"]
+    assert fresh == fresh.upper()  # it ran on the miss
+    assert second["x-synthlang-cache"] == "hit"
+    stored = second.json()["choices"][0]["message"]["content"]
+    assert stored != stored.upper()  # the cache keeps the upstream's answer; it did not run
+    event = UsageEvent.objects.get(request_id=second["x-request-id"])
+    assert "shouter" not in event.annotations and event.cost_micros == 0

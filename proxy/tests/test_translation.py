@@ -8,6 +8,7 @@ from django.db.backends import utils as db_utils
 
 from billing import usage
 from billing.models import UsageEvent
+from billing.services import budget_set
 from proxy import providers, tasks, translation
 from proxy.models import TranslatedPrompt
 from proxy.providers.base import UpstreamError, UpstreamResult
@@ -417,3 +418,22 @@ def test_with_the_offline_fake_translator_the_translation_is_rejected_and_the_or
     assert row.status == "rejected", row.detail
     assert row.compiled_text.startswith("This is a fake answer")
     assert apply(org_a, messages) == (messages, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_background_compile_is_held_to_the_organization_budget_and_names_no_member(
+    org_a, translator
+):
+    accounted = pending_row(org_a)
+    assert tasks.translate_system_prompt(accounted.pk) == "ready"
+    usage.usage_flush_run()
+    event = UsageEvent.objects.get(organization=org_a)
+    assert (event.user_id, event.api_key_id, event.status_code) == (None, None, 200)
+
+    budget_set(organization=org_a, monthly_limit_micros=0)
+    refused = pending_row(org_a, source=LONG_PROMPT + " Answer in English.")
+    assert tasks.translate_system_prompt(refused.pk) == "failed"
+    usage.usage_flush_run()
+    assert len(translator.requests) == 1  # the refused compile never reached the upstream
+    failure = UsageEvent.objects.exclude(pk=event.pk).get(organization=org_a)
+    assert failure.status_code == 429 and failure.error_code == "insufficient_quota"
