@@ -3,8 +3,9 @@
 the stages' prepare hooks -> admission (model access, rate limits on a character estimate)
 -> the request stages of ``SYNTHLANG_STAGES`` (by default cache, budget, translate,
 compression: proxy/stages/, run by proxy/pipeline/runner.py) -> upstream with retries and
-fallback, within one deadline -> the response stages -> accounting (proxy/accounting.py). Nothing on this path waits for work that can happen later: usage
-events are handed to billing's buffer, not written here.
+fallback, within one deadline -> the response stages -> accounting (proxy/accounting.py).
+Nothing on this path waits for work that can happen later: usage events are handed to
+billing's buffer, not written here.
 """
 
 from __future__ import annotations
