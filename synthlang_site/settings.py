@@ -326,20 +326,17 @@ SYNTHLANG_FAST_PATHS = env_bool("SYNTHLANG_FAST_PATHS", True)
 # The request pipeline's stages (proxy/pipeline, docs/decisions/0027): dotted paths of
 # proxy.pipeline.stage.Stage subclasses, run in this order on a request and in reverse on
 # its answer. SYNTHLANG_STAGES (comma-separated) replaces the whole list.
-SYNTHLANG_STAGES = env_list(
-    "SYNTHLANG_STAGES",
-    [
-        # Guardrails first, so every later stage (the cache above all) sees masked text
-        # only: docs/decisions/0031.
-        "guardrails.stages.RulesStage",
-        "guardrails.stages.PIIStage",
-        "guardrails.stages.ModerationStage",
-        "proxy.stages.cache.ResponseCacheStage",
-        "proxy.stages.budget.BudgetStage",
-        "proxy.stages.translation.TranslateStage",
-        "proxy.stages.compression.CompressionStage",
-    ],
-)
+SYNTHLANG_STAGES = env_list("SYNTHLANG_STAGES") or [  # empty or unset: the built-ins
+    # Guardrails first, so every later stage (the cache above all) sees masked text only:
+    # docs/decisions/0031.
+    "guardrails.stages.RulesStage",
+    "guardrails.stages.PIIStage",
+    "guardrails.stages.ModerationStage",
+    "proxy.stages.cache.ResponseCacheStage",
+    "proxy.stages.budget.BudgetStage",
+    "proxy.stages.translation.TranslateStage",
+    "proxy.stages.compression.CompressionStage",
+]
 
 if CACHE_TYPE == "redis" and REDIS_TARGET.is_sentinel:
     _credentials = ""
