@@ -17,6 +17,8 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "invalid_request_error": (400, "invalid_request_error"),
     "invalid_json": (400, "invalid_request_error"),
     "context_length_exceeded": (400, "invalid_request_error"),
+    "pii_detected": (400, "invalid_request_error"),
+    "content_blocked": (400, "invalid_request_error"),
     "invalid_api_key": (401, "invalid_request_error"),
     "permission_denied": (403, "invalid_request_error"),
     "model_not_allowed": (403, "invalid_request_error"),

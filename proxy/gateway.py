@@ -119,6 +119,9 @@ class ProxyCall:
     # upstream, and who gave it.
     stage_state: dict = field(default_factory=dict)
     annotations: dict = field(default_factory=dict)
+    # The client's ``x-synthlang-*`` request headers, names lower-cased: the controls a
+    # stage reads (``x-synthlang-pii``).
+    headers: dict = field(default_factory=dict)
     stages_ran: list = field(default_factory=list)
     answer: dict | None = None
     answered_by: str = ""

@@ -199,6 +199,11 @@ def new_call(request, principal: Principal, endpoint: str, body: dict) -> gatewa
         metadata=attribution.metadata_from(body),
         tags=attribution.tags_from(request.headers.get("x-synthlang-tags", "")),
         access=call_started(),
+        headers={
+            name.lower(): value
+            for name, value in request.headers.items()
+            if name.lower().startswith("x-synthlang-")
+        },
     )
 
 

@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "proxy",
     "prompts",
     "tools",
+    "guardrails",  # PII masking, deny/allow rules (docs/decisions/0031)
     "synthlang_site",  # ops: backup commands, TaskRun (docs/decisions/0008-backups.md)
 ]
 
@@ -334,6 +335,11 @@ SYNTHLANG_FAST_PATHS = env_bool("SYNTHLANG_FAST_PATHS", True)
 SYNTHLANG_STAGES = env_list("SYNTHLANG_STAGES") or [  # empty or unset: the built-ins
     "prompts.stage.PromptStage",
     "tools.stage.ToolsStage",
+    # Then the guardrails, so every later stage (the cache above all) sees masked text
+    # only: docs/decisions/0031.
+    "guardrails.stages.RulesStage",
+    "guardrails.stages.PIIStage",
+    "guardrails.stages.ModerationStage",
     "proxy.stages.cache.ResponseCacheStage",
     "proxy.stages.budget.BudgetStage",
     "proxy.stages.translation.TranslateStage",

@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/", include("proxy.api_urls")),
     path("api/", include("prompts.api_urls")),
     path("api/", include("tools.api_urls")),
+    path("api/", include("guardrails.api_urls")),
     # Unknown API URLs answer in OpenAI's error format, even with DEBUG on.
     re_path(r"^(?:v1|api)/", not_found),
 ]

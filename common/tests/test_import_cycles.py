@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-PACKAGES = ("proxy", "common", "billing", "accounts")
+PACKAGES = ("proxy", "common", "billing", "accounts", "guardrails")
 
 
 def _modules(root: Path) -> dict[str, Path]:

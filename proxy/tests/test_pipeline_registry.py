@@ -92,4 +92,14 @@ def test_the_command_lists_the_default_stages_in_request_order():
     call_command("synthlang_stages", stdout=out)
 
     names = [line.split()[1] for line in out.getvalue().splitlines()]
-    assert names == ["prompts", "tools", "cache", "budget", "translate", "compression"]
+    assert names == [
+        "prompts",
+        "tools",
+        "rules",
+        "pii",
+        "moderation",
+        "cache",
+        "budget",
+        "translate",
+        "compression",
+    ]
