@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
@@ -27,6 +26,7 @@ from common.errors import (
 )
 from common.outages import is_outage_error, unavailable_for
 from proxy import accounting, attribution, gateway, metrics, models_catalog
+from proxy.call_failures import failures_accounted
 from proxy.serializers import (
     ChatCompletionRequestSerializer,
     CompletionRequestSerializer,
@@ -249,7 +249,7 @@ async def serve_answer(call: gateway.ProxyCall) -> HttpResponse:
 async def run_call(call: gateway.ProxyCall, kind: str):
     """Chat, legacy completions and embeddings: admission, the cache, the upstream (``kind``
     names the provider method). However the call ends, it leaves one usage event."""
-    try:
+    with failures_accounted(call, call.endpoint):
         plan = await gateway.admit(call)
         if call.answer is not None:
             return await serve_answer(call)
@@ -271,32 +271,6 @@ async def run_call(call: gateway.ProxyCall, kind: str):
 
         result = await gateway.run_json(call, plan, operation)
         return upstream_response(result, call)
-    except DomainError as error:
-        _account_failure(call, error)
-        raise
-    except asyncio.CancelledError:
-        call.client_disconnected = True
-        call.status_code, call.error_code = 499, "client_closed_request"
-        gateway.run_in_background(accounting.finish(call, None))
-        raise
-    except Exception as exc:
-        if is_outage_error(exc):
-            failure = unavailable_for(exc)
-        else:
-            # A bug: logged here, answered as a 500 with the call's headers like any error.
-            logger.exception("unexpected error in %s", call.endpoint)
-            failure = DomainError()
-        _account_failure(call, failure)
-        raise failure from exc
-
-
-def _account_failure(call: gateway.ProxyCall, error: DomainError) -> None:
-    """The failed call's usage event (after the response), its count (so the error
-    wrapper does not count it again) and its headers on the error."""
-    error.synthlang_accounted = True
-    gateway.run_in_background(accounting.fail(call, error))
-    # The rate-limit headers too: an error after admission counted against the limits.
-    error.headers = {**call.response_headers(), **error.headers}
 
 
 class ProxyEndpoint(View):

@@ -18,11 +18,11 @@ import logging
 from django.http import HttpResponse, StreamingHttpResponse
 
 from accounts.selectors import Principal
-from common.errors import DomainError
 from proxy import accounting, gateway, metrics, routing
 from proxy.adapters.anthropic_errors import anthropic_status, error_type_for
 from proxy.adapters.anthropic_messages import estimate_chat_request
 from proxy.adapters.anthropic_stream import encode_event, error_event
+from proxy.call_failures import failures_accounted
 from proxy.providers.base import UpstreamError
 from proxy.serializers import ChatCompletionRequestSerializer
 from proxy.tokens import count_tokens
@@ -55,7 +55,7 @@ async def native_run(request, principal: Principal, body: dict):
     call.compression_header = "off"
     call.cache_header = "off"
     beta = request.headers.get("anthropic-beta", "")
-    try:
+    with failures_accounted(call, "a native Messages call"):
         plan = await gateway.admit(call)
         call.tokens_saved = 0  # nothing the client sent is changed on this path
         # Nor answered on it: the client's Messages body goes upstream as sent, so a stage's
@@ -73,25 +73,6 @@ async def native_run(request, principal: Principal, body: dict):
         for name, value in call.response_headers().items():
             response[name] = value
         return response
-    except DomainError as error:
-        _account_failure(call, error)
-        raise
-    except asyncio.CancelledError:
-        call.client_disconnected = True
-        call.status_code, call.error_code = 499, "client_closed_request"
-        gateway.run_in_background(accounting.finish(call, None))
-        raise
-    except Exception as exc:
-        logger.exception("unexpected error in a native Messages call")
-        failure = DomainError()
-        _account_failure(call, failure)
-        raise failure from exc
-
-
-def _account_failure(call: gateway.ProxyCall, error: DomainError) -> None:
-    error.synthlang_accounted = True
-    gateway.run_in_background(accounting.fail(call, error))
-    error.headers = {**call.response_headers(), **error.headers}
 
 
 def _answer_text(message: dict) -> str:

@@ -8,14 +8,13 @@ the answer back. Usage events and metrics carry the adapter's own endpoint label
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from accounts.selectors import Principal
-from common.errors import DomainError
 from proxy import accounting, gateway
+from proxy.call_failures import failures_accounted
 from proxy.pipeline import runner
 from proxy.serializers import ChatCompletionRequestSerializer
 from proxy.views import new_call, validated
@@ -49,7 +48,7 @@ async def chat_run(request, principal: Principal, chat_body: dict, *, endpoint: 
     body = validated(chat_body, ChatCompletionRequestSerializer)
     call = new_call(request, principal, "chat.completions", body)
     call.endpoint_label = endpoint
-    try:
+    with failures_accounted(call, endpoint):
         plan = await gateway.admit(call)
         if call.answer is not None:
             usage = call.answer.get("usage")
@@ -73,22 +72,3 @@ async def chat_run(request, principal: Principal, chat_body: dict, *, endpoint: 
 
         result = await gateway.run_json(call, plan, operation)
         return ChatRun(call=call, body=result.body, chunks=None, headers=call.response_headers())
-    except DomainError as error:
-        _account_failure(call, error)
-        raise
-    except asyncio.CancelledError:
-        call.client_disconnected = True
-        call.status_code, call.error_code = 499, "client_closed_request"
-        gateway.run_in_background(accounting.finish(call, None))
-        raise
-    except Exception as exc:
-        logger.exception("unexpected error in %s", endpoint)
-        failure = DomainError()
-        _account_failure(call, failure)
-        raise failure from exc
-
-
-def _account_failure(call: gateway.ProxyCall, error: DomainError) -> None:
-    error.synthlang_accounted = True
-    gateway.run_in_background(accounting.fail(call, error))
-    error.headers = {**call.response_headers(), **error.headers}

@@ -23,11 +23,12 @@ from django.http import StreamingHttpResponse
 
 from accounts.selectors import Principal
 from billing import pricing
-from common.errors import DomainError, InvalidRequest
+from common.errors import InvalidRequest
 from proxy import accounting, gateway, metrics, routing
 from proxy.adapters.responses_answer import ResponseEvents, new_id, response_from_chat
 from proxy.adapters.responses_items import estimate_chat_body, items_from_chat
 from proxy.adapters.responses_request import ResponsesRequest, responses_request
+from proxy.call_failures import failures_accounted
 from proxy.pipeline.registry import stages_for
 from proxy.providers import provider_for
 from proxy.providers.base import UpstreamError
@@ -171,7 +172,7 @@ async def native_run(
 ):
     """The client's response; ``store(response)`` keeps an answer before the client sees
     it. DomainErrors propagate once the call is accounted."""
-    try:
+    with failures_accounted(call, "a native Responses call"):
         plan = await gateway.admit(call)
         call.tokens_saved = 0  # nothing the client sent is changed on this path
         # Nor answered on it: the client's body goes upstream as sent, so a stage's answer to
@@ -199,25 +200,6 @@ async def native_run(
         gateway.run_in_background(accounting.finish(call, usage))
         await store(response)
         return json_response(response, headers=call.response_headers())
-    except DomainError as error:
-        _account_failure(call, error)
-        raise
-    except asyncio.CancelledError:
-        call.client_disconnected = True
-        call.status_code, call.error_code = 499, "client_closed_request"
-        gateway.run_in_background(accounting.finish(call, None))
-        raise
-    except Exception as exc:
-        logger.exception("unexpected error in a native Responses call")
-        failure = DomainError()
-        _account_failure(call, failure)
-        raise failure from exc
-
-
-def _account_failure(call: gateway.ProxyCall, error: DomainError) -> None:
-    error.synthlang_accounted = True
-    gateway.run_in_background(accounting.fail(call, error))
-    error.headers = {**call.response_headers(), **error.headers}
 
 
 async def _translated_events(chunks: AsyncIterator[dict], events: ResponseEvents):

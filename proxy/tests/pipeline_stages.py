@@ -121,3 +121,16 @@ class Nameless(Stage):
 
 
 not_a_stage = object()
+
+
+class RedisGone(Stage):
+    """Fails as an unreachable Redis would, on a request whose last message says so."""
+
+    name = "redis_gone"
+
+    async def on_request(self, call):
+        if call.body["messages"][-1].get("content") == "redis is down":
+            import redis.exceptions  # only this test stage needs it
+
+            raise redis.exceptions.ConnectionError("Connection refused")
+        return None

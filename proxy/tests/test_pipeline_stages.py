@@ -32,6 +32,7 @@ def _offline_with_stages(settings):
         STAGES + "Refuser",
         STAGES + "Shouter",
         STAGES + "Answerer",
+        STAGES + "RedisGone",
         *BUILT_IN,
     ]
     usage.memory_buffer.clear()
@@ -241,3 +242,32 @@ def test_a_stage_listed_after_the_cache_never_sees_a_hit(org_a, bob_key, setting
     assert stored != stored.upper()  # the cache keeps the upstream's answer; it did not run
     event = UsageEvent.objects.get(request_id=second["x-request-id"])
     assert "shouter" not in event.annotations and event.cost_micros == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "path, body, headers",
+    [
+        ("/v1/chat/completions", _chat("redis is down"), {}),
+        ("/v1/responses", {"model": "gpt-4o", "input": "redis is down", "store": False}, {}),
+        (
+            "/v1/messages",
+            {
+                "model": "gpt-4o",
+                "max_tokens": 64,
+                "messages": [{"role": "user", "content": "redis is down"}],
+            },
+            {"anthropic-version": "2023-06-01"},
+        ),
+    ],
+)
+def test_an_outage_inside_the_pipeline_is_a_503_on_every_endpoint(
+    org_a, bob_key, path, body, headers
+):
+    """Not a 500: an unreachable Redis or database is a 503 the client may retry, whichever
+    adapter ran the call, and the call is still accounted."""
+    response, _ = _post(path, bob_key, body, **headers)
+
+    assert response.status_code == 503
+    assert "error" in response.json()
+    assert UsageEvent.objects.filter(status_code=503).count() == 1

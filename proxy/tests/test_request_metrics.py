@@ -26,6 +26,7 @@ def known_model_names():
     # is then labelled "other"; these tests count by model, so the names are loaded first.
     metrics.known_models.refresh()
 
+
 HELLO = [{"role": "user", "content": "How many legs does a spider have?"}]
 
 
