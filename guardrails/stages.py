@@ -31,6 +31,11 @@ def _kind_labels(counts: Counter) -> dict[str, int]:
 class PIIStage(Stage):
     name = "pii"
 
+    async def requires_translation(self, call) -> bool:
+        # A passed-through request would reach the provider unmasked.
+        policy = await apolicy_for(call.principal)
+        return strictest(policy.pii_mode, _request_header(call, PII_HEADER)) != PiiMode.OFF
+
     async def prepare(self, call) -> None:
         # Validated before admission, so a typo costs the client nothing.
         header = _request_header(call, PII_HEADER)
@@ -89,6 +94,9 @@ class ModerationStage(Stage):
 
     name = "moderation"
 
+    async def requires_translation(self, call) -> bool:
+        return bool((await apolicy_for(call.principal)).moderation_model)
+
     async def on_request(self, call) -> dict | None:
         policy = await apolicy_for(call.principal)
         if not policy.moderation_model:
@@ -124,6 +132,10 @@ def _answer_texts(body: dict) -> list[str]:
 
 class RulesStage(Stage):
     name = "rules"
+
+    async def requires_translation(self, call) -> bool:
+        # Answer rules read the answer, which a passed-through call never shows the stages.
+        return bool((await apolicy_for(call.principal)).rules)
 
     async def on_request(self, call) -> dict | None:
         policy = await apolicy_for(call.principal)

@@ -168,8 +168,9 @@ class MessagesView(AnthropicEndpoint):
         model = body.get("model")
         if isinstance(model, str) and await anthropic_native.native_plan(principal, model):
             _validated(body, NativeMessagesRequestSerializer)
-            response = await anthropic_native.native_run(request, principal, body)
-            return _with_request_id(response, request)
+            if not await anthropic_native.stages_require_translation(request, principal, body):
+                response = await anthropic_native.native_run(request, principal, body)
+                return _with_request_id(response, request)
         _validated(body, MessagesRequestSerializer)
         run = await chat_bridge.chat_run(
             request, principal, chat_request(body), endpoint=self.endpoint

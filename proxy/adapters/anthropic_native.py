@@ -23,6 +23,7 @@ from proxy.adapters.anthropic_errors import anthropic_status, error_type_for
 from proxy.adapters.anthropic_messages import estimate_chat_request
 from proxy.adapters.anthropic_stream import encode_event, error_event
 from proxy.call_failures import failures_accounted
+from proxy.pipeline import registry
 from proxy.providers.base import UpstreamError
 from proxy.serializers import ChatCompletionRequestSerializer
 from proxy.tokens import count_tokens
@@ -44,6 +45,15 @@ async def native_plan(principal: Principal, model: str) -> routing.RoutePlan | N
     ):
         return plan
     return None
+
+
+async def stages_require_translation(request, principal: Principal, body: dict) -> bool:
+    """Whether a stage must read this request's real text and answer (a PII mask, answer
+    rules): the request then goes the translated way, even to an Anthropic route."""
+    chat = validated(estimate_chat_request(body), ChatCompletionRequestSerializer)
+    return await registry.stages_require_translation(
+        new_call(request, principal, "chat.completions", chat)
+    )
 
 
 async def native_run(request, principal: Principal, body: dict):

@@ -31,6 +31,7 @@ from proxy.adapters.responses_answer import (
 )
 from proxy.adapters.responses_items import chat_messages_lenient, items_page, stored_input_items
 from proxy.adapters.responses_request import responses_request
+from proxy.pipeline.registry import stages_require_translation
 from proxy.providers.base import UpstreamError
 from proxy.streaming import replay_chat_completion
 from proxy.views import (
@@ -151,7 +152,7 @@ class ResponsesView(ProxyEndpoint):
             call = responses_native.native_call(
                 request, principal, {**body, "model": model}, history
             )
-            if not responses_native.stages_require_translation(call):
+            if not await stages_require_translation(call):
                 native = responses_native.NativeRequest(
                     {**body, "model": model}, history, default_model=settings.DEFAULT_MODEL
                 )

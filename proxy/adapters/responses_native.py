@@ -29,7 +29,6 @@ from proxy.adapters.responses_answer import ResponseEvents, new_id, response_fro
 from proxy.adapters.responses_items import estimate_chat_body, items_from_chat
 from proxy.adapters.responses_request import ResponsesRequest, responses_request
 from proxy.call_failures import failures_accounted
-from proxy.pipeline.registry import stages_for
 from proxy.providers import provider_for
 from proxy.providers.base import UpstreamError
 from proxy.serializers import ChatCompletionRequestSerializer
@@ -63,12 +62,6 @@ async def native_plan(principal: Principal, model: str) -> routing.RoutePlan | N
     if all(speaks_responses(d) for d in plan.deployments if d.priority == first):
         return plan
     return None
-
-
-def stages_require_translation(call: gateway.ProxyCall) -> bool:
-    """Whether a request stage must read this call's request (a PII mask the organization
-    turned on, say): a passed-through request would skip it, so it is translated."""
-    return any(stage.requires_translation(call) for stage in stages_for(call.endpoint))
 
 
 def native_call(request, principal: Principal, body: dict, history: list[dict]):

@@ -54,3 +54,13 @@ def active_stages() -> tuple[Stage, ...]:
 def stages_for(endpoint: str) -> tuple[Stage, ...]:
     """The configured stages that act on ``endpoint``, in list order."""
     return _for_endpoint(active_stages(), endpoint)
+
+
+async def stages_require_translation(call) -> bool:
+    """Whether a stage must read this call's real request and answer, so a request that
+    could be passed through untranslated (Responses to OpenAI, Messages to Anthropic) is
+    translated instead."""
+    for stage in stages_for(call.endpoint):
+        if await stage.requires_translation(call):
+            return True
+    return False

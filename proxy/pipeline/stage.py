@@ -41,11 +41,13 @@ class Stage:
         """A whole chat.completion answer, in reverse list order; returns what the client gets."""
         return body
 
-    def requires_translation(self, call) -> bool:
+    async def requires_translation(self, call) -> bool:
         """Whether this stage must read this call's request as chat. A Responses request to
-        a route that speaks Responses is passed through untranslated, and the stages then
-        see only an estimate of it: True makes it translated, so the stage reads (and may
-        change) the real request. Example: a PII mask the call's organization turned on."""
+        a route that speaks Responses, or a Messages request to an Anthropic route, is passed
+        through untranslated, and the stages then see only an estimate of it (they may refuse
+        it, but their rewrites and answer hooks do not apply): True makes it translated, so
+        the stage reads (and may change) the real request and its answer. Example: a PII
+        mask the call's organization turned on."""
         return False
 
     async def on_complete(self, call, body: dict) -> None:

@@ -151,3 +151,24 @@ def test_what_only_anthropic_understands_reaches_it_on_a_native_route(claude, fa
         model="claude-native", messages=messages, tools=tools, extra_headers=HEADERS
     )
     assert counted.input_tokens > 10
+
+
+def test_with_pii_masking_on_an_anthropic_route_is_translated_and_masked(
+    claude, fake_upstream, org_a
+):
+    """A passed-through body would reach Anthropic unmasked: an organization with masking
+    on goes the translated way, and the user still reads their own address in the answer."""
+    from guardrails.services import organization_guardrails_update
+
+    organization_guardrails_update(organization=org_a, pii_mode="mask", actor=None)
+    answer = claude.messages.create(
+        model="claude-native",
+        max_tokens=100,
+        messages=[{"role": "user", "content": "Repeat after me: write to ada@example.com"}],
+        extra_headers=HEADERS,
+    )
+
+    sent = str(fake_upstream.stats()["last_bodies"][UPSTREAM_MODEL])
+    assert "ada@example.com" not in sent
+    assert "[EMAIL_1]" in sent
+    assert answer.type == "message"

@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import AsyncClient
 
 from proxy import gateway
@@ -18,6 +19,7 @@ from proxy.adapters.responses_items import (
     items_page,
     stored_input_items,
 )
+from proxy.pipeline.registry import stages_require_translation
 from proxy.pipeline.stage import Stage
 from proxy.providers import http
 from proxy.tests.test_responses_native_e2e import make_route
@@ -31,7 +33,7 @@ class MaskingStage(Stage):
     name = "pii"
     organizations: set[int] = set()
 
-    def requires_translation(self, call) -> bool:
+    async def requires_translation(self, call) -> bool:
         return call.principal.organization_id in self.organizations
 
 
@@ -111,7 +113,7 @@ def test_with_stages_that_ask_nothing_nothing_is_translated(settings):
     call = gateway.ProxyCall(
         principal=None, request_id="r", endpoint="chat.completions", model="gpt-4o", body={}
     )
-    assert responses_native.stages_require_translation(call) is False
+    assert async_to_sync(stages_require_translation)(call) is False
 
 
 def test_a_stage_answer_to_the_estimate_is_not_served_on_the_pass_through(
@@ -244,3 +246,26 @@ def test_a_stream_that_fails_midway_ends_with_response_failed_and_counts_what_ca
     assert last["response"]["error"]["message"] == "The upstream went away."
     assert call.status_code == 502 and call.usage_estimated is True
     assert accounted["prompt_tokens"] == 7 and accounted["completion_tokens"] > 0
+
+
+def test_with_pii_masking_on_a_responses_request_is_translated_and_masked(
+    settings, fake_upstream, org_a, alice_key
+):
+    """The real guardrails stage, not a test double: a passed-through request would reach
+    the provider unmasked, so an organization with masking on is translated."""
+    from guardrails.services import organization_guardrails_update
+
+    organization_guardrails_update(organization=org_a, pii_mode="mask", actor=None)
+    fake_upstream.reset()
+    make_route(org_a, "gpt-native", ("openai", "gpt-4o", fake_upstream.v1, None))
+
+    (response,) = _post_both(
+        (alice_key, {"model": "gpt-native", "input": "Write to ada@example.com today."}),
+    )
+
+    assert response.status_code == 200, response.content
+    stats = fake_upstream.stats()
+    assert stats["requests"].get("/v1/responses gpt-4o", 0) == 0
+    sent = json.dumps(stats["last_bodies"]["gpt-4o"])
+    assert "ada@example.com" not in sent
+    assert "[EMAIL_1]" in sent
