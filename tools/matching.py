@@ -2,17 +2,24 @@
 
 Rules look at the last user message only (the original proxy's keyword detection), and at
 most ``MAX_SCANNED_CHARS`` of it: a pattern runs on every chat request of its
-organization, so its cost must not grow with the size of the prompt.
+organization, so its cost must not grow with the size of the prompt, and every search has a
+timeout (the ``regex`` package's): a pattern with nested repetition cannot hold the event
+loop, and so every other tenant's requests, for longer than ``SEARCH_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
 
 import functools
-import re
+import logging
+
+import regex
 
 from tools.models import MatchKind
 
 MAX_SCANNED_CHARS = 4000
+SEARCH_TIMEOUT_SECONDS = 0.05
+
+logger = logging.getLogger(__name__)
 
 
 def last_user_text(messages) -> str:
@@ -37,18 +44,24 @@ def last_user_text(messages) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled(kind: str, pattern: str) -> re.Pattern | None:
+def _compiled(kind: str, pattern: str) -> regex.Pattern | None:
     try:
         if kind == MatchKind.KEYWORD:
-            return re.compile(rf"(?<!\w){re.escape(pattern.strip())}(?!\w)", re.IGNORECASE)
-        return re.compile(pattern)
-    except re.error:
+            return regex.compile(rf"(?<!\w){regex.escape(pattern.strip())}(?!\w)", regex.IGNORECASE)
+        return regex.compile(pattern)
+    except regex.error:
         return None  # validated on save; an old bad row matches nothing rather than failing
 
 
 def rule_matches(kind: str, pattern: str, text: str) -> bool:
     compiled = _compiled(kind, pattern)
-    return compiled is not None and compiled.search(text) is not None
+    if compiled is None:
+        return False
+    try:
+        return compiled.search(text, timeout=SEARCH_TIMEOUT_SECONDS) is not None
+    except TimeoutError:
+        logger.warning("a tool attach rule timed out and was skipped: %.60s", pattern)
+        return False
 
 
 def matching_tool_names(rules, text: str) -> list[str]:

@@ -13,7 +13,7 @@ from accounts.selectors import principal_for_key
 from common.errors import InvalidRequest, PermissionDenied
 from tools import services
 from tools.invoke import tool_call
-from tools.matching import last_user_text, matching_tool_names
+from tools.matching import last_user_text, matching_tool_names, rule_matches
 from tools.selectors import RuleSpec, organization_tools_forget
 from tools.stage import ToolsStage
 from tools.tests.tool_server import ToolServer
@@ -272,3 +272,10 @@ def test_a_name_that_resolves_to_loopback_at_call_time_is_refused_at_connect(
                 tool_call(principal=principal_for_key(alice_key), name="rebound", arguments={})
             )
         assert server.recorder.tool_requests == []
+
+
+def test_a_catastrophic_attach_pattern_gives_up_instead_of_holding_the_loop():
+    """Nested repetition on a long near-miss would run for minutes with the standard
+    library's engine; the search has a timeout, and a rule that times out attaches nothing."""
+    assert rule_matches("regex", r"^(a+)+$", "a" * 4000 + "!") is False
+    assert rule_matches("regex", r"^(a+)+$", "aaaa") is True
