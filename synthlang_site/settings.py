@@ -736,6 +736,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Keys, members and usage of your organization.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Two models have a field named "kind" with different choices: each enum named for what
+    # it is, so the schema's names do not depend on which one the generator met first.
+    "ENUM_NAME_OVERRIDES": {
+        "GuardrailRuleKindEnum": "guardrails.models.RuleKind",
+        "ToolAttachRuleKindEnum": "tools.models.MatchKind",
+    },
 }
 
 # --- Static files, i18n --------------------------------------------------------------

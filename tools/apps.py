@@ -24,3 +24,6 @@ class ToolsConfig(AppConfig):
         organization_admin_permissions_register(
             app_label=self.label, codenames=ORGANIZATION_ADMIN_PERMISSIONS
         )
+        # Registers the tool-call counter at start-up, so /metrics shows it before the first
+        # call (the views that import it load with the URLconf, on the first request).
+        from tools import invoke  # noqa: F401

@@ -105,10 +105,10 @@ import twisted.web.http
 import synthlang_site.asgi as asgi
 from daphne.http_protocol import HTTPFactory, WebRequest
 http_router = asgi.application.application_mapping["http"]
-# Under the request-context middleware (access line, request id) and the MCP mount is the
-# path router.
-http_router = getattr(http_router, "application", http_router)
-http_router = getattr(http_router, "application", http_router)
+# Under the request-context middleware (access line, request id), the tracing middleware
+# and the MCP mount is the path router.
+while not hasattr(http_router, "api"):
+    http_router = http_router.application
 print(json.dumps({
     "content_type_parser": getattr(
         twisted.web.http._parseContentType, "synthlang_fast_path", False
