@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from json_load import timed_post
 from proxy_bench import (
     BENCH_MODEL,
     PROMPT,
@@ -44,14 +45,6 @@ PII_BODY = {
     "model": BENCH_MODEL,
     "messages": [PROMPT[0], {"role": "user", "content": PROMPT[1]["content"] + " " + PII_TEXT}],
 }
-
-
-async def _timed(session: aiohttp.ClientSession, url: str, body: dict, headers: dict) -> float:
-    started = time.perf_counter()
-    async with session.post(url, json=body, headers=headers) as response:
-        await response.read()
-        assert response.status == 200, await response.text()
-    return (time.perf_counter() - started) * 1000
 
 
 async def main_async(args) -> list[tuple[str, float, float]]:
@@ -88,10 +81,10 @@ async def main_async(args) -> list[tuple[str, float, float]]:
         async with aiohttp.ClientSession() as session:
             for _ in range(30):  # warm-up
                 for url, body, headers in series.values():
-                    await _timed(session, url, body, headers)
+                    await timed_post(session, url, body, headers)
             for _ in range(args.requests):
                 for name, (url, body, headers) in series.items():
-                    timings[name].append(await _timed(session, url, body, headers))
+                    timings[name].append(await timed_post(session, url, body, headers))
         direct = percentile(timings["upstream direct"], 0.5)
         return [
             (name, percentile(t, 0.5), percentile(t, 0.5) - direct) for name, t in timings.items()
