@@ -314,6 +314,9 @@ class Supervisor:
         for worker in self.workers:
             _send(worker.process, signal.SIGTERM)
         codes = [_wait(worker.process, self.grace_seconds + 5) for worker in self.workers]
+        for worker, code in zip(self.workers, codes, strict=True):
+            if code != 0:  # says which worker made the supervisor's exit code 1
+                logger.error("worker %d exited with %s while stopping", worker.process.pid, code)
         for worker in self.workers:
             self._forget(worker)
         return 0 if all(code == 0 for code in codes) else 1

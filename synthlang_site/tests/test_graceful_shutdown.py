@@ -76,6 +76,16 @@ def server_process(
         log.close()
 
 
+def assert_stops_cleanly(process, tmp_path, *, timeout: float = 30) -> None:
+    """SIGTERM the server and expect exit code 0; a failure shows the end of its log."""
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=timeout)
+    if code != 0:
+        logs = sorted(tmp_path.glob("server-*.log"))
+        tail = "\n".join(logs[-1].read_text(errors="replace").splitlines()[-40:]) if logs else ""
+        pytest.fail(f"the server exited with {code}; the end of its log:\n{tail}")
+
+
 def _stream(client: openai.OpenAI, index: int, started: threading.Semaphore, results: list):
     try:
         stream = client.chat.completions.create(

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from synthlang_site import workers
-from synthlang_site.tests.test_graceful_shutdown import server_process
+from synthlang_site.tests.test_graceful_shutdown import assert_stops_cleanly, server_process
 
 GIB = 1024**3
 
@@ -118,8 +118,7 @@ def test_sighup_replaces_every_worker_while_the_port_keeps_answering(settings, t
         assert len(after) == 2 and not after & before, "the workers were not replaced"
         assert failures == []
         assert answered > 10
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        assert_stops_cleanly(process, tmp_path)
 
 
 def _multiprocess_dir(worker_pid: int) -> Path:
@@ -168,8 +167,7 @@ def test_metrics_count_every_workers_requests_whichever_worker_is_scraped(settin
                 r'^django_http_responses_total_by_status_total\{status="404"\} (\S+)$', text, re.M
             )
             totals.add(float(counted[0]))
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        assert_stops_cleanly(process, tmp_path)
     # Every scrape, whichever worker answered it, counted both workers' requests.
     assert totals == {float(sent)}
     assert not directory.exists()  # the supervisor removed its files
