@@ -4,9 +4,9 @@ DESIGN.md's table of variables is the contract. The embedded default (no environ
 at all) is SQLite, a local-memory cache, eager Celery and the offline ``fake``
 provider; production points DATABASE_URL and REDIS_URL at shared services.
 
-One module per subject, read in this order (a later one may use an earlier one's values):
-base (DEBUG, secrets, serving), database, sign_in, services (Redis, Celery, Channels),
-proxy, billing, operations.
+One module per subject: base (DEBUG, secrets, serving), database, sign_in, services (Redis,
+Celery, Channels), proxy, billing, operations. A module that needs another's value imports
+it from that module by name, so the order of the lines below changes nothing.
 """
 
 from synthlang_site.settings.base import *  # noqa: F403
