@@ -42,7 +42,8 @@ from common.outages import (
     redis_outage,
     redis_usable,
 )
-from common.redis import redis_target_in_use, sync_redis, write_batcher
+from common.redis import redis_target_in_use, sync_redis
+from common.redis_writes import write_batcher
 
 logger = logging.getLogger(__name__)
 
