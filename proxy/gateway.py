@@ -302,27 +302,44 @@ async def _close_and_finish(
     await finish(call, usage)
 
 
-def replay_answer(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterator[bytes]:
-    """An answer given without the upstream (a cache hit, a stage's answer) for a
-    streaming client: a proper SSE stream, through the stages' stream filters."""
+def replay_chunks(call: ProxyCall, *, include_usage: bool) -> AsyncIterator[dict]:
+    """An answer given without the upstream (a cache hit, a stage's answer) as the chunks
+    of a stream, through the stages' stream filters as a live stream's are: chat's framing
+    and every adapter's replay read this one, so a filter (the PII restore, a deny rule
+    cutting the answer) acts on a replay in every wire format. Closing it accounts the
+    call, as closing ``stream_chunks`` does."""
 
     async def replayed():
-        for chunk in replay_chat_completion(call.answer, include_usage=call.client_wants_usage):
+        for chunk in replay_chat_completion(call.answer, include_usage=include_usage):
             yield chunk
 
-    async def events():
+    async def accounted():
         chunks = runner.filter_stream(call, replayed())
+        try:
+            async for chunk in chunks:
+                if call.first_token_seconds is None:
+                    call.first_token_seconds = time.perf_counter() - call.started
+                yield chunk
+        finally:
+            await chunks.aclose()
+            run_in_background(finish(call, call.answer.get("usage")))
+
+    return accounted()
+
+
+def replay_answer(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterator[bytes]:
+    """Chat's SSE framing of ``replay_chunks``, for a streaming client."""
+
+    async def events():
+        chunks = replay_chunks(call, include_usage=call.client_wants_usage)
         try:
             async for chunk in chunks:
                 if chunk.get("usage"):
                     chunk = {**chunk, "usage": with_cost(call, chunk["usage"])}
-                if call.first_token_seconds is None:
-                    call.first_token_seconds = time.perf_counter() - call.started
                 yield _sse(encode(chunk))
             yield b"data: [DONE]\n\n"
         finally:
             await chunks.aclose()
-            run_in_background(finish(call, call.answer.get("usage")))
 
     return events()
 
