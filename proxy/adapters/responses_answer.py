@@ -132,6 +132,7 @@ def response_object(
         "output": output,
         "parallel_tool_calls": request.parallel_tool_calls,
         "previous_response_id": request.previous_response_id,
+        "prompt": request.prompt,
         "reasoning": {"effort": None, "summary": None},
         "store": request.store,
         "temperature": request.temperature,
