@@ -132,3 +132,17 @@ def test_a_route_that_speaks_responses_gets_the_rendered_prompt_as_chat(
     sent = fake_upstream.stats()["last_bodies"]["native-upstream"]
     assert "input" not in sent and "prompt" not in sent
     assert sent["messages"][0] == {"role": "system", "content": "You are a kind assistant."}
+
+
+def test_an_openai_hosted_prompt_id_is_passed_through_to_an_openai_route(
+    proxy_url, alice_key, route_to, fake_upstream
+):
+    route_to("native-model", ("native-upstream", 0))
+    hosted = {"id": "pmpt_0123abcd", "version": "3", "variables": {"city": "Lisbon"}}
+    raw = sdk(proxy_url, alice_key).responses.with_raw_response.create(
+        model="native-model", prompt=hosted, input="Weather?", store=False
+    )
+
+    assert raw.headers["x-synthlang-cache"] == "off"  # the pass-through
+    sent = fake_upstream.stats()["last_bodies"]["native-upstream"]
+    assert sent["prompt"] == hosted and "messages" not in sent
