@@ -46,7 +46,7 @@ SENTENCES = [
     "Convert 100 US dollars to euros.",
     "Summarize the causes of the First World War in three bullet points.",
 ]
-# As the proxy runs (proxy/response_cache/store.py): one BLAS thread per search.
+# As the proxy runs (proxy/response_cache/embedder.py): one BLAS thread per search.
 threadpool_limits(limits=1, user_api="blas")
 # The dimension of the embedder being measured (set in main).
 EMBEDDING_DIM = 256

@@ -18,11 +18,10 @@ import numpy as np
 from django.conf import settings
 
 from accounts.selectors import Principal
-from common import redis as shared_redis
 from common.db import run_in_db_thread
-from common.outages import OUTAGE_FALLBACKS, REDIS_ERRORS, is_outage_error, redis_outage
 from proxy import metrics
 from proxy.response_cache import store, tier, verifier
+from proxy.response_cache.backends import cache_tiers
 from proxy.response_cache.context import (
     ANSWER_SHAPING_FIELDS,
     CacheContext,
@@ -83,27 +82,14 @@ async def cache_lookup(*, principal: Principal, body: dict, control: str) -> Cac
     """``control``: "" (normal), "off" (bypass entirely) or "refresh" (re-ask, replace).
 
     During a Redis outage, or when the database fails under it, the cache is skipped
-    (``off``): an answer from one process's memory alone could be one another instance
-    has already replaced, and the request goes upstream as if caching were off.
+    (``off``), by the backend's failure policy (``backends``): the request goes upstream
+    as if caching were off.
     """
     if not caching_enabled(principal, control) or body.get("n") not in (None, 1):
         return OFF
-    if redis_outage.down:
-        OUTAGE_FALLBACKS.labels(component="cache", action="skipped").inc()
-        return OFF
-    try:
-        return await _cache_lookup(principal=principal, body=body, control=control)
-    except Exception as error:
-        if not is_outage_error(error):
-            raise
-        _outage_seen(error)
-        return OFF
-
-
-def _outage_seen(error: BaseException) -> None:
-    if isinstance(error, REDIS_ERRORS):
-        redis_outage.failed(error)
-    OUTAGE_FALLBACKS.labels(component="cache", action="skipped").inc()
+    return await cache_tiers().or_skip(
+        lambda: _cache_lookup(principal=principal, body=body, control=control), OFF
+    )
 
 
 async def _cache_lookup(*, principal: Principal, body: dict, control: str) -> CacheLookup:
@@ -178,11 +164,7 @@ async def _find_with(
     context: CacheContext, state: store.ScopeState, embedding: asyncio.Future | None
 ) -> tuple[str, str, dict, dict] | None:
     scope, key = context.scope, context.exact_key
-    raw = None
-    if shared_redis.redis_enabled():
-        # Redis down: the lookup is skipped (cache_lookup); other errors are bugs.
-        raw = await store.redis_sync(scope, key)
-        state = store._scope(scope) or state
+    raw, state = await store.scope_sync(state, scope, key)
     now = time.time()
     entry = state.entries.get(key)
     if entry is not None and entry.live(now):
@@ -211,8 +193,7 @@ async def _find_with(
         restored = store.Entry(**row.__dict__)
         with store._lock:
             state.put(restored)
-        if shared_redis.redis_enabled():
-            store._in_background(store._swallow(store.redis_store(row), "restoring to Redis"))
+        cache_tiers().restore_later(row)
         return "exact", key, row.response, {"from": "database"}
     return None
 
@@ -265,9 +246,7 @@ async def _response_of(state: store.ScopeState, scope: str, key: str) -> dict | 
     entry = state.entries.get(key)
     if entry is not None and entry.response is not None:
         return entry.response
-    loaded = None
-    if shared_redis.redis_enabled():
-        loaded = await store.redis_read(scope, key)
+    loaded = await cache_tiers().read(scope, key)
     if loaded is None:
         loaded = await run_in_db_thread(store.db_read_blocking, scope, key)
     if loaded is None or not loaded.live(time.time()):
@@ -282,13 +261,7 @@ def _count(scope: str, *, hit: bool, key: str) -> None:
     if hit and state is not None:
         with store._lock:
             state.touch(key)
-    if shared_redis.redis_enabled():
-        store.redis_touch_later(scope, key, hit=hit)
-    elif state is not None:
-        if hit:
-            state.hits += 1
-        else:
-            state.misses += 1
+    cache_tiers().count_lookup(state, scope, key, hit=hit)
     if hit:
         store.db_count_hit_later(scope, key)
 
@@ -299,18 +272,11 @@ def _count(scope: str, *, hit: bool, key: str) -> None:
 async def cache_store(lookup: CacheLookup, *, response: dict) -> None:
     """Keep a complete, successful answer for the lookup's key (called in the background).
 
-    Not during an outage: an entry kept in this process only would be invisible to the
-    other instances and outlive a removal they make."""
+    Not during an outage (``backends``): an entry kept in this process only would be
+    invisible to the other instances and outlive a removal they make."""
     if lookup.status != "miss" or lookup.context is None or not response.get("choices"):
         return
-    if redis_outage.down:
-        return
-    try:
-        await _cache_store(lookup, response=response)
-    except Exception as error:
-        if not is_outage_error(error):
-            raise
-        _outage_seen(error)
+    await cache_tiers().or_skip(lambda: _cache_store(lookup, response=response), None)
 
 
 async def _cache_store(lookup: CacheLookup, *, response: dict) -> None:
@@ -368,24 +334,7 @@ async def store_entry(entry: store.Entry) -> list[str]:
     vector = entry.vector
     with store._lock:
         state.put(store.Entry(**entry.__dict__))
-    evicted: list[str] = []
-    if shared_redis.redis_enabled():
-        evicted = await store.redis_store(entry)
-        store.count_evictions("redis", len(evicted))
-        with store._lock:
-            for key in evicted:
-                state.remove(key)
-    else:
-        with store._lock:
-            expired = state.expired(time.time())
-            for key in expired:
-                state.remove(key)
-            evicted = state.least_recently_used_beyond(settings.CACHE_MAX_ITEMS)
-            for key in evicted:
-                state.remove(key)
-            state.evictions += len(evicted)
-        store.count_evictions("memory", len(evicted))
-        evicted = evicted + expired
+    evicted = await cache_tiers().store(state, entry)
     # The durable copy never holds up the caller: a Redis flush is the only thing it is for.
     store._in_background(
         store._swallow(

@@ -18,7 +18,6 @@ from django.db.models import Max
 
 from accounts.models import ApiKey
 from accounts.selectors import aprincipal_for_organization
-from common import redis as shared_redis
 from common.db import run_in_db_thread
 from common.errors import DomainError
 from common.outages import is_outage_error
@@ -26,6 +25,7 @@ from proxy import accounting, gateway
 from proxy.beat import CACHE_REFRESH_EVERY_SECONDS
 from proxy.models import CacheEntry
 from proxy.response_cache import store, store_entry, tier
+from proxy.response_cache.backends import cache_tiers
 from proxy.semantic_cache.embedding import english_lexicon
 from proxy.semantic_cache.normalize import fingerprint
 
@@ -35,19 +35,7 @@ logger = logging.getLogger(__name__)
 async def cache_stats(*, scope: str) -> dict:
     """The scope's counters across processes (Redis) or this process's (memory)."""
     state = await store.ensure_scope(scope)
-    if shared_redis.redis_enabled():
-        keys = store._keys(scope)
-        pipe = shared_redis.async_redis().pipeline(transaction=False)
-        pipe.zcount(keys["exp"], time.time(), "+inf")
-        pipe.hgetall(keys["stats"])
-        entries, counters = await pipe.execute()
-        counters = {name.decode(): int(value) for name, value in counters.items()}
-        hits, misses = counters.get("hits", 0), counters.get("misses", 0)
-        evictions = counters.get("evictions", 0)
-    else:
-        now = time.time()
-        entries = sum(1 for entry in state.entries.values() if entry.live(now))
-        hits, misses, evictions = state.hits, state.misses, state.evictions
+    entries, hits, misses, evictions = await cache_tiers().counters(state, scope)
     lookups = hits + misses
     return {
         "object": "cache.stats",
