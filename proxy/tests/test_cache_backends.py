@@ -88,3 +88,13 @@ def test_an_outage_skips_the_store_and_the_lookup_and_counts_both(settings, alic
         assert _skipped() == before + 2
     finally:
         redis_clients_forget()
+
+
+def test_the_end_of_an_outage_forgets_what_this_process_kept_of_the_scopes():
+    # A store made as Redis went away left its entry here only; after the outage the scope
+    # is read again from Redis rather than served from that copy.
+    with store._lock:
+        store._scopes["org:1"] = store.ScopeState()
+    redis_outage.failed(ConnectionError("gone"))
+    redis_outage.succeeded()
+    assert store._scope("org:1") is None
