@@ -1,4 +1,5 @@
-"""WSGI entry, for tools that only speak WSGI; Daphne serves the ASGI app in production."""
+"""WSGI entry, for tools that only speak WSGI, and the Cloud Functions entry's application
+(synthlang_site/serverless.py); Daphne serves the ASGI app in production."""
 
 import os
 
@@ -6,4 +7,11 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthlang_site.settings")
 
-application = get_wsgi_application()
+django_wsgi = get_wsgi_application()
+
+from common.tracing import TracingWSGIMiddleware, tracing_setup  # noqa: E402
+
+# The server span of each request, as the ASGI stack opens it; off unless
+# OTEL_EXPORTER_OTLP_ENDPOINT is set.
+application = TracingWSGIMiddleware(django_wsgi)
+tracing_setup()
