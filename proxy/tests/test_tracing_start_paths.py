@@ -12,7 +12,6 @@ import secrets
 import pytest
 
 from common import tracing
-from proxy.tests.otlp_receiver import OtlpReceiver
 from synthlang_site.tests.deployment_files import ROOT
 from synthlang_site.tests.test_serverless_entry_points import (
     API_HOST,
@@ -25,21 +24,6 @@ pytestmark = pytest.mark.live
 RUN_APP_HOST = "synthlang-proxy-abc123-ew.a.run.app"
 CHAT = {"model": "team-model", "messages": [{"role": "user", "content": "Name a colour."}]}
 SPAN_NAMES = {"POST /v1/chat/completions", "admission", "chat gpt-4o-mini", "accounting"}
-
-
-@pytest.fixture
-def exported(monkeypatch):
-    """Tracing on in this process; only a flush exports (the batch interval is ten
-    minutes), so a span at the receiver was sent by the code under test."""
-    receiver = OtlpReceiver()
-    receiver.start()
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "start-paths-under-test")
-    assert tracing.tracing_setup()
-    yield receiver
-    tracing.tracing_shutdown()
-    receiver.stop()
 
 
 @pytest.fixture
@@ -79,7 +63,7 @@ def _assert_traced_under(receiver, fake_upstream, trace_id: str, parent_id: str)
 
 
 def test_the_lambda_handler_sends_its_spans_under_the_clients_traceparent_before_returning(
-    exported, team_model, alice_key, fake_upstream
+    otlp_exported, team_model, alice_key, fake_upstream
 ):
     from synthlang_site.serverless import lambda_handler
 
@@ -99,11 +83,11 @@ def test_the_lambda_handler_sends_its_spans_under_the_clients_traceparent_before
     response = lambda_handler(event, _LambdaContext())
 
     assert response["statusCode"] == 200, response["body"]
-    _assert_traced_under(exported, fake_upstream, trace_id, parent_id)
+    _assert_traced_under(otlp_exported, fake_upstream, trace_id, parent_id)
 
 
 def test_the_cloud_function_sends_its_spans_under_the_clients_traceparent_before_returning(
-    exported, team_model, alice_key, fake_upstream
+    otlp_exported, team_model, alice_key, fake_upstream
 ):
     functions_framework = pytest.importorskip("functions_framework")
     app = functions_framework.create_app(target="synthlang_proxy", source=str(ROOT / "main.py"))
@@ -122,11 +106,11 @@ def test_the_cloud_function_sends_its_spans_under_the_clients_traceparent_before
     )
 
     assert response.status_code == 200, response.get_data(as_text=True)
-    _assert_traced_under(exported, fake_upstream, trace_id, parent_id)
+    _assert_traced_under(otlp_exported, fake_upstream, trace_id, parent_id)
 
 
 def test_the_wsgi_application_opens_the_same_server_span(
-    exported, team_model, alice_key, fake_upstream
+    otlp_exported, team_model, alice_key, fake_upstream
 ):
     from werkzeug.test import Client
 
@@ -147,10 +131,12 @@ def test_the_wsgi_application_opens_the_same_server_span(
     assert response.status_code == 200, response.get_data(as_text=True)
     # A long-running WSGI server exports on the batch interval; flushed here instead.
     assert tracing.force_flush(5000)
-    _assert_traced_under(exported, fake_upstream, trace_id, parent_id)
+    _assert_traced_under(otlp_exported, fake_upstream, trace_id, parent_id)
 
 
-def test_a_request_without_traceparent_starts_its_own_trace_on_the_wsgi_path(exported, team_model):
+def test_a_request_without_traceparent_starts_its_own_trace_on_the_wsgi_path(
+    otlp_exported, team_model
+):
     from werkzeug.test import Client
 
     from synthlang_site.wsgi import application
@@ -160,6 +146,6 @@ def test_a_request_without_traceparent_starts_its_own_trace_on_the_wsgi_path(exp
     )
     assert response.status_code == 200
     assert tracing.force_flush(5000)
-    (server,) = [s for s in exported.spans if s.name == "GET /livez"]
+    (server,) = [s for s in otlp_exported.spans if s.name == "GET /livez"]
     assert server.kind == "server" and server.parent_id == ""
     assert server.attributes["synthlang.request_id"] == response.headers["x-request-id"]
