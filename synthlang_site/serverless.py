@@ -11,11 +11,11 @@ import asyncio
 import functools
 import io
 import os
-import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthlang_site.settings")
 
 from common import tracing
+from synthlang_site.loop_settling import loop_run_settled
 
 
 @functools.cache
@@ -42,27 +42,15 @@ def _wsgi_application():
 SPAN_FLUSH_MILLIS = 1000
 
 
-# How long an invocation waits for the work its request left running after the answer.
-SETTLE_SECONDS = 10.0
-
-
-def _settle(loop: asyncio.AbstractEventLoop) -> None:
-    """Run what the request left on Mangum's event loop (its accounting, the batched Redis
-    writes of its usage) to the end. Mangum returns once the answer is complete, and the
-    loop runs again only at the next invocation: frozen in between, or never thawed, the
-    usage would wait or be lost, and the accounting span with it."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while (pending := asyncio.all_tasks(loop)) and (left := deadline - time.monotonic()) > 0:
-        loop.run_until_complete(asyncio.wait(pending, timeout=left))
-
-
 def lambda_handler(event: dict, context) -> dict:
     """AWS Lambda handler for API Gateway (HTTP API or REST API) and function URL events."""
     try:
         return _mangum()(event, context)
     finally:
-        # The loop Mangum ran the request on (it asks for it the same way).
-        _settle(asyncio.get_event_loop())
+        # What the request left on Mangum's loop (its accounting, its usage event's
+        # write) would wait, frozen, for the next invocation: it runs to its end now. The
+        # loop is the one Mangum ran the request on (it asks for it the same way).
+        loop_run_settled(asyncio.get_event_loop())
         tracing.force_flush(SPAN_FLUSH_MILLIS)
 
 

@@ -3,15 +3,18 @@
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthlang_site.settings")
 
-django_wsgi = get_wsgi_application()
+# What django.core.wsgi.get_wsgi_application does, with a handler that lets each request's
+# work after its answer (accounting) finish before the view's event loop ends.
+django.setup(set_prefix=False)
 
 from common.tracing import TracingWSGIMiddleware, tracing_setup  # noqa: E402
+from synthlang_site.loop_settling import SettlingWSGIHandler  # noqa: E402
 
 # The server span of each request, as the ASGI stack opens it; off unless
 # OTEL_EXPORTER_OTLP_ENDPOINT is set.
-application = TracingWSGIMiddleware(django_wsgi)
+application = TracingWSGIMiddleware(SettlingWSGIHandler())
 tracing_setup()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
+import time
 
 import pytest
 
@@ -57,6 +59,10 @@ def _assert_traced_under(receiver, fake_upstream, trace_id: str, parent_id: str)
     attempt = _one(spans, "chat gpt-4o-mini")
     for name in ("admission", "chat gpt-4o-mini", "accounting"):
         assert _one(spans, name).parent_id == server.span_id, name
+    # Accounted to the end before the entry returned, not cancelled with the view's loop.
+    accounting = _one(spans, "accounting")
+    assert accounting.status != 2, accounting.attributes
+    assert accounting.attributes["gen_ai.usage.output_tokens"] > 0
     upstream = fake_upstream.stats()["last_trace"]["gpt-4o-mini"]
     assert upstream["traceparent"] == f"00-{trace_id}-{attempt.span_id}-01"
     assert upstream["x-request-id"] == server.attributes["synthlang.request_id"]
@@ -109,6 +115,38 @@ def test_the_cloud_function_sends_its_spans_under_the_clients_traceparent_before
     _assert_traced_under(otlp_exported, fake_upstream, trace_id, parent_id)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+def test_a_cloud_function_call_is_accounted_before_the_entry_returns(
+    team_model, alice_key, fake_upstream, stream
+):
+    # Django's WSGI handler runs each async view in an event loop that ends with it, and
+    # cancelled the accounting left to run after the answer: the usage was lost.
+    from billing import usage
+    from billing.models import UsageEvent
+
+    functions_framework = pytest.importorskip("functions_framework")
+    app = functions_framework.create_app(target="synthlang_proxy", source=str(ROOT / "main.py"))
+    response = app.test_client().post(
+        "/v1/chat/completions",
+        json={**CHAT, "stream": stream},
+        headers={
+            "Host": RUN_APP_HOST,
+            "X-Forwarded-Proto": "https",
+            "Authorization": f"Bearer {alice_key}",
+            "x-request-id": "req-cloud-function-1",
+            "x-synthlang-cache": "off",
+        },
+    )
+    assert response.status_code == 200
+    if stream:
+        # Every chunk (the relay ran in the view's loop), not the first and [DONE] alone.
+        body = response.get_data(as_text=True)
+        assert body.count("data: ") > 3 and body.rstrip().endswith("data: [DONE]")
+    usage.usage_flush_run()
+    event = UsageEvent.objects.get(request_id="req-cloud-function-1")
+    assert event.completion_tokens > 0 and event.status_code == 200
+
+
 def test_the_wsgi_application_opens_the_same_server_span(
     otlp_exported, team_model, alice_key, fake_upstream
 ):
@@ -149,3 +187,32 @@ def test_a_request_without_traceparent_starts_its_own_trace_on_the_wsgi_path(
     (server,) = [s for s in otlp_exported.spans if s.name == "GET /livez"]
     assert server.kind == "server" and server.parent_id == ""
     assert server.attributes["synthlang.request_id"] == response.headers["x-request-id"]
+
+
+def test_a_collector_that_never_answers_costs_one_answer_the_flush_timeout_not_each(
+    monkeypatch,
+):
+    # A port that takes connections and never answers: each export waits its timeout.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "5")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
+    assert tracing.tracing_setup()
+    try:
+        with tracing.span("first answer"):
+            pass
+        started = time.monotonic()
+        assert tracing.force_flush(300) is False
+        first = time.monotonic() - started
+        with tracing.span("second answer"):
+            pass
+        started = time.monotonic()
+        assert tracing.force_flush(300) is False  # the first export is still waiting
+        second = time.monotonic() - started
+    finally:
+        tracing.tracing_shutdown()
+        silent.close()
+    assert 0.25 < first < 2.0
+    assert second < 0.1
