@@ -31,6 +31,9 @@ SPAN_NAMES = {"POST /v1/chat/completions", "admission", "chat gpt-4o-mini", "acc
 @pytest.fixture
 def team_model(route_to, settings):
     settings.ALLOWED_HOSTS = [API_HOST, RUN_APP_HOST, "localhost"]
+    # Importing the ASGI module (the Lambda entry) starts a server's usage flusher thread:
+    # in this process it would drain the buffer under later tests' feet.
+    settings.USAGE_FLUSH_IN_BACKGROUND = False
     route_to("team-model", ("gpt-4o-mini", 0))
 
 
