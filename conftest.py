@@ -101,8 +101,10 @@ def celery_eager(settings):
     the environment names a broker (CI does)."""
     from synthlang_site.celery import app
 
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    # Read first: Celery loads its configuration from the settings on first access, and
+    # would read the value set below as the one to restore.
     previous = app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous
