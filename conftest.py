@@ -101,8 +101,8 @@ def celery_eager(settings):
     the environment names a broker (CI does)."""
     from synthlang_site.celery import app
 
-    # Read first: Celery loads its configuration from the settings on first access, and
-    # would read the value set below as the one to restore.
+    # Read before the setting changes: Celery loads its configuration from the settings on
+    # first access, and would otherwise record (and restore) eager mode as the previous value.
     previous = app.conf.task_always_eager
     settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True

@@ -1,6 +1,6 @@
 """Latency of a semantic cache hit through the proxy beside a miss, in one run.
 
-Starts `python -m proxy.fake_upstream` and a proxy process as `bench/proxy_bench.py` does,
+Starts `python -m proxy.fake_upstream` and a proxy process (`bench/servers.py`),
 stores a few hundred questions in one organization's scope, then alternates two requests:
 a reworded (misspelt) form of a stored question, which is a semantic hit (embed, search,
 verify), and a question never asked, which is a miss (lookup, the fake upstream, the
@@ -20,21 +20,14 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_bench import (
-    free_port,
-    percentile,
-    prepare_synthlang,
-    proxy_environment,
-    start,
-    wait_http,
-)
+from proxy_bench import percentile
+from servers import bench_workdir, fake_upstream, synthlang_proxy
 
 TOPICS = ["invoice", "password", "account", "order", "refund", "plan", "address", "card"]
 
@@ -63,38 +56,23 @@ def embedding_latency(name: str) -> dict:
 
 
 async def main_async(args, embedder: str) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix="synthlang-cache-bench-"))
-    if args.port_base:
-        upstream_port, proxy_port = args.port_base, args.port_base + 1
-    else:
-        upstream_port, proxy_port = free_port(), free_port()
-    upstream_url = f"http://127.0.0.1:{upstream_port}"
-    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    processes = []
-    try:
-        processes.append(
-            start(
-                [sys.executable, "-m", "proxy.fake_upstream", "--port", str(upstream_port)],
-                base_env,
-                workdir / "upstream.log",
-            )
-        )
-        await wait_http(f"{upstream_url}/_stats")
-        env = proxy_environment(
-            base_env,
-            workdir=workdir,
-            proxy_port=proxy_port,
+    workdir = bench_workdir("cache")
+    # Consecutive ports from --port-base, or free ones.
+    upstream_port = args.port_base or None
+    proxy_port = args.port_base + 1 if args.port_base else None
+    async with (
+        fake_upstream(workdir, port=upstream_port) as upstream_url,
+        synthlang_proxy(
+            workdir,
             upstream_url=upstream_url,
+            port=proxy_port,
             ENABLE_CACHE="1",
             CACHE_EMBEDDER=embedder,
             CACHE_MAX_ITEMS=str(max(args.entries * 2, 1000)),
-        )
-        key = prepare_synthlang(env)
-        proxy = start([sys.executable, "-m", "synthlang_site"], env, workdir / "proxy.log")
-        processes.append(proxy)
-        await wait_http(f"http://127.0.0.1:{proxy_port}/health")
-        url = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
-        headers = {"Authorization": f"Bearer {key}", "x-synthlang-compression": "off"}
+        ) as proxy,
+    ):
+        url = f"{proxy.url}/v1/chat/completions"
+        headers = {"Authorization": f"Bearer {proxy.key}", "x-synthlang-compression": "off"}
 
         def payload(text: str) -> dict:
             return {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
@@ -137,10 +115,6 @@ async def main_async(args, embedder: str) -> dict:
             "hit_over_miss_p50": round(hit_p50 / miss_p50, 3),
             "load_average": round(os.getloadavg()[0], 1),
         }
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
     python bench/guardrails_bench.py [--requests 200]
 
-Starts the fake upstream and one SynthLang Proxy process (as ``proxy_bench.py`` does, the
+Starts the fake upstream and one SynthLang Proxy process (``servers.py``, the
 cache and compression off), then sends sequential chat completions in rounds that
 alternate between the upstream directly, the proxy with PII off, the proxy with
 ``x-synthlang-pii: mask`` on a prompt without personal data (the scan alone) and on one
@@ -15,26 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 from json_load import timed_post
-from proxy_bench import (
-    BENCH_MODEL,
-    PROMPT,
-    free_port,
-    percentile,
-    prepare_synthlang,
-    proxy_environment,
-    start,
-    stop,
-    wait_http,
-)
+from proxy_bench import BENCH_MODEL, PROMPT, percentile
+from servers import bench_workdir, fake_upstream, synthlang_proxy
 
 PII_TEXT = (
     "Please email jane.doe@example.com and call +44 20 7946 0958 about card "
@@ -48,29 +36,14 @@ PII_BODY = {
 
 
 async def main_async(args) -> list[tuple[str, float, float]]:
-    workdir = Path(tempfile.mkdtemp(prefix="synthlang-guardrails-bench-"))
-    upstream_port, port = free_port(), free_port()
-    upstream_url = f"http://127.0.0.1:{upstream_port}"
-    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    upstream = start(
-        [sys.executable, "-m", "proxy.fake_upstream", "--port", str(upstream_port)],
-        base_env,
-        workdir / "upstream.log",
-    )
-    proxy = None
-    try:
-        await wait_http(f"{upstream_url}/_stats")
-        env = proxy_environment(
-            base_env, workdir=workdir, proxy_port=port, upstream_url=upstream_url, ENABLE_CACHE="0"
-        )
-        key = prepare_synthlang(env)
-        proxy = start(
-            [sys.executable, "-m", "synthlang_site", "--workers", "1"], env, workdir / "proxy.log"
-        )
-        await wait_http(f"http://127.0.0.1:{port}/health")
-        off = {"Authorization": f"Bearer {key}", "x-synthlang-compression": "off"}
+    workdir = bench_workdir("guardrails")
+    async with (
+        fake_upstream(workdir) as upstream_url,
+        synthlang_proxy(workdir, upstream_url=upstream_url, workers=1, ENABLE_CACHE="0") as proxy,
+    ):
+        off = {"Authorization": f"Bearer {proxy.key}", "x-synthlang-compression": "off"}
         mask = {**off, "x-synthlang-pii": "mask"}
-        chat = f"http://127.0.0.1:{port}/v1/chat/completions"
+        chat = f"{proxy.url}/v1/chat/completions"
         series = {
             "upstream direct": (f"{upstream_url}/v1/chat/completions", PII_BODY, {}),
             "proxy, PII off (prompt with PII)": (chat, PII_BODY, off),
@@ -89,14 +62,6 @@ async def main_async(args) -> list[tuple[str, float, float]]:
         return [
             (name, percentile(t, 0.5), percentile(t, 0.5) - direct) for name, t in timings.items()
         ]
-    finally:
-        if proxy is not None:
-            stop(proxy)
-        upstream.terminate()
-        try:
-            upstream.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            upstream.kill()
 
 
 def mask_costs() -> list[tuple[int, int, float]]:

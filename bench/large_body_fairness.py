@@ -21,16 +21,15 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_bench import free_port, percentile, proxy_environment, stop, wait_http
+from proxy_bench import percentile
+from servers import ROOT, bench_environment, bench_workdir, fake_upstream, synthlang_proxy
 
-ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_KEY = "sk-bench-upstream"
 SENTENCES = [
     "Please could you review the attached quarterly figures and summarise the changes.",
@@ -39,11 +38,6 @@ SENTENCES = [
     "It is important to note that the following   numbers are   preliminary estimates.",
 ]
 SMALL = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello."}]}
-
-
-def start(cmd: list[str], env: dict, log: Path, cwd: Path) -> subprocess.Popen:
-    handle = open(log, "wb")  # noqa: SIM115 - closed when the process is reaped
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 
 def prepare(env: dict, cwd: Path, upstream_url: str) -> tuple[str, str]:
@@ -120,39 +114,27 @@ async def run(args) -> list[dict]:
     import json
 
     root = Path(args.root).resolve() if args.root else ROOT
-    workdir = Path(tempfile.mkdtemp(prefix="synthlang-fairness-"))
-    base_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(root)}
+    workdir = bench_workdir("fairness")
+    base_env = bench_environment(PYTHONPATH=str(root))
     # The upstream is always this checkout's, so both servers meet the same upstream.
-    upstream_env = {**base_env, "PYTHONPATH": str(ROOT)}
-    upstream_port, proxy_port = free_port(), free_port()
-    upstream_url = f"http://127.0.0.1:{upstream_port}"
-    processes = []
+    upstream_env = bench_environment(PYTHONPATH=str(ROOT))
     text = "\n".join(SENTENCES * int(args.mb * 1_000_000 / 330))
     large = json.dumps({"model": "bulk", "messages": [{"role": "user", "content": text}]})
-    try:
-        processes.append(
-            start(
-                [sys.executable, "-m", "proxy.fake_upstream", "--port", str(upstream_port)],
-                upstream_env,
-                workdir / "upstream.log",
-                ROOT,
-            )
-        )
-        await wait_http(f"{upstream_url}/_stats")
-        env = proxy_environment(
-            base_env,
-            workdir=workdir,
-            proxy_port=proxy_port,
+    async with (
+        fake_upstream(workdir, env=upstream_env) as upstream_url,
+        synthlang_proxy(
+            workdir,
             upstream_url=upstream_url,
+            setup=lambda env: prepare(env, root, upstream_url),
+            base_env=base_env,
+            root=root,
             OPENAI_API_KEY="",  # the small requests: the offline fake provider
             OUTBOUND_ALLOWED_HOSTS="127.0.0.1",
             ROUTE_CACHE_SECONDS="0",
-        )
-        small_key, bulk_key = prepare(env, root, upstream_url)
-        proxy = start([sys.executable, "-m", "synthlang_site"], env, workdir / "proxy.log", root)
-        processes.append(proxy)
-        await wait_http(f"http://127.0.0.1:{proxy_port}/health")
-        url = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
+        ) as proxy,
+    ):
+        small_key, bulk_key = proxy.key
+        url = f"{proxy.url}/v1/chat/completions"
         results = []
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
             await small_latencies(session, url, small_key, 20)  # warm-up
@@ -171,9 +153,6 @@ async def run(args) -> list[dict]:
             statuses = [s for batch in await asyncio.gather(*senders) for s in batch]
             results.append({"name": "large senders", "latencies": loaded, "large": statuses})
         return results
-    finally:
-        for process in reversed(processes):
-            stop(process)
 
 
 def render(results: list[dict], args) -> str:

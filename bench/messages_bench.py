@@ -2,7 +2,7 @@
 
     python bench/messages_bench.py [--requests 300] [--duration 10] [--port 7611]
 
-Starts the fake upstream and one SynthLang Proxy worker (as ``proxy_bench.py`` does: a
+Starts the fake upstream and one SynthLang Proxy worker (``servers.py``: a
 production-mode proxy with authentication, rate limits and usage accounting, the fake
 upstream as its default provider), then measures, with sequential requests that
 alternate between the three so that each sees the same moments of a noisy machine:
@@ -21,26 +21,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from json_load import post_throughput, timed_post
-from proxy_bench import (  # the sibling script, found through sys.path
-    BENCH_MODEL,
-    PROMPT,
-    percentile,
-    prepare_synthlang,
-    proxy_environment,
-    start,
-    stop,
-    wait_http,
-)
+from json_load import post_throughput, timed_post  # the sibling scripts, through sys.path
+from proxy_bench import BENCH_MODEL, PROMPT, percentile
+from servers import bench_workdir, fake_upstream, synthlang_proxy
 
 SYSTEM, USER = PROMPT[0]["content"], PROMPT[1]["content"]
 CHAT_BODY = {"model": BENCH_MODEL, "messages": PROMPT}
@@ -53,38 +43,24 @@ MESSAGES_BODY = {
 
 
 async def main_async(args) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix="synthlang-messages-bench-"))
-    upstream_port, proxy_port = args.port - 1, args.port
-    upstream_url = f"http://127.0.0.1:{upstream_port}"
-    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    processes = []
-    try:
-        processes.append(
-            start(
-                [sys.executable, "-m", "proxy.fake_upstream", "--port", str(upstream_port)],
-                base_env,
-                workdir / "upstream.log",
-            )
-        )
-        await wait_http(f"{upstream_url}/_stats")
-        env = proxy_environment(
-            base_env,
-            workdir=workdir,
-            proxy_port=proxy_port,
+    workdir = bench_workdir("messages")
+    async with (
+        fake_upstream(workdir, port=args.port - 1) as upstream_url,
+        synthlang_proxy(
+            workdir,
             upstream_url=upstream_url,
+            port=args.port,
+            log_name="p.log",
             USE_SYNTHLANG="0",
             ENABLE_CACHE="0",
-        )
-        key = prepare_synthlang(env)
-        processes.append(start([sys.executable, "-m", "synthlang_site"], env, workdir / "p.log"))
-        proxy = f"http://127.0.0.1:{proxy_port}"
-        await wait_http(f"{proxy}/health")
-        headers = {"Authorization": f"Bearer {key}", "x-synthlang-cache": "off"}
+        ) as proxy,
+    ):
+        headers = {"Authorization": f"Bearer {proxy.key}", "x-synthlang-cache": "off"}
         series: dict[str, list[float]] = {"direct": [], "chat": [], "messages": []}
         targets = {
             "direct": (f"{upstream_url}/v1/chat/completions", CHAT_BODY, {}),
-            "chat": (f"{proxy}/v1/chat/completions", CHAT_BODY, headers),
-            "messages": (f"{proxy}/v1/messages", MESSAGES_BODY, headers),
+            "chat": (f"{proxy.url}/v1/chat/completions", CHAT_BODY, headers),
+            "messages": (f"{proxy.url}/v1/messages", MESSAGES_BODY, headers),
         }
         async with aiohttp.ClientSession() as session:
             for _ in range(50):  # warm-up
@@ -107,9 +83,6 @@ async def main_async(args) -> dict:
                 await post_throughput(url, body, extra, args.duration, connections=32), 1
             )
         return result
-    finally:
-        for process in reversed(processes):
-            stop(process)
 
 
 def main() -> None:

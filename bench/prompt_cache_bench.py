@@ -23,17 +23,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from proxy_bench import ROOT, free_port, proxy_environment, start, wait_http
+from servers import ROOT, bench_workdir, fake_upstream, migrate, synthlang_proxy
 
 from billing.pricing import Price, TokenCounts
 
@@ -221,34 +219,27 @@ def input_micros(event: dict, *, cached: bool) -> float:
     ) / 1_000_000
 
 
+def prepare_organizations(env: dict) -> dict:
+    """Migrate, then the two organizations and their routes; their keys by slug."""
+    migrate(env)
+    return shell(env, SETUP, {"routes": ROUTES, "upstream": env["OPENAI_BASE_URL"]})
+
+
 async def main_async(args) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix="synthlang-prompt-cache-bench-"))
-    upstream_port, proxy_port = free_port(), free_port()
-    upstream_url = f"http://127.0.0.1:{upstream_port}"
-    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    processes = []
-    try:
-        processes.append(
-            start(
-                [sys.executable, "-m", "proxy.fake_upstream", "--port", str(upstream_port)],
-                base_env,
-                workdir / "upstream.log",
-            )
-        )
-        await wait_http(f"{upstream_url}/_stats")
-        env = proxy_environment(
-            base_env, workdir=workdir, proxy_port=proxy_port, upstream_url=upstream_url
-        )
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
-        keys = shell(env, SETUP, {"routes": ROUTES, "upstream": f"{upstream_url}/v1"})
-        processes.append(start([sys.executable, "-m", "synthlang_site"], env, workdir / "p.log"))
-        await wait_http(f"http://127.0.0.1:{proxy_port}/health")
-        url = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
+    workdir = bench_workdir("prompt-cache")
+    async with (
+        fake_upstream(workdir) as upstream_url,
+        synthlang_proxy(
+            workdir,
+            upstream_url=upstream_url,
+            setup=prepare_organizations,
+            log_name="p.log",
+            # The organizations' provider keys name the local upstream over http.
+            OUTBOUND_ALLOWED_HOSTS="127.0.0.1",
+        ) as proxy,
+    ):
+        keys = proxy.key
+        url = f"{proxy.url}/v1/chat/completions"
         system = system_prompt(args.system_tokens)
         runs = {}
         async with aiohttp.ClientSession() as session:
@@ -259,12 +250,8 @@ async def main_async(args) -> dict:
                     )
         await asyncio.sleep(1.5)  # the proxy hands usage over after each response
         ids = [turn["request_id"] for run in runs.values() for turn in run]
-        events = shell(env, EVENTS, ids)
+        events = shell(proxy.env, EVENTS, ids)
         return summarise(runs, events, args)
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def summarise(runs: dict, events: dict, args) -> dict:

@@ -25,28 +25,30 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
+from servers import (
+    ROOT,
+    bench_environment,
+    bench_workdir,
+    fake_upstream,
+    free_port,
+    start,
+    stop,
+    synthlang_proxy,
+    wait_http,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 BENCH_MODEL = "gpt-4o-mini"
 PROMPT = [
     {"role": "system", "content": "You are a concise assistant for a logistics company."},
     {"role": "user", "content": "Summarise in two sentences why shipment 4471 to Oslo was late."},
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -77,19 +79,6 @@ def children_of(pid: int) -> list[int]:
         return []
     kids = [int(p) for p in text.split()]
     return kids + [g for k in kids for g in children_of(k)]
-
-
-async def wait_http(url: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url) as response:
-                    await response.read()
-                    return
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.2)
-    raise TimeoutError(url)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -173,75 +162,6 @@ async def concurrent_streams(url: str, headers: dict, streams: int) -> dict:
     return {"ok": ok, "failed": failed, "seconds": elapsed}
 
 
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM (a SynthLang supervisor drains its workers), then wait for the exit."""
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    handle = open(log, "wb")  # noqa: SIM115 - closed when the process is reaped
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
-
-
-def proxy_environment(
-    base_env: dict, *, workdir: Path, proxy_port: int, upstream_url: str, **overrides: str
-) -> dict:
-    """A production-mode proxy (DEBUG off) whose default provider is the fake upstream."""
-    env = {
-        **base_env,
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-" + "s" * 50,
-        "ENCRYPTION_KEY": "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmU=",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "false",
-        "LOG_LEVEL": "WARNING",
-        "LOG_FILE": "",
-        "HOST": "127.0.0.1",
-        "PORT": str(proxy_port),
-        "AUTO_MIGRATE": "0",
-        "OPENAI_API_KEY": "sk-bench-upstream",
-        "OPENAI_BASE_URL": f"{upstream_url}/v1",
-        **overrides,
-    }
-    if not os.environ.get("DATABASE_URL"):
-        env["SQLITE_PATH"] = str(workdir / "bench.db")
-    return env
-
-
-def prepare_synthlang(env: dict) -> str:
-    """Migrate the bench database and create a premium key with generous limits."""
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    script = (
-        "from accounts import services; from accounts.models import Organization;"
-        "org = Organization.objects.filter(slug='bench').first() or "
-        "services.organization_create(name='Bench', slug='bench');"
-        "user, _ = services.user_get_or_create(username='bench');"
-        "services.membership_set(organization=org, user=user, role='premium', actor=None);"
-        "services.role_limit_set(organization=org, role='premium', rpm_limit=10_000_000,"
-        " tpm_limit=1_000_000_000, actor=None);"
-        "print(services.api_key_create(organization=org, user=user, actor=None)[1])"
-    )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip().splitlines()[-1]
-
-
 async def measure(name: str, url: str, headers: dict, pid: int, args, direct_url: str) -> dict:
     await sequential_latency(url, headers, 50)  # warm-up
     latencies, direct = await paired_latency(url, headers, direct_url, args.requests)
@@ -288,140 +208,93 @@ def _direct_children(pid: int) -> set[int]:
 
 
 async def main_async(args) -> list[dict]:
-    workdir = Path(tempfile.mkdtemp(prefix="synthlang-bench-"))
-    upstream_port = free_port()
-    upstream_url = f"http://127.0.0.1:{upstream_port}"
-    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    processes: list[subprocess.Popen] = []
+    workdir = bench_workdir("proxy")
+    base_env = bench_environment()
+    processes: list[subprocess.Popen] = []  # the OTLP receiver and LiteLLM
     results = []
     try:
-        upstream = start(
-            [sys.executable, "-m", "proxy.fake_upstream", "--port", str(upstream_port)],
-            base_env,
-            workdir / "upstream.log",
-        )
-        processes.append(upstream)
-        await wait_http(f"{upstream_url}/_stats")
-
-        direct = await sequential_latency(f"{upstream_url}/v1/chat/completions", {}, args.requests)
-        results.append(
-            {
-                "name": "upstream direct",
-                "p50_ms": percentile(direct, 0.5),
-                "p99_ms": percentile(direct, 0.99),
-                **await throughput(f"{upstream_url}/v1/chat/completions", {}, 64, args.duration),
-            }
-        )
-
-        receiver_url = ""
-        if "on" in args.tracing:
-            receiver_port = free_port()
-            receiver_url = f"http://127.0.0.1:{receiver_port}"
-            receiver = start(
-                [sys.executable, "-m", "proxy.tests.otlp_receiver", "--port", str(receiver_port)],
-                base_env,
-                workdir / "otlp.log",
-            )
-            processes.append(receiver)
-            await wait_http(receiver_url)
-        runs = [
-            (workers, access, tracing)
-            for workers in args.workers
-            for access in args.access_log
-            for tracing in args.tracing
-        ]
-        for number, (workers, access, tracing) in enumerate(runs):
-            port = free_port()
-            tracing_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver_url} if tracing == "on" else {}
-            env = proxy_environment(
-                base_env,
-                workdir=workdir,
-                proxy_port=port,
-                upstream_url=upstream_url,
-                ENABLE_CACHE="0",
-                ACCESS_LOG="true" if access == "on" else "false",
-                **tracing_env,
-            )
-            if tracing == "off":
-                env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)  # one the shell may have set
-            spans_before = await spans_received(receiver_url)
-            key = prepare_synthlang(env)
-            proxy = start(
-                [sys.executable, "-m", "synthlang_site", "--workers", str(workers)],
-                env,
-                workdir / f"proxy-{workers}-{number}.log",
-            )
-            processes.append(proxy)
-            await wait_http(f"http://127.0.0.1:{port}/health")
-            headers = {"Authorization": f"Bearer {key}"}
-            label = "worker" if workers == 1 else "workers"
-            access_label = f", access log {access}" if len(set(args.access_log)) > 1 else ""
-            if len(set(args.tracing)) > 1:
-                access_label += f", tracing {tracing}"
-            for level in args.levels:
-                results.append(
-                    await measure(
-                        f"synthlang, {workers} {label} (compression {level}{access_label})",
-                        f"http://127.0.0.1:{port}/v1/chat/completions",
-                        {**headers, "x-synthlang-compression": level},
-                        proxy.pid,
-                        args,
-                        f"{upstream_url}/v1/chat/completions",
-                    )
-                )
-            stop(proxy)  # a graceful stop: the exporter flushes what it queued
-            if tracing == "on":
-                # Proof the spans were made and exported, not just configured.
-                spans = await spans_received(receiver_url) - spans_before
-                results[-1]["name"] += f" [{spans} spans received]"
-
-        for litellm_workers in args.litellm_workers if args.litellm else []:
-            litellm_port = free_port()
-            config = workdir / "litellm.yaml"
-            config.write_text(
-                json.dumps(
-                    {
-                        "model_list": [
-                            {
-                                "model_name": BENCH_MODEL,
-                                "litellm_params": {
-                                    "model": f"openai/{BENCH_MODEL}",
-                                    "api_base": f"{upstream_url}/v1",
-                                    "api_key": "sk-bench-upstream",
-                                },
-                            }
-                        ],
-                        "general_settings": {"master_key": "sk-litellm-bench"},
-                        "litellm_settings": {"telemetry": False},
-                    }
-                )
-            )
-            litellm = start(
-                [
-                    args.litellm,
-                    "--config",
-                    str(config),
-                    "--port",
-                    str(litellm_port),
-                    "--num_workers",
-                    str(litellm_workers),
-                ],
-                {**base_env, "LITELLM_TELEMETRY": "False"},
-                workdir / f"litellm-{litellm_workers}.log",
-            )
-            processes.append(litellm)
-            await wait_http(f"http://127.0.0.1:{litellm_port}/health/liveliness", timeout=180)
+        async with fake_upstream(workdir, env=base_env) as upstream_url:
+            direct_url = f"{upstream_url}/v1/chat/completions"
+            direct = await sequential_latency(direct_url, {}, args.requests)
             results.append(
-                await measure(
-                    f"litellm proxy, {litellm_workers} worker(s)",
-                    f"http://127.0.0.1:{litellm_port}/v1/chat/completions",
-                    {"Authorization": "Bearer sk-litellm-bench"},
-                    litellm.pid,
-                    args,
-                    f"{upstream_url}/v1/chat/completions",
-                )
+                {
+                    "name": "upstream direct",
+                    "p50_ms": percentile(direct, 0.5),
+                    "p99_ms": percentile(direct, 0.99),
+                    **await throughput(direct_url, {}, 64, args.duration),
+                }
             )
-            stop(litellm)
+
+            receiver_url = ""
+            if "on" in args.tracing:
+                receiver_port = free_port()
+                receiver_url = f"http://127.0.0.1:{receiver_port}"
+                receiver = start(
+                    [
+                        sys.executable,
+                        "-m",
+                        "proxy.tests.otlp_receiver",
+                        "--port",
+                        str(receiver_port),
+                    ],
+                    base_env,
+                    workdir / "otlp.log",
+                )
+                processes.append(receiver)
+                await wait_http(receiver_url)
+            runs = [
+                (workers, access, tracing)
+                for workers in args.workers
+                for access in args.access_log
+                for tracing in args.tracing
+            ]
+            for number, (workers, access, tracing) in enumerate(runs):
+                tracing_env = (
+                    {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver_url} if tracing == "on" else {}
+                )
+                # Without tracing, not even an endpoint the shell may have set.
+                run_env = {
+                    name: value
+                    for name, value in base_env.items()
+                    if tracing == "on" or name != "OTEL_EXPORTER_OTLP_ENDPOINT"
+                }
+                spans_before = await spans_received(receiver_url)
+                label = "worker" if workers == 1 else "workers"
+                access_label = f", access log {access}" if len(set(args.access_log)) > 1 else ""
+                if len(set(args.tracing)) > 1:
+                    access_label += f", tracing {tracing}"
+                # Stopped gracefully on leaving the block: the exporter flushes what it queued.
+                async with synthlang_proxy(
+                    workdir,
+                    upstream_url=upstream_url,
+                    workers=workers,
+                    base_env=run_env,
+                    log_name=f"proxy-{workers}-{number}.log",
+                    ENABLE_CACHE="0",
+                    ACCESS_LOG="true" if access == "on" else "false",
+                    **tracing_env,
+                ) as proxy:
+                    headers = {"Authorization": f"Bearer {proxy.key}"}
+                    for level in args.levels:
+                        results.append(
+                            await measure(
+                                f"synthlang, {workers} {label} (compression {level}{access_label})",
+                                f"{proxy.url}/v1/chat/completions",
+                                {**headers, "x-synthlang-compression": level},
+                                proxy.process.pid,
+                                args,
+                                direct_url,
+                            )
+                        )
+                if tracing == "on":
+                    # Proof the spans were made and exported, not just configured.
+                    spans = await spans_received(receiver_url) - spans_before
+                    results[-1]["name"] += f" [{spans} spans received]"
+
+            for litellm_workers in args.litellm_workers if args.litellm else []:
+                results.append(
+                    await measure_litellm(workdir, upstream_url, args, litellm_workers, processes)
+                )
     finally:
         for process in processes:
             process.terminate()
@@ -432,6 +305,57 @@ async def main_async(args) -> list[dict]:
                 process.kill()
     results[0]["added_p50_ms"] = results[0]["added_p99_ms"] = 0.0
     return results
+
+
+async def measure_litellm(
+    workdir: Path, upstream_url: str, args, litellm_workers: int, processes: list
+) -> dict:
+    """LiteLLM's proxy with ``litellm_workers`` workers, in front of the same upstream."""
+    litellm_port = free_port()
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "model_list": [
+                    {
+                        "model_name": BENCH_MODEL,
+                        "litellm_params": {
+                            "model": f"openai/{BENCH_MODEL}",
+                            "api_base": f"{upstream_url}/v1",
+                            "api_key": "sk-bench-upstream",
+                        },
+                    }
+                ],
+                "general_settings": {"master_key": "sk-litellm-bench"},
+                "litellm_settings": {"telemetry": False},
+            }
+        )
+    )
+    litellm = start(
+        [
+            args.litellm,
+            "--config",
+            str(config),
+            "--port",
+            str(litellm_port),
+            "--num_workers",
+            str(litellm_workers),
+        ],
+        bench_environment(LITELLM_TELEMETRY="False"),
+        workdir / f"litellm-{litellm_workers}.log",
+    )
+    processes.append(litellm)
+    await wait_http(f"http://127.0.0.1:{litellm_port}/health/liveliness", timeout=180)
+    result = await measure(
+        f"litellm proxy, {litellm_workers} worker(s)",
+        f"http://127.0.0.1:{litellm_port}/v1/chat/completions",
+        {"Authorization": "Bearer sk-litellm-bench"},
+        litellm.pid,
+        args,
+        f"{upstream_url}/v1/chat/completions",
+    )
+    stop(litellm)
+    return result
 
 
 def render(results: list[dict], args) -> str:

@@ -17,25 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import aiohttp
 from json_load import post_throughput, timed_post
-from proxy_bench import (
-    BENCH_MODEL,
-    PROMPT,
-    free_port,
-    percentile,
-    prepare_synthlang,
-    proxy_environment,
-    start,
-    stop,
-    wait_http,
-)
+from proxy_bench import BENCH_MODEL, PROMPT, percentile
+from servers import ROOT, bench_workdir, fake_upstream, prepare_synthlang, synthlang_proxy
 
 RESPONSES_BODY = {
     "model": BENCH_MODEL,
@@ -46,8 +34,9 @@ CHAT_BODY = {"model": BENCH_MODEL, "messages": PROMPT}
 TRANSLATED_MODEL = "bench-translated"
 
 
-def translated_route(env: dict, upstream_url: str) -> None:
-    """A route to the same upstream whose provider key says it has no Responses API."""
+def translated_route(env: dict) -> None:
+    """A route to the same upstream (the proxy's default provider) whose provider key says
+    it has no Responses API."""
     script = (
         "from accounts import services; from accounts.models import Organization;"
         "from proxy.models import Deployment, ModelRoute;"
@@ -59,45 +48,38 @@ def translated_route(env: dict, upstream_url: str) -> None:
         "route = ModelRoute.objects.create(organization=org, public_name={!r});"
         "Deployment.objects.create(route=route, provider='openai', credential=credential,"
         " upstream_model={!r})"
-    ).format(TRANSLATED_MODEL, f"{upstream_url}/v1", TRANSLATED_MODEL, BENCH_MODEL)
+    ).format(TRANSLATED_MODEL, env["OPENAI_BASE_URL"], TRANSLATED_MODEL, BENCH_MODEL)
     subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
         env=env,
         check=True,
     )
 
 
+def prepare_with_translated_route(env: dict) -> str:
+    """The bench key, once the translated route exists."""
+    key = prepare_synthlang(env)
+    translated_route(env)
+    return key
+
+
 async def main_async(args) -> list[tuple[str, float, float, float]]:
-    workdir = Path(tempfile.mkdtemp(prefix="synthlang-responses-bench-"))
-    upstream_port, port = free_port(), free_port()
-    upstream_url = f"http://127.0.0.1:{upstream_port}"
-    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    upstream = start(
-        [sys.executable, "-m", "proxy.fake_upstream", "--port", str(upstream_port)],
-        base_env,
-        workdir / "upstream.log",
-    )
-    proxy = None
-    try:
-        await wait_http(f"{upstream_url}/_stats")
-        env = proxy_environment(
-            base_env,
-            workdir=workdir,
-            proxy_port=port,
+    workdir = bench_workdir("responses")
+    async with (
+        fake_upstream(workdir) as upstream_url,
+        synthlang_proxy(
+            workdir,
             upstream_url=upstream_url,
+            workers=1,
+            setup=prepare_with_translated_route,
             ENABLE_CACHE="0",
             # The translated route's provider key names the local upstream over http.
             OUTBOUND_ALLOWED_HOSTS="127.0.0.1",
-        )
-        key = prepare_synthlang(env)
-        translated_route(env, upstream_url)
-        proxy = start(
-            [sys.executable, "-m", "synthlang_site", "--workers", "1"], env, workdir / "proxy.log"
-        )
-        await wait_http(f"http://127.0.0.1:{port}/health")
-        headers = {"Authorization": f"Bearer {key}", "x-synthlang-compression": "off"}
-        proxy_url = f"http://127.0.0.1:{port}/v1"
+        ) as proxy,
+    ):
+        headers = {"Authorization": f"Bearer {proxy.key}", "x-synthlang-compression": "off"}
+        proxy_url = f"{proxy.url}/v1"
         responses_url = f"{proxy_url}/responses"
         # name -> (url, body, headers, the upstream series it is measured against)
         series = {
@@ -154,14 +136,6 @@ async def main_async(args) -> list[tuple[str, float, float, float]]:
             added = p50 - percentile(timings[baseline], 0.5) if baseline else 0.0
             rows.append((name, p50, added, rps))
         return rows
-    finally:
-        if proxy is not None:
-            stop(proxy)
-        upstream.terminate()
-        try:
-            upstream.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            upstream.kill()
 
 
 def main() -> None:

@@ -69,6 +69,11 @@ def _resolve(organization_id: int, ref, number: int | None, label: str):
 class PromptStage(Stage):
     name = "prompts"
 
+    async def requires_translation(self, call) -> bool:
+        # A Responses request naming a stored prompt: passed through, OpenAI would look
+        # for a hosted prompt of that id; translated, this stage renders the library's.
+        return "prompt" in call.body
+
     async def prepare(self, call) -> None:
         if "prompt" not in call.body:
             return

@@ -13,7 +13,9 @@ It speaks OpenAI's Responses API (``POST /v1/responses``, JSON and streamed, ans
 with the fake's chat answer in that format; it keeps nothing, as with ``store: false``).
 It also speaks Anthropic's Messages API (``POST /v1/messages``, key in ``x-api-key``),
 so a route with provider ``anthropic`` can point at it; both dialects report prompt
-caching as the providers do (``proxy.providers.fake_cache``), per upstream key.
+caching as the providers do (``proxy.providers.fake_cache``), per upstream key. Azure
+OpenAI's chat path (``/openai/deployments/<name>/chat/completions?api-version=...``, key
+in ``api-key``) answers as chat does, so a route with provider ``azure`` can point at it.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def _fake():
 
 def _client_key(request: web.Request) -> str:
     authorization = request.headers.get("Authorization", "")
-    return authorization.removeprefix("Bearer ").strip() or request.headers.get("x-api-key", "")
+    bearer = authorization.removeprefix("Bearer ").strip()
+    return bearer or request.headers.get("x-api-key") or request.headers.get("api-key", "")
 
 
 class FakeUpstream(FakeUpstreamSurface):
@@ -63,6 +66,7 @@ class FakeUpstream(FakeUpstreamSurface):
         # OpenAI takes request bodies of tens of MB (images); aiohttp's default is 1 MB.
         app = web.Application(client_max_size=128 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self.azure_chat)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_post("/v1/messages", self.messages)
@@ -129,7 +133,22 @@ class FakeUpstream(FakeUpstreamSurface):
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        model = str(body.get("model", ""))
+        return await self._chat(request, body, str(body.get("model", "")))
+
+    async def azure_chat(self, request: web.Request) -> web.StreamResponse:
+        """Azure OpenAI's chat: the deployment in the path (the body has no model), the API
+        version in the query string, the key in ``api-key``."""
+        if not request.query.get("api-version"):
+            return self._error(404, "Resource not found (no api-version).")
+        body = await request.json()
+        deployment = request.match_info["deployment"]
+        self.last_bodies[f"azure:{deployment}"] = {
+            **body,
+            "_api_version": request.query["api-version"],
+        }
+        return await self._chat(request, body, deployment)
+
+    async def _chat(self, request: web.Request, body: dict, model: str) -> web.StreamResponse:
         refused = await self._check(request, model, body)
         if refused is not None:
             return refused

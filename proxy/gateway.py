@@ -302,27 +302,64 @@ async def _close_and_finish(
     await finish(call, usage)
 
 
-def replay_answer(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterator[bytes]:
-    """An answer given without the upstream (a cache hit, a stage's answer) for a
-    streaming client: a proper SSE stream, through the stages' stream filters."""
+class _ReplayedChunks:
+    """The iterator ``replay_chunks`` returns. Not an async generator: closing one that
+    was never iterated (the client left before the first chunk was asked for) must still
+    account the call, and a generator that never started never runs its ``finally``."""
+
+    def __init__(self, call: ProxyCall, chunks: AsyncIterator[dict]) -> None:
+        self.call, self.chunks, self.closed = call, chunks, False
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> dict:
+        try:
+            chunk = await anext(self.chunks)
+        except StopAsyncIteration:
+            await self.aclose()
+            raise
+        if self.call.first_token_seconds is None:
+            self.call.first_token_seconds = time.perf_counter() - self.call.started
+        return chunk
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self.chunks.aclose()
+        finally:
+            run_in_background(finish(self.call, self.call.answer.get("usage")))
+
+
+def replay_chunks(call: ProxyCall, *, include_usage: bool) -> AsyncIterator[dict]:
+    """An answer given without the upstream (a cache hit, a stage's answer) as the chunks
+    of a stream, through the stages' stream filters as a live stream's are: chat's framing
+    and every adapter's replay read this one, so a filter (the PII restore, a deny rule
+    cutting the answer) acts on a replay in every wire format. Closing it (or reading it
+    to the end) accounts the call, as closing ``stream_chunks`` does."""
 
     async def replayed():
-        for chunk in replay_chat_completion(call.answer, include_usage=call.client_wants_usage):
+        for chunk in replay_chat_completion(call.answer, include_usage=include_usage):
             yield chunk
 
+    return _ReplayedChunks(call, runner.filter_stream(call, replayed()))
+
+
+def replay_answer(call: ProxyCall, encode: Callable[[dict], bytes]) -> AsyncIterator[bytes]:
+    """Chat's SSE framing of ``replay_chunks``, for a streaming client."""
+
     async def events():
-        chunks = runner.filter_stream(call, replayed())
+        chunks = replay_chunks(call, include_usage=call.client_wants_usage)
         try:
             async for chunk in chunks:
                 if chunk.get("usage"):
                     chunk = {**chunk, "usage": with_cost(call, chunk["usage"])}
-                if call.first_token_seconds is None:
-                    call.first_token_seconds = time.perf_counter() - call.started
                 yield _sse(encode(chunk))
             yield b"data: [DONE]\n\n"
         finally:
             await chunks.aclose()
-            run_in_background(finish(call, call.answer.get("usage")))
 
     return events()
 

@@ -40,7 +40,6 @@ from proxy.adapters.anthropic_validation import (
     NativeMessagesRequestSerializer,
 )
 from proxy.serializers import validate_request
-from proxy.streaming import replay_chat_completion
 from proxy.tokens import count_message_tokens, count_tokens
 from proxy.views import ProxyEndpoint, authenticate, json_object, json_response
 
@@ -105,18 +104,11 @@ def _stream_response(events, headers: dict[str, str]) -> StreamingHttpResponse:
 
 
 async def _translated_events(run: chat_bridge.ChatRun, *, model: str):
-    """The chat stream (or a cached answer replayed) as Messages events. Closing the chat
+    """The chat stream (a cached answer's replay too) as Messages events. Closing the chat
     iterator, however this ends, is what accounts the call."""
     translator = MessageStreamTranslator(
         model=model, message_id=message_id(), input_tokens=run.call.prompt_tokens_estimate
     )
-    if run.chunks is None:
-        events = translator.start()
-        for chunk in replay_chat_completion(run.body, include_usage=True):
-            events += translator.feed(chunk)
-        for name, data in events + translator.finish():
-            yield encode_event(name, data)
-        return
     try:
         # Read before anything is sent: a started iterator is one whose closing accounts
         # the call, even if the client leaves at the first event. (The first chunk is

@@ -20,7 +20,8 @@ from accounts.selectors import Principal, RateLimit
 from common.errors import DomainError
 from common.local_state import local_state_register
 from common.outages import ashared
-from common.redis import KEY_PREFIX, pipelined_redis, write_batcher
+from common.redis import KEY_PREFIX, pipelined_redis
+from common.redis_writes import write_batcher
 from proxy import metrics
 
 WINDOW_SECONDS = 60

@@ -30,7 +30,13 @@ class StreamAssembler:
         for choice in chunk.get("choices") or ():
             state = self.choices.setdefault(
                 choice.get("index", 0),
-                {"role": "assistant", "content": [], "tool_calls": {}, "finish_reason": None},
+                {
+                    "role": "assistant",
+                    "content": [],
+                    "reasoning": [],
+                    "tool_calls": {},
+                    "finish_reason": None,
+                },
             )
             delta = choice.get("delta")
             if delta is None:  # legacy completions stream
@@ -39,6 +45,12 @@ class StreamAssembler:
             else:
                 if isinstance(delta.get("content"), str):
                     state["content"].append(delta["content"])
+                # An OpenAI-compatible reasoning model's thinking, under either name in use
+                # (the first only: a server may send both, with the same text).
+                for name in ("reasoning_content", "reasoning"):
+                    if isinstance(delta.get(name), str) and delta[name]:
+                        state["reasoning"].append(delta[name])
+                        break
                 for call in delta.get("tool_calls") or ():
                     merged = state["tool_calls"].setdefault(
                         call.get("index", 0),
@@ -67,6 +79,8 @@ class StreamAssembler:
                 "content": "".join(state["content"]) or None,
                 "refusal": None,
             }
+            if state["reasoning"]:
+                message["reasoning_content"] = "".join(state["reasoning"])
             if state["tool_calls"]:
                 message["tool_calls"] = [
                     state["tool_calls"][i] for i in sorted(state["tool_calls"])
@@ -110,6 +124,9 @@ def replay_chat_completion(body: dict, *, include_usage: bool) -> Iterator[dict]
             }
 
         yield chunk({"role": "assistant", "content": ""})
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            yield chunk({"reasoning_content": reasoning})
         for piece in _PIECES.findall(message.get("content") or ""):
             yield chunk({"content": piece})
         if message.get("tool_calls"):

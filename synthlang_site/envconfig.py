@@ -1,4 +1,4 @@
-"""Reading the environment for settings.py.
+"""Reading the environment for the settings (synthlang_site/settings/).
 
 Every helper here fails loudly: a malformed value stops start-up with an
 ``ImproperlyConfigured`` error whose message names the variable, so a typo in a

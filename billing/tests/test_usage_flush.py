@@ -10,7 +10,7 @@ import pytest
 from django.db.models import Sum
 
 from accounts import services as accounts_services
-from billing import usage
+from billing import usage, usage_buffers
 from billing.models import DailyUsageRollup, UsageEvent
 from billing.tests.conftest import make_event
 
@@ -122,7 +122,7 @@ def test_a_flush_that_dies_after_committing_is_recovered_without_double_counting
     backend, settings, monkeypatch, org_a, alice
 ):
     _record_many(org_a, alice, 10)
-    buffer_class = usage.RedisBuffer if backend == "redis" else usage.MemoryBuffer
+    buffer_class = usage_buffers.RedisBuffer if backend == "redis" else usage_buffers.MemoryBuffer
 
     def die(self, flush_id):
         raise SystemExit("worker killed between commit and ack")
@@ -152,7 +152,7 @@ def test_malformed_events_are_set_aside_and_do_not_block_the_batch(backend, org_
     assert stats.invalid == 2
     assert list(UsageEvent.objects.values_list("request_id", flat=True)) == [good["request_id"]]
     if backend == "redis":
-        assert usage.sync_redis().llen(usage.DEAD_LETTER_KEY) == 2
+        assert usage.sync_redis().llen(usage_buffers.DEAD_LETTER_KEY) == 2
     else:
         assert len(usage.memory_buffer.dead) == 2
 
@@ -221,7 +221,7 @@ def test_the_async_hand_off_reaches_the_same_buffer(backend, org_a, alice):
 
 def test_events_are_json_serialisable_for_redis(org_a, alice):
     event = make_event(org_a, alice)
-    assert json.loads(usage._encode(event)) == event
+    assert json.loads(usage_buffers.usage_event_encode(event)) == event
 
 
 def test_redis_outage_falls_back_to_the_in_process_buffer(settings, monkeypatch, org_a, alice):

@@ -1,7 +1,13 @@
 import pytest
 
 from prompts import services
-from proxy.tests.conftest import fake_upstream, proxy_url  # noqa: F401 - the live server
+from proxy.tests.conftest import (  # noqa: F401 - the live server and routes to the fake
+    fake_upstream,
+    live_db,
+    proxy_url,
+    route_to,
+    upstream_credential,
+)
 
 GREETING_V1 = [
     {"role": "system", "content": "You are a {{tone}} assistant."},

@@ -41,7 +41,8 @@ class ChatRun:
 async def chat_run(request, principal: Principal, chat_body: dict, *, endpoint: str) -> ChatRun:
     """Run ``chat_body`` through the chat pipeline; ``endpoint`` labels its usage event.
 
-    A cache hit gives ``body`` even to a streaming request (the adapter replays it).
+    A streaming request always gets ``chunks``: an answer given without the upstream (a
+    cache hit, a stage's) is replayed through the stages' stream filters, as chat's is.
     DomainErrors propagate once the failed call is accounted, carrying the call's
     headers, so each adapter renders them in its own error format.
     """
@@ -51,6 +52,10 @@ async def chat_run(request, principal: Principal, chat_body: dict, *, endpoint: 
     with failures_accounted(call, endpoint):
         plan = await gateway.admit(call)
         if call.answer is not None:
+            if call.stream:
+                # Replayed as a live stream is relayed: through the stages' stream filters.
+                chunks = gateway.replay_chunks(call, include_usage=True)
+                return ChatRun(call=call, body=None, chunks=chunks, headers=call.response_headers())
             usage = call.answer.get("usage")
             answer = await gateway.response_through_stages(call, call.answer, usage)
             gateway.run_in_background(accounting.finish(call, usage))

@@ -33,7 +33,6 @@ from proxy.adapters.responses_items import chat_messages_lenient, items_page, st
 from proxy.adapters.responses_request import responses_request
 from proxy.pipeline.registry import stages_require_translation
 from proxy.providers.base import UpstreamError
-from proxy.streaming import replay_chat_completion
 from proxy.views import (
     ProxyEndpoint,
     _dumps,
@@ -109,13 +108,8 @@ def _sse(event: dict) -> bytes:
     return b"event: " + event["type"].encode() + b"\ndata: " + _dumps(event) + b"\n\n"
 
 
-async def _replayed(body: dict) -> AsyncIterator[dict]:
-    for chunk in replay_chat_completion(body, include_usage=True):
-        yield chunk
-
-
 async def _events(run: ChatRun, events: ResponseEvents, store) -> AsyncIterator[bytes]:
-    chunks = run.chunks if run.chunks is not None else _replayed(run.body or {})
+    chunks = run.chunks  # a cache hit's too: chat_bridge replays it as a stream
     try:
         for event in events.start():
             yield _sse(event)

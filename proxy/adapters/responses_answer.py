@@ -63,9 +63,29 @@ def function_call_item(item_id: str, call_id: str, name: str, arguments: str, st
     }
 
 
+def reasoning_of(message: dict) -> str:
+    """The reasoning an OpenAI-compatible server puts beside a chat answer (or a delta):
+    ``reasoning_content`` (DeepSeek, vLLM, SGLang) or ``reasoning`` (OpenRouter, newer
+    vLLM). OpenAI's own chat API returns none."""
+    for name in ("reasoning_content", "reasoning"):
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def reasoning_item(item_id: str, text: str, status="completed") -> dict:
+    # The model's own reasoning text (``content``), as OpenAI gives an open-weight model's;
+    # a summary is something only OpenAI writes.
+    content = [{"type": "reasoning_text", "text": text}] if text else []
+    return {"type": "reasoning", "id": item_id, "summary": [], "content": content, "status": status}
+
+
 def output_items(message: dict) -> list[dict]:
-    """A chat answer's message as Responses output items: its text, then its calls."""
-    items = []
+    """A chat answer's message as Responses output items: its reasoning, its text, then
+    its calls."""
+    reasoning = reasoning_of(message)
+    items = [reasoning_item(new_id("rs"), reasoning)] if reasoning else []
     text, refusal = message.get("content") or "", message.get("refusal")
     if text or refusal or not message.get("tool_calls"):
         items.append(message_item(new_id("msg"), text, refusal=refusal))
@@ -132,6 +152,7 @@ def response_object(
         "output": output,
         "parallel_tool_calls": request.parallel_tool_calls,
         "previous_response_id": request.previous_response_id,
+        "prompt": request.prompt,
         "reasoning": {"effort": None, "summary": None},
         "store": request.store,
         "temperature": request.temperature,
@@ -186,6 +207,8 @@ class ResponseEvents:
         self.part_kind = "output_text"  # its one content part: output_text or refusal
         self.calls: dict[int, dict] = {}  # chat tool-call index -> its open item
         self.open_call: dict | None = None
+        self.reasoning: dict | None = None  # the open reasoning item
+        self.reasoning_text: list[str] = []
         self.finish_reason: str | None = None
         self.usage: dict | None = None
 
@@ -224,6 +247,8 @@ class ResponseEvents:
             if choice.get("index", 0) != 0:
                 continue  # the Responses API has one answer per request
             delta = choice.get("delta") or {}
+            if reasoning_of(delta):
+                events += self._reasoning(reasoning_of(delta))
             if isinstance(delta.get("content"), str) and delta["content"]:
                 events += self._text(delta["content"])
             if isinstance(delta.get("refusal"), str) and delta["refusal"]:
@@ -251,8 +276,52 @@ class ResponseEvents:
             ),
         ]
 
+    def _reasoning(self, delta: str) -> list[dict]:
+        events: list[dict] = []
+        if self.reasoning is None:
+            events += self._close_message() + self._close_call()
+            self.reasoning = reasoning_item(new_id("rs"), "", status="in_progress")
+            self.output.append(self.reasoning)
+            index = len(self.output) - 1
+            events += [
+                self._event("response.output_item.added", output_index=index, item=self.reasoning),
+                self._event(
+                    "response.content_part.added",
+                    item_id=self.reasoning["id"],
+                    output_index=index,
+                    content_index=0,
+                    part={"type": "reasoning_text", "text": ""},
+                ),
+            ]
+        self.reasoning_text.append(delta)
+        events.append(
+            self._event(
+                "response.reasoning_text.delta",
+                item_id=self.reasoning["id"],
+                output_index=self.output.index(self.reasoning),
+                content_index=0,
+                delta=delta,
+            )
+        )
+        return events
+
+    def _close_reasoning(self) -> list[dict]:
+        if self.reasoning is None:
+            return []
+        item, self.reasoning = self.reasoning, None
+        text, self.reasoning_text = "".join(self.reasoning_text), []
+        part = {"type": "reasoning_text", "text": text}
+        item.update(content=[part], status="completed")
+        index = self.output.index(item)
+        common = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        return [
+            self._event("response.reasoning_text.done", **common, text=text),
+            self._event("response.content_part.done", **common, part=part),
+            self._event("response.output_item.done", output_index=index, item=item),
+        ]
+
     def _text(self, delta: str, kind: str = "output_text") -> list[dict]:
-        events = self._close_call()
+        events = self._close_reasoning() + self._close_call()
         if self.message is not None and self.part_kind != kind:
             events += self._close_message()  # a refusal after text (or text after one)
         if self.message is None:
@@ -294,7 +363,7 @@ class ResponseEvents:
         function = call.get("function") or {}
         item = self.calls.get(call.get("index", 0))
         if item is None:
-            events += self._close_message() + self._close_call()
+            events += self._close_reasoning() + self._close_message() + self._close_call()
             item = function_call_item(
                 new_id("fc"),
                 call.get("id") or new_id("call"),
@@ -341,8 +410,9 @@ class ResponseEvents:
 
     def finish(self) -> tuple[list[dict], dict]:
         """Close the open items; the events and the final Response object."""
-        events = self._close_message() + self._close_call()
-        if not self.output:  # an empty answer is still one (empty) message, as chat's is
+        events = self._close_reasoning() + self._close_message() + self._close_call()
+        # An empty answer is still one (empty) message, as chat's is; reasoning alone too.
+        if not any(item["type"] != "reasoning" for item in self.output):
             events += self._open_message() + self._close_message()
         response = response_object(
             self.request,

@@ -165,6 +165,12 @@ def chat_messages_lenient(value) -> list[dict]:
     return messages
 
 
+def openai_hosted_prompt(prompt) -> bool:
+    """A reference to a prompt kept by OpenAI (its ids start ``pmpt_``), which only a
+    route that passes the request through to OpenAI can use."""
+    return isinstance(prompt, dict) and str(prompt.get("id") or "").startswith("pmpt_")
+
+
 def estimate_chat_body(body: dict, history: list[dict]) -> dict:
     """A chat body with the text of a native Responses request, for admission to count
     (the request itself goes upstream untranslated)."""
@@ -187,6 +193,9 @@ def estimate_chat_body(body: dict, history: list[dict]) -> dict:
     for name in ("user", "metadata"):
         if body.get(name) is not None:
             chat[name] = body[name]
+    if body.get("prompt") is not None and not openai_hosted_prompt(body["prompt"]):
+        # The prompts stage sees it, and asks for the request to be translated.
+        chat["prompt"] = body["prompt"]
     if isinstance(body.get("max_output_tokens"), int):
         chat["max_completion_tokens"] = body["max_output_tokens"]
     if body.get("stream"):

@@ -23,7 +23,6 @@ PASSED_THROUGH = ("prompt_cache_key", "safety_identifier", "service_tier")
 UNSUPPORTED_FIELDS = {
     "background": "Background responses are not supported by this proxy.",
     "conversation": "Conversations are not supported; use previous_response_id.",
-    "prompt": "Prompt templates are not supported by this proxy.",
 }
 
 
@@ -45,6 +44,7 @@ class ResponsesRequest:
     top_p: float | None
     max_output_tokens: int | None
     user: str | None
+    prompt: dict | None  # the client's reference to a stored prompt, echoed in the answer
     # The conversation so far as chat messages (the previous response's and this input),
     # without the instructions, which do not carry over to the next turn.
     history: list[dict]
@@ -219,6 +219,47 @@ def input_messages(value) -> list[dict]:
     return messages
 
 
+# --- A stored prompt -------------------------------------------------------------------
+
+
+def _prompt_variable(value, param: str):
+    """A variable's value as the prompt library takes it: OpenAI's ``input_text`` part is
+    its text; images and files have no place in a text template."""
+    if isinstance(value, dict):
+        if value.get("type") == "input_text" and isinstance(value.get("text"), str):
+            return value["text"]
+        raise _invalid("Prompt variables must be text (a string or an input_text part).", param)
+    return value  # strings, numbers, booleans; the library refuses anything else
+
+
+def library_prompt(value) -> dict | None:
+    """OpenAI's ``prompt`` ({"id", "version", "variables"}) as the reference the
+    ``prompts`` stage reads in a chat body: a version of digits is a version number, any
+    other version names a label (``label`` is accepted too). The stage finds the prompt and
+    renders it, and its errors name the same fields."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _invalid("'prompt' must be an object with an 'id'.", "prompt")
+    reference = dict(value)
+    version = reference.get("version")
+    if version is None:
+        reference.pop("version", None)
+    elif isinstance(version, str) and version and not version.isdigit():
+        if reference.get("label") is not None:
+            raise _invalid("Give prompt.version or prompt.label, not both.", "prompt.version")
+        reference["label"] = reference.pop("version")
+    variables = reference.get("variables")
+    if variables is None:
+        reference.pop("variables", None)
+    elif isinstance(variables, dict):
+        reference["variables"] = {
+            name: _prompt_variable(item, f"prompt.variables.{name}")
+            for name, item in variables.items()
+        }
+    return reference
+
+
 # --- Tools and output format ----------------------------------------------------------
 
 
@@ -291,8 +332,12 @@ def responses_request(body: dict, *, default_model: str, history: list[dict]) ->
         if body.get(name):
             raise _invalid(reason, name)
     model = _optional_string(body, "model") or default_model
-    if "input" not in body or body["input"] in (None, "", []):
-        raise _invalid("'input' is required.", "input")
+    prompt = library_prompt(body.get("prompt"))
+    client_input = body.get("input")
+    if client_input in (None, "", []):
+        if prompt is None:
+            raise _invalid("'input' is required.", "input")
+        client_input = []  # the stored prompt's messages are the whole input
     instructions = _optional_string(body, "instructions")
     user = _optional_string(body, "user")
     temperature = _optional_number(body, "temperature", 0, 2)
@@ -310,10 +355,16 @@ def responses_request(body: dict, *, default_model: str, history: list[dict]) ->
     )
     text_format, response_format = _text_format(body.get("text"))
     parallel_tool_calls = _optional_bool(body, "parallel_tool_calls", True)
-    history = [*history, *input_messages(body["input"])]
+    history = [*history, *input_messages(client_input)]
 
     messages = ([{"role": "system", "content": instructions}] if instructions else []) + history
     chat_body: dict = {"model": model, "messages": messages}
+    if prompt is not None:
+        # Rendered by the prompts stage before admission, its messages before these. Not
+        # part of ``history``: like the instructions, the next turn does not carry it.
+        chat_body["prompt"] = prompt
+        if not messages:
+            del chat_body["messages"]
     if _optional_bool(body, "stream", False):
         chat_body["stream"] = True
     optional = {
@@ -350,6 +401,7 @@ def responses_request(body: dict, *, default_model: str, history: list[dict]) ->
         top_p=top_p,
         max_output_tokens=max_output_tokens,
         user=user,
+        prompt=body.get("prompt"),
         history=history,
         chat_body=chat_body,
     )

@@ -1,6 +1,7 @@
 """Translate mode as a stage (``SYNTHLANG_TRANSLATE``): a long system prompt the
 organization has had compiled into SynthLang, and whose compilation passed its check, is
-sent in its compiled form (proxy/translation.py compiles and checks)."""
+sent in its compiled form (proxy/translation.py compiles it, proxy/translation_check.py
+checks it)."""
 
 from __future__ import annotations
 

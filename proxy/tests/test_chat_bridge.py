@@ -139,3 +139,31 @@ def test_an_upstream_failure_is_raised_with_the_call_headers_and_accounted(org_a
     event = UsageEvent.objects.get(request_id="req-bridge-fail")
     assert (event.endpoint, event.status_code) == ("responses", 502)
     assert event.error_code == raised.value.code
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("read", [0, 1, 1000], ids=["closed-unread", "one-chunk", "all"])
+def test_a_replayed_stream_is_accounted_once_however_little_of_it_is_read(org_a, bob_key, read):
+    body = _chat(f"what is the tallest mountain, {read}")
+
+    async def scenario():
+        principal = await authenticate(_request(bob_key, f"req-fill-{read}"))
+        request = _request(bob_key, f"req-fill-{read}", **{"x-synthlang-cache": ""})
+        await chat_run(request, principal, body, endpoint="responses")
+        await asyncio.gather(*list(gateway._background))  # the answer is stored
+        request = _request(bob_key, f"req-replay-{read}", **{"x-synthlang-cache": ""})
+        run = await chat_run(request, principal, {**body, "stream": True}, endpoint="responses")
+        assert run.headers["x-synthlang-cache"] == "hit"
+        for _ in range(read):
+            if await anext(run.chunks, None) is None:
+                break
+        await run.chunks.aclose()
+        await run.chunks.aclose()  # closing twice accounts once
+        await asyncio.gather(*list(gateway._background))
+
+    async_to_sync(scenario)()
+    usage.usage_flush_run()
+
+    event = UsageEvent.objects.get(request_id=f"req-replay-{read}")
+    assert event.cache == "hit" and event.endpoint == "responses"
+    assert event.completion_tokens > 0

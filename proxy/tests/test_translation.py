@@ -13,6 +13,12 @@ from proxy import providers, tasks, translation
 from proxy.models import TranslatedPrompt
 from proxy.providers.base import UpstreamError, UpstreamResult
 from proxy.tokens import count_tokens
+from proxy.translation_check import (
+    TRANSLATOR_SYSTEM_PROMPT,
+    check_translation,
+    compiled_from_response,
+    source_hash,
+)
 
 # Over 400 tokens on both encodings; its protected spans are the names, the URL and the two
 # negation sentences, which COMPACT keeps verbatim.
@@ -155,7 +161,7 @@ def apply(organization, messages, model="gpt-4o"):
 
 
 def ready_row(organization, *, source=LONG_PROMPT, compiled=COMPACT) -> TranslatedPrompt:
-    check = translation.check_translation(original=source, compiled=compiled, model="gpt-4o")
+    check = check_translation(original=source, compiled=compiled, model="gpt-4o")
     return translation.translation_store(
         organization_id=organization.pk, source_text=source, check=check, translator="stub"
     )
@@ -170,7 +176,7 @@ def test_long_prompt_fixture_is_over_the_translation_threshold():
 
 
 def test_compiled_form_keeping_every_protected_span_and_shorter_is_accepted():
-    check = translation.check_translation(original=LONG_PROMPT, compiled=COMPACT, model="gpt-4o")
+    check = check_translation(original=LONG_PROMPT, compiled=COMPACT, model="gpt-4o")
     assert check.status == "ready", check.detail
     assert check.text == COMPACT
     assert check.tokens_before == count_tokens(LONG_PROMPT, model="gpt-4o")
@@ -179,7 +185,7 @@ def test_compiled_form_keeping_every_protected_span_and_shorter_is_accepted():
 
 
 def test_compiled_form_that_paraphrases_a_negation_is_rejected_and_the_original_kept():
-    check = translation.check_translation(
+    check = check_translation(
         original=LONG_PROMPT, compiled=COMPACT_WITHOUT_NEGATION, model="gpt-4o"
     )
     assert check.status == "rejected"
@@ -190,21 +196,21 @@ def test_compiled_form_that_paraphrases_a_negation_is_rejected_and_the_original_
 
 def test_compiled_form_that_drops_the_url_is_rejected():
     compiled = COMPACT.replace("https://help.halvorsen.example/returns", "the returns page")
-    check = translation.check_translation(original=LONG_PROMPT, compiled=compiled, model="gpt-4o")
+    check = check_translation(original=LONG_PROMPT, compiled=compiled, model="gpt-4o")
     assert check.status == "rejected"
     assert "halvorsen.example" in check.detail
 
 
 def test_compiled_form_that_is_not_shorter_is_rejected():
     longer = LONG_PROMPT + "\nRemember all of the above."
-    check = translation.check_translation(original=LONG_PROMPT, compiled=longer, model="gpt-4o")
+    check = check_translation(original=LONG_PROMPT, compiled=longer, model="gpt-4o")
     assert check.status == "rejected"
     assert check.text == LONG_PROMPT
     assert "Not shorter" in check.detail
 
 
 def test_answer_cut_off_at_the_token_limit_is_rejected_even_if_it_looks_fine():
-    check = translation.check_translation(
+    check = check_translation(
         original=LONG_PROMPT, compiled=COMPACT, model="gpt-4o", finish_reason="length"
     )
     assert check.status == "rejected"
@@ -212,7 +218,7 @@ def test_answer_cut_off_at_the_token_limit_is_rejected_even_if_it_looks_fine():
 
 def test_implausibly_short_answer_is_rejected(settings):
     settings.SYNTHLANG_TRANSLATE_MIN_RATIO = 0.5  # COMPACT keeps about a fifth
-    check = translation.check_translation(original=LONG_PROMPT, compiled=COMPACT, model="gpt-4o")
+    check = check_translation(original=LONG_PROMPT, compiled=COMPACT, model="gpt-4o")
     assert check.status == "rejected"
     assert "Implausibly short" in check.detail
 
@@ -221,7 +227,7 @@ def test_code_fence_around_the_answer_is_not_part_of_the_compiled_prompt():
     body = {
         "choices": [{"message": {"content": f"```text\n{COMPACT}\n```"}, "finish_reason": "stop"}]
     }
-    assert translation.compiled_from_response(body) == (COMPACT, "stop")
+    assert compiled_from_response(body) == (COMPACT, "stop")
 
 
 # --- The compile task ------------------------------------------------------------------------
@@ -230,7 +236,7 @@ def test_code_fence_around_the_answer_is_not_part_of_the_compiled_prompt():
 def pending_row(organization, source=LONG_PROMPT) -> TranslatedPrompt:
     return TranslatedPrompt.objects.create(
         organization=organization,
-        source_hash=translation.source_hash(source),
+        source_hash=source_hash(source),
         source_text=source,
     )
 
@@ -246,7 +252,7 @@ def test_task_compiles_a_pending_prompt_into_a_ready_translation(org_a, translat
     assert row.compiled_tokens == count_tokens(COMPACT, model="gpt-4o")
     # The translator saw the prompt exactly as written, under our instructions.
     request = translator.requests[0]
-    assert request["messages"][0]["content"] == translation.TRANSLATOR_SYSTEM_PROMPT
+    assert request["messages"][0]["content"] == TRANSLATOR_SYSTEM_PROMPT
     assert request["messages"][1]["content"] == LONG_PROMPT
 
 

@@ -14,6 +14,7 @@ from django.conf import settings as django_settings
 
 from accounts.selectors import Principal, RateLimit
 from common import redis as shared_redis
+from common import redis_writes
 from proxy import ratelimit
 
 needs_redis = pytest.mark.skipif(
@@ -54,7 +55,7 @@ def _admit_and_settle_in_a_fresh_loop(principal: Principal):
                 second.headers["x-ratelimit-remaining-requests"],
             ),
             "pipelined": loop in shared_redis._pipelined,
-            "batcher": loop in shared_redis._batchers,
+            "batcher": loop in redis_writes._batchers,
             "stock_connections": stock_connections,
         }
 

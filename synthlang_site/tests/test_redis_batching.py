@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from common import redis as shared_redis
+from common import redis_pipeline, redis_writes
 
 pytestmark = pytest.mark.skipif(
     not django_settings.REDIS_URL,
@@ -41,16 +42,16 @@ def clean_redis():
 
 def test_writes_of_one_moment_go_in_one_pipeline_with_increments_summed(clean_redis, monkeypatch):
     executed = []  # commands per round trip
-    real_execute_many = shared_redis.PipelinedConnection.execute_many
+    real_execute_many = redis_pipeline.PipelinedConnection.execute_many
 
     async def counting_execute_many(self, commands, **options):
         executed.append([command[0] for command in commands])
         return await real_execute_many(self, commands, **options)
 
-    monkeypatch.setattr(shared_redis.PipelinedConnection, "execute_many", counting_execute_many)
+    monkeypatch.setattr(redis_pipeline.PipelinedConnection, "execute_many", counting_execute_many)
 
     async def scenario():
-        batcher = shared_redis.write_batcher()
+        batcher = redis_writes.write_batcher()
         lengths = await asyncio.gather(
             batcher.incrby(KEY + "tokens", 5, expire_seconds=60),
             batcher.rpush(KEY + "events", "first"),
@@ -72,7 +73,7 @@ def test_writes_of_one_moment_go_in_one_pipeline_with_increments_summed(clean_re
 
 def test_writes_after_a_flush_go_in_the_next_batch(clean_redis):
     async def scenario():
-        batcher = shared_redis.write_batcher()
+        batcher = redis_writes.write_batcher()
         first = await batcher.rpush(KEY + "events", "a")
         second = await batcher.rpush(KEY + "events", "b")
         return first, second
@@ -84,10 +85,10 @@ def test_a_failed_batch_fails_every_caller_in_it(clean_redis, monkeypatch):
     async def broken_execute_many(self, commands, **options):
         raise ConnectionError("Redis went away")
 
-    monkeypatch.setattr(shared_redis.PipelinedConnection, "execute_many", broken_execute_many)
+    monkeypatch.setattr(redis_pipeline.PipelinedConnection, "execute_many", broken_execute_many)
 
     async def scenario():
-        batcher = shared_redis.write_batcher()
+        batcher = redis_writes.write_batcher()
         return await asyncio.gather(
             batcher.rpush(KEY + "events", "lost?"),
             batcher.incrby(KEY + "tokens", 1, expire_seconds=60),
@@ -182,7 +183,7 @@ def test_a_killed_connection_fails_its_callers_and_the_next_command_reconnects(c
 
 
 def test_no_answer_in_time_closes_the_connection(clean_redis, monkeypatch):
-    monkeypatch.setattr(shared_redis, "SOCKET_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(redis_pipeline, "SOCKET_TIMEOUT_SECONDS", 0.2)
 
     async def scenario():
         connection = shared_redis.pipelined_redis()
@@ -196,7 +197,7 @@ def test_no_answer_in_time_closes_the_connection(clean_redis, monkeypatch):
 
 
 def test_commands_queued_behind_an_unanswered_one_time_out_with_it(clean_redis, monkeypatch):
-    monkeypatch.setattr(shared_redis, "SOCKET_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(redis_pipeline, "SOCKET_TIMEOUT_SECONDS", 0.2)
 
     async def scenario():
         connection = shared_redis.pipelined_redis()
@@ -211,7 +212,7 @@ def test_commands_queued_behind_an_unanswered_one_time_out_with_it(clean_redis, 
 
 
 def test_a_connection_answering_promptly_outlives_the_timeout(clean_redis, monkeypatch):
-    monkeypatch.setattr(shared_redis, "SOCKET_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(redis_pipeline, "SOCKET_TIMEOUT_SECONDS", 0.2)
 
     async def scenario():
         connection = shared_redis.pipelined_redis()
@@ -275,7 +276,7 @@ def test_an_error_on_one_key_fails_only_its_callers(clean_redis):
     clean_redis.set(KEY + "events", "a string, not a list")
 
     async def scenario():
-        batcher = shared_redis.write_batcher()
+        batcher = redis_writes.write_batcher()
         return await asyncio.gather(
             batcher.rpush(KEY + "events", "lost"),
             batcher.rpush(KEY + "other", "kept"),

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from common import redis as shared_redis
+from common.redis_pipeline import PipelinedConnection
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ async def ping_over_tls(self_signed, query: str):
     server = await asyncio.start_server(answer_pings, "127.0.0.1", 0, ssl=context)
     port = server.sockets[0].getsockname()[1]
     try:
-        connection = shared_redis.PipelinedConnection(f"rediss://127.0.0.1:{port}/0{query}")
+        connection = PipelinedConnection(f"rediss://127.0.0.1:{port}/0{query}")
         return await connection.execute("PING")
     finally:
         server.close()

@@ -1,0 +1,95 @@
+"""A tiny OpenAI-compatible upstream whose answers carry the model's reasoning beside the
+text, as DeepSeek's and vLLM's chat APIs do (``reasoning_content``), JSON and streamed.
+No such server speaks the Responses API, so the proxy translates to it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from common.testing import free_port
+
+
+def _question(body: dict) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            return message["content"]
+    return ""
+
+
+def reasoning_for(question: str) -> str:
+    return f"The user asks: {question}. I will answer briefly."
+
+
+def answer_for(question: str) -> str:
+    return f"Answer: {question}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _send(self, status: int, content_type: str, payload: bytes = b"") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if content_type != "text/event-stream":
+            self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.received.append(body)
+        question = _question(body)
+        reasoning, text = reasoning_for(question), answer_for(question)
+        usage = {
+            "prompt_tokens": 12,
+            "completion_tokens": 20,
+            "total_tokens": 32,
+            "completion_tokens_details": {"reasoning_tokens": 9},
+        }
+        base = {"id": "chatcmpl-thinker", "created": 1, "model": body.get("model", "thinker")}
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": text, "reasoning_content": reasoning}
+            answer = {
+                **base,
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": usage,
+            }
+            self._send(200, "application/json", json.dumps(answer).encode())
+            return
+        self._send(200, "text/event-stream")
+        chunk = {**base, "object": "chat.completion.chunk"}
+        half = len(reasoning) // 2
+        deltas = [
+            {"role": "assistant", "content": ""},
+            {"reasoning_content": reasoning[:half]},
+            {"reasoning_content": reasoning[half:]},
+            *({"content": word} for word in text.split(" ")[:1]),
+            {"content": text[len(text.split(" ")[0]) :]},
+        ]
+        events = [
+            {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            for delta in deltas
+        ]
+        events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        events.append({**chunk, "choices": [], "usage": usage})
+        for event in events:
+            self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+        self.wfile.write(b"data: [DONE]\n\n")
+
+
+@contextmanager
+def reasoning_upstream():
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Handler)
+    server.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
