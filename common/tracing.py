@@ -149,7 +149,7 @@ def tracing_shutdown() -> None:
         provider.shutdown()
 
 
-_flushing = None  # the last flush's future
+_flushing = None  # (process id, future) of the last flush
 
 
 def force_flush(timeout_millis: int = 1000) -> bool:
@@ -165,22 +165,24 @@ def force_flush(timeout_millis: int = 1000) -> bool:
     provider = _provider
     if provider is None:
         return True
-    if _flushing is not None and not _flushing.done():
+    # Per process: a forked pool process inherits the parent's pool, but not its thread.
+    pid = os.getpid()
+    if _flushing is not None and _flushing[0] == pid and not _flushing[1].done():
         return False
     from concurrent.futures import TimeoutError as FlushTimeout
 
     with _setup_lock:
-        pool = _flush_pool()
-    _flushing = pool.submit(provider.force_flush)
+        flushing = _flush_pool(pid).submit(provider.force_flush)
+        _flushing = (pid, flushing)
     try:
-        _flushing.result(timeout=timeout_millis / 1000)
+        flushing.result(timeout=timeout_millis / 1000)
     except FlushTimeout:
         return False
     return True
 
 
 @functools.cache
-def _flush_pool():
+def _flush_pool(pid: int):
     from concurrent.futures import ThreadPoolExecutor
 
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="otel-flush")
