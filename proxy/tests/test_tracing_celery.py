@@ -71,7 +71,7 @@ def _wait_until_ready(process, log_path, timeout: float = 60.0) -> None:
 
 
 @contextmanager
-def _celery(receiver, tmp_path, *command: str):
+def _celery(receiver, tmp_path, *command: str, **extra_env: str):
     """``celery -A synthlang_site <command>`` against the test database and broker."""
     env = {
         **os.environ,
@@ -81,6 +81,7 @@ def _celery(receiver, tmp_path, *command: str):
         "API_KEY_PEPPER": settings.API_KEY_PEPPER,
         **testing.test_database_env(),
         **_otel_env(receiver),
+        **extra_env,
     }
     log_path = tmp_path / f"{command[0]}.log"
     with open(log_path, "wb") as log:
@@ -157,3 +158,21 @@ def test_a_task_beat_queues_starts_its_own_trace(receiver, live_db, tmp_path):
     run = next(s for s in spans if s.name == f"run/{FLUSH_TASK}")
     assert run.parent_id == ""
     assert run.kind == "consumer"
+
+
+def test_a_pool_process_sends_its_spans_when_the_worker_stops(receiver, live_db, tmp_path):
+    from synthlang_site.celery import app
+
+    worker = ("worker", "--pool", "prefork", "--concurrency", "1", "--without-gossip")
+    # The batch interval is ten minutes: only the pool process's flush at its stop exports.
+    with _celery(receiver, tmp_path, *worker, OTEL_BSP_SCHEDULE_DELAY="600000") as process:
+        app.send_task(FLUSH_TASK)
+        log_path = tmp_path / "worker.log"
+        deadline = time.monotonic() + 60
+        while f"Task {FLUSH_TASK}[" not in log_path.read_text() or "succeeded" not in (
+            log_path.read_text()
+        ):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        assert not [s for s in receiver.spans if s.name == f"run/{FLUSH_TASK}"]
+    assert [s for s in receiver.spans if s.name == f"run/{FLUSH_TASK}"]
