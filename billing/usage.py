@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import json
 import logging
 import threading
@@ -219,8 +220,11 @@ async def ausage_record(event: dict) -> None:
             return
         redis_outage.succeeded(started_at)
         if int(length) % _batch_size() == 0:
-            # Queuing a Celery message is blocking I/O: do it off the loop.
-            asyncio.get_running_loop().run_in_executor(None, _request_flush_if_due, int(length))
+            # Queuing a Celery message is blocking I/O: do it off the loop, in this
+            # request's context (an executor copies none), so the task is in its trace.
+            asyncio.get_running_loop().run_in_executor(
+                None, contextvars.copy_context().run, _request_flush_if_due, int(length)
+            )
         return
     _buffer_locally(event)
 

@@ -7,11 +7,15 @@ when the completion ends (see docs/decisions/0002-serverless-entry-points.md).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthlang_site.settings")
+
+from common import tracing
+from synthlang_site.loop_settling import loop_run_settled
 
 
 @functools.cache
@@ -26,20 +30,28 @@ def _mangum():
 
 @functools.cache
 def _wsgi_application():
-    from django.core.wsgi import get_wsgi_application
+    from synthlang_site.wsgi import application
 
-    from common.tracing import tracing_setup
-
-    application = get_wsgi_application()
-    # No server span on this path (WSGI has no place for the ASGI middleware), but the
-    # calls' own spans and the upstream's traceparent are there.
-    tracing_setup()
     return application
+
+
+# How long an answer waits for its spans to be exported. Both platforms may freeze the
+# process once the handler returns, and the batch processor's thread with it, so spans
+# are sent before; a collector that is slow or down costs one answer this much, not more
+# (common.tracing.force_flush).
+SPAN_FLUSH_MILLIS = 1000
 
 
 def lambda_handler(event: dict, context) -> dict:
     """AWS Lambda handler for API Gateway (HTTP API or REST API) and function URL events."""
-    return _mangum()(event, context)
+    try:
+        return _mangum()(event, context)
+    finally:
+        # What the request left on Mangum's loop (its accounting, its usage event's
+        # write) would wait, frozen, for the next invocation: it runs to its end now. The
+        # loop is the one Mangum ran the request on (it asks for it the same way).
+        loop_run_settled(asyncio.get_event_loop())
+        tracing.force_flush(SPAN_FLUSH_MILLIS)
 
 
 def cloud_function(request):
@@ -51,4 +63,8 @@ def cloud_function(request):
     body = request.get_data(cache=True)
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
-    return Response.from_app(_wsgi_application(), environ, buffered=True)
+    try:
+        # Buffered: the body is read and closed here, so the server span has ended.
+        return Response.from_app(_wsgi_application(), environ, buffered=True)
+    finally:
+        tracing.force_flush(SPAN_FLUSH_MILLIS)

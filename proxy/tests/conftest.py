@@ -11,8 +11,10 @@ import pytest
 from django.conf import settings
 
 from accounts import services
+from common import tracing
 from common.testing import free_port, live_server, wait_for_http
 from proxy.models import Deployment, ModelRoute
+from proxy.tests.otlp_receiver import OtlpReceiver
 
 UPSTREAM_KEY = "sk-upstream-test-key-0001"
 
@@ -115,3 +117,19 @@ def route_to(live_db, org_a, upstream_credential):
         return route
 
     return make
+
+
+@pytest.fixture
+def otlp_exported(monkeypatch):
+    """Tracing on in this process, exporting to a local OTLP receiver (yielded). Only a
+    flush exports (the batch interval is ten minutes), so a span at the receiver was sent
+    by the code under test."""
+    receiver = OtlpReceiver()
+    receiver.start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "start-paths-under-test")
+    assert tracing.tracing_setup()
+    yield receiver
+    tracing.tracing_shutdown()
+    receiver.stop()

@@ -61,6 +61,9 @@ class _LambdaContext:
 def api_gateway_hosts(settings):
     # What template.yaml sets by default.
     settings.ALLOWED_HOSTS = [".execute-api.us-east-1.amazonaws.com"]
+    # Importing the ASGI module (the Lambda entry) starts a server's usage flusher thread:
+    # in this process it would drain the buffer under later tests' feet.
+    settings.USAGE_FLUSH_IN_BACKGROUND = False
 
 
 @pytest.mark.django_db(transaction=True)
