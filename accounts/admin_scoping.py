@@ -265,3 +265,16 @@ class OrganizationScopedAdmin:
     def save_scoped_model(self, request, obj, form, change):
         """Save a row already checked to be in scope; override to call a service."""
         super().save_model(request, obj, form, change)
+
+
+class ReadOnlyAdminMixin:
+    """Append-only, derived or mirrored data: visible, never added, changed or deleted by hand."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

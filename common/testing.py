@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from django.conf import settings
@@ -112,6 +115,29 @@ def live_server_process(
             process.wait()
         if log_path:
             output.close()
+
+
+@contextmanager
+def http_server_thread(handler_class):
+    """A stdlib HTTP server on a free port of 127.0.0.1, in a thread, for the block; its
+    ``received`` list is where a handler may keep the requests it got."""
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler_class)
+    server.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def write_sse(wfile, events) -> None:
+    """Chat-completion chunks as an upstream streams them: one ``data:`` line each, then
+    ``[DONE]``."""
+    for event in events:
+        wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+    wfile.write(b"data: [DONE]\n\n")
 
 
 # --- Servers a test starts, stops and starts again (outage tests) --------------------------

@@ -3,7 +3,7 @@ stored Responses API answers, and the files and batches organizations keep upstr
 
 from django.contrib import admin
 
-from accounts.admin_scoping import OrganizationScopedAdmin
+from accounts.admin_scoping import OrganizationScopedAdmin, ReadOnlyAdminMixin
 from proxy.models import (
     CacheEntry,
     Deployment,
@@ -126,22 +126,13 @@ class StoredResponseAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         return False  # what the model answered is a record, not something to edit
 
 
-class _UpstreamObjectAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
+class _UpstreamObjectAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin, admin.ModelAdmin):
     """Read-only: these rows mirror objects upstream; changing one here would not change
     the upstream's, and deleting one would strand it there."""
 
     organization_field = "organization"
     search_fields = ("public_id", "upstream_id")
     exclude = ("snapshot",)
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(UpstreamFile)

@@ -9,9 +9,9 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 
-from accounts.admin_scoping import OrganizationScopedAdmin
+from accounts.admin_scoping import OrganizationScopedAdmin, ReadOnlyAdminMixin
 from billing import budgets, services
-from billing.admin.common import ReadOnlyAdminMixin, usd_display
+from billing.admin.common import usd_display
 from billing.models import Budget, BudgetAlert
 from billing.pricing import usd_to_micros
 from common.errors import DomainError

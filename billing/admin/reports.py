@@ -11,8 +11,8 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.admin_scoping import OrganizationScopedAdmin
-from billing.admin.common import ReadOnlyAdminMixin, usd_display
+from accounts.admin_scoping import OrganizationScopedAdmin, ReadOnlyAdminMixin
+from billing.admin.common import usd_display
 from billing.models import MonthlyReport
 
 

@@ -10,10 +10,14 @@ from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from accounts.admin_scoping import OrganizationScopedAdmin, administered_organization_ids
+from accounts.admin_scoping import (
+    OrganizationScopedAdmin,
+    ReadOnlyAdminMixin,
+    administered_organization_ids,
+)
 from accounts.models import Organization
 from billing import attribution, charts, reports
-from billing.admin.common import ReadOnlyAdminMixin, usd_display
+from billing.admin.common import usd_display
 from billing.models import DailyUsageRollup, UsageEvent
 
 DASHBOARD_PERIODS = (7, 30, 90, 365)

@@ -5,11 +5,9 @@ No such server speaks the Responses API, so the proxy translates to it."""
 from __future__ import annotations
 
 import json
-import threading
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-from common.testing import free_port
+from common.testing import http_server_thread, write_sse
 
 
 def _question(body: dict) -> str:
@@ -77,19 +75,8 @@ class _Handler(BaseHTTPRequestHandler):
         ]
         events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         events.append({**chunk, "choices": [], "usage": usage})
-        for event in events:
-            self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
-        self.wfile.write(b"data: [DONE]\n\n")
+        write_sse(self.wfile, events)
 
 
-@contextmanager
 def reasoning_upstream():
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Handler)
-    server.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return http_server_thread(_Handler)
