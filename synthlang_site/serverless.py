@@ -42,15 +42,32 @@ def _wsgi_application():
 SPAN_FLUSH_MILLIS = 1000
 
 
+def _current_loop() -> asyncio.AbstractEventLoop:
+    """The thread's event loop, made if it has none. Mangum asks ``get_event_loop()``,
+    which raises once anything in the process has run ``asyncio.run()`` (it leaves the
+    thread with no loop): a start-up step or an earlier invocation's library would turn
+    every later request into a RuntimeError."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        loop = policy.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        loop = policy.new_event_loop()
+        policy.set_event_loop(loop)
+    return loop
+
+
 def lambda_handler(event: dict, context) -> dict:
     """AWS Lambda handler for API Gateway (HTTP API or REST API) and function URL events."""
+    loop = _current_loop()
     try:
         return _mangum()(event, context)
     finally:
         # What the request left on Mangum's loop (its accounting, its usage event's
         # write) would wait, frozen, for the next invocation: it runs to its end now. The
-        # loop is the one Mangum ran the request on (it asks for it the same way).
-        loop_run_settled(asyncio.get_event_loop())
+        # loop is the one Mangum ran the request on (the thread's, as above).
+        loop_run_settled(loop)
         tracing.force_flush(SPAN_FLUSH_MILLIS)
 
 

@@ -80,6 +80,23 @@ def test_lambda_handler_answers_health(api_gateway_hosts):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_lambda_handler_answers_after_asyncio_run_left_the_thread_without_a_loop(
+    api_gateway_hosts,
+):
+    import asyncio
+
+    from synthlang_site.serverless import lambda_handler
+
+    # The first invocation imports the application (which may set up a loop itself).
+    assert lambda_handler(_http_api_event("GET", "/livez"), _LambdaContext())["statusCode"] == 200
+    asyncio.run(asyncio.sleep(0))  # ends with set_event_loop(None), as any asyncio.run does
+
+    response = lambda_handler(_http_api_event("GET", "/health"), _LambdaContext())
+
+    assert response["statusCode"] == 200
+
+
+@pytest.mark.django_db(transaction=True)
 def test_lambda_handler_answers_models_without_a_key_with_an_openai_error(api_gateway_hosts):
     from synthlang_site.serverless import lambda_handler
 
