@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,15 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy_bench import percentile
-from servers import ROOT, bench_environment, bench_workdir, fake_upstream, synthlang_proxy
+from servers import (
+    ROOT,
+    bench_environment,
+    bench_workdir,
+    fake_upstream,
+    manage_shell,
+    migrate,
+    synthlang_proxy,
+)
 
 UPSTREAM_KEY = "sk-bench-upstream"
 SENTENCES = [
@@ -43,12 +50,7 @@ SMALL = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say h
 def prepare(env: dict, cwd: Path, upstream_url: str) -> tuple[str, str]:
     """Two organizations: one key for small requests, an admin key whose "bulk" model goes
     to the fake upstream."""
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=cwd,
-        env=env,
-        check=True,
-    )
+    migrate(env, cwd=cwd)
     script = (
         "from accounts import services; from accounts.models import Organization;"
         "from proxy.models import Deployment, ModelRoute;"
@@ -71,15 +73,7 @@ def prepare(env: dict, cwd: Path, upstream_url: str) -> tuple[str, str]:
         "print(services.api_key_create(organization=small, user=u1, actor=None)[1]);"
         "print(services.api_key_create(organization=bulk, user=u2, actor=None)[1])"
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=cwd,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    small_key, bulk_key = result.stdout.strip().splitlines()[-2:]
+    small_key, bulk_key = manage_shell(script, env, cwd=cwd)[-2:]
     return small_key, bulk_key
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from servers import ROOT, bench_workdir, fake_upstream, migrate, synthlang_proxy
+from servers import bench_workdir, fake_upstream, manage_shell, migrate, synthlang_proxy
 
 from billing.pricing import Price, TokenCounts
 
@@ -167,15 +166,7 @@ print(json.dumps(rows))
 
 def shell(env: dict, script: str, config) -> dict:
     code = f"CONFIG = {json.dumps(json.dumps(config))}\n{script}"
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(manage_shell(code, env)[-1])
 
 
 async def converse(session, url: str, key: str, model: str, system: str, args) -> list:

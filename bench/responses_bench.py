@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
 
 import aiohttp
 from json_load import post_throughput, timed_post
 from proxy_bench import BENCH_MODEL, PROMPT, percentile
-from servers import ROOT, bench_workdir, fake_upstream, prepare_synthlang, synthlang_proxy
+from servers import bench_workdir, fake_upstream, manage_shell, prepare_synthlang, synthlang_proxy
 
 RESPONSES_BODY = {
     "model": BENCH_MODEL,
@@ -49,12 +47,7 @@ def translated_route(env: dict) -> None:
         "Deployment.objects.create(route=route, provider='openai', credential=credential,"
         " upstream_model={!r})"
     ).format(TRANSLATED_MODEL, env["OPENAI_BASE_URL"], TRANSLATED_MODEL, BENCH_MODEL)
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
+    manage_shell(script, env)
 
 
 def prepare_with_translated_route(env: dict) -> str:

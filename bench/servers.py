@@ -137,6 +137,20 @@ def migrate(env: dict, *, cwd: Path = ROOT) -> None:
     )
 
 
+def manage_shell(script: str, env: dict, *, cwd: Path = ROOT) -> list[str]:
+    """Run ``script`` with ``manage.py shell -c`` against ``env``'s database; the lines it
+    printed (Django's own start-up output, if any, comes first)."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=cwd,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip().splitlines()
+
+
 def prepare_synthlang(env: dict) -> str:
     """Migrate the bench database and create a premium key with generous limits."""
     migrate(env)
@@ -150,15 +164,7 @@ def prepare_synthlang(env: dict) -> str:
         " tpm_limit=1_000_000_000, actor=None);"
         "print(services.api_key_create(organization=org, user=user, actor=None)[1])"
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip().splitlines()[-1]
+    return manage_shell(script, env)[-1]
 
 
 @contextlib.asynccontextmanager

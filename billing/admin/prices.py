@@ -15,50 +15,37 @@ from billing.selectors import price_cache_forget
 _PRICE_FIELDS = ("input", "output", "cached_input", "cache_write", "batch_input", "batch_output")
 
 
-class PriceForm(forms.ModelForm):
-    input_usd = forms.DecimalField(label="Input $/Mtok", min_value=0, decimal_places=6)
-    output_usd = forms.DecimalField(label="Output $/Mtok", min_value=0, decimal_places=6)
-    cached_input_usd = forms.DecimalField(
-        label="Cached input $/Mtok",
+def _dollars(label: str, empty_means: str = "") -> forms.DecimalField:
+    """A price in dollars (six decimals: the micro-dollar). Required, unless ``empty_means``
+    tells the admin what leaving it empty charges."""
+    return forms.DecimalField(
+        label=label,
         min_value=0,
         decimal_places=6,
-        required=False,
-        help_text="Empty: cached tokens cost the input price.",
-    )
-    cache_write_usd = forms.DecimalField(
-        label="Cache write $/Mtok",
-        min_value=0,
-        decimal_places=6,
-        required=False,
-        help_text=(
-            "Input written to the provider's prompt cache (Anthropic's 5-minute cache: "
-            "1.25 times the input price). Empty: the input price."
-        ),
+        required=not empty_means,
+        help_text=empty_means,
     )
 
-    batch_input_usd = forms.DecimalField(
-        label="Batch input $/Mtok",
-        min_value=0,
-        decimal_places=6,
-        required=False,
-        help_text="Input in a batch. Empty: half the input price.",
+
+class PriceForm(forms.ModelForm):
+    input_usd = _dollars("Input $/Mtok")
+    output_usd = _dollars("Output $/Mtok")
+    cached_input_usd = _dollars("Cached input $/Mtok", "Empty: cached tokens cost the input price.")
+    cache_write_usd = _dollars(
+        "Cache write $/Mtok",
+        "Input written to the provider's prompt cache (Anthropic's 5-minute cache: "
+        "1.25 times the input price). Empty: the input price.",
     )
-    batch_output_usd = forms.DecimalField(
-        label="Batch output $/Mtok",
-        min_value=0,
-        decimal_places=6,
-        required=False,
-        help_text="Output in a batch. Empty: half the output price.",
+    batch_input_usd = _dollars(
+        "Batch input $/Mtok", "Input in a batch. Empty: half the input price."
     )
-    per_unit_usd = forms.DecimalField(
-        label="$ per unit",
-        min_value=0,
-        decimal_places=6,
-        required=False,
-        help_text=(
-            "For models billed by the unit: per image, per second of audio (transcription), "
-            "per character (speech). Empty: not billed per unit."
-        ),
+    batch_output_usd = _dollars(
+        "Batch output $/Mtok", "Output in a batch. Empty: half the output price."
+    )
+    per_unit_usd = _dollars(
+        "$ per unit",
+        "For models billed by the unit: per image, per second of audio (transcription), "
+        "per character (speech). Empty: not billed per unit.",
     )
 
     class Meta:
