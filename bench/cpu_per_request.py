@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 from pathlib import Path
 
@@ -28,32 +29,11 @@ from servers import (
     bench_environment,
     bench_workdir,
     fake_upstream,
-    manage_shell,
-    migrate,
+    prepare_synthlang,
     synthlang_proxy,
 )
 
 WARM_UP = 300
-BENCH_KEY_SCRIPT = (
-    "from accounts import services; from accounts.models import Organization;"
-    "org = Organization.objects.filter(slug='bench').first() or "
-    "services.organization_create(name='Bench', slug='bench');"
-    "user, _ = services.user_get_or_create(username='bench');"
-    "services.membership_set(organization=org, user=user, role='premium', actor=None);"
-    "services.role_limit_set(organization=org, role='premium', rpm_limit=10_000_000,"
-    " tpm_limit=1_000_000_000, actor=None);"
-    "print(services.api_key_create(organization=org, user=user, actor=None)[1])"
-)
-
-
-def setup_in(checkout: Path):
-    """The bench key, made with ``checkout``'s own code and migrations."""
-
-    def setup(env: dict) -> str:
-        migrate(env, cwd=checkout)
-        return manage_shell(BENCH_KEY_SCRIPT, env, cwd=checkout)[-1]
-
-    return setup
 
 
 async def cpu_ms_per_request(checkout: Path, upstream_url: str, args) -> float:
@@ -62,7 +42,7 @@ async def cpu_ms_per_request(checkout: Path, upstream_url: str, args) -> float:
         bench_workdir("cpu"),
         upstream_url=upstream_url,
         workers=1,
-        setup=setup_in(checkout),
+        setup=functools.partial(prepare_synthlang, cwd=checkout),
         base_env=env,
         root=checkout,
         ENABLE_CACHE="0",

@@ -151,9 +151,10 @@ def manage_shell(script: str, env: dict, *, cwd: Path = ROOT) -> list[str]:
     return result.stdout.strip().splitlines()
 
 
-def prepare_synthlang(env: dict) -> str:
-    """Migrate the bench database and create a premium key with generous limits."""
-    migrate(env)
+def prepare_synthlang(env: dict, *, cwd: Path = ROOT) -> str:
+    """Migrate the bench database and create a premium key with generous limits, with the
+    code (and migrations) of the checkout in ``cwd``."""
+    migrate(env, cwd=cwd)
     script = (
         "from accounts import services; from accounts.models import Organization;"
         "org = Organization.objects.filter(slug='bench').first() or "
@@ -164,7 +165,7 @@ def prepare_synthlang(env: dict) -> str:
         " tpm_limit=1_000_000_000, actor=None);"
         "print(services.api_key_create(organization=org, user=user, actor=None)[1])"
     )
-    return manage_shell(script, env)[-1]
+    return manage_shell(script, env, cwd=cwd)[-1]
 
 
 @contextlib.asynccontextmanager
