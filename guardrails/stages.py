@@ -24,6 +24,18 @@ def _request_header(call, name: str) -> str:
     return (getattr(call, "headers", None) or {}).get(name, "").strip().lower()
 
 
+async def _policy(call):
+    """The call's guardrail policy: looked up once per call, though three stages and their
+    translation checks each ask."""
+    policy = call.stage_state.get(_POLICY)
+    if policy is None:
+        policy = call.stage_state[_POLICY] = await apolicy_for(call.principal)
+    return policy
+
+
+_POLICY = "guardrails.policy"  # its key in call.stage_state, beside the stages' own
+
+
 def _kind_labels(counts: Counter) -> dict[str, int]:
     return {kind.lower(): count for kind, count in sorted(counts.items())}
 
@@ -33,7 +45,7 @@ class PIIStage(Stage):
 
     async def requires_translation(self, call) -> bool:
         # A passed-through request would reach the provider unmasked.
-        policy = await apolicy_for(call.principal)
+        policy = await _policy(call)
         return strictest(policy.pii_mode, _request_header(call, PII_HEADER)) != PiiMode.OFF
 
     async def prepare(self, call) -> None:
@@ -46,7 +58,7 @@ class PIIStage(Stage):
             )
 
     async def on_request(self, call) -> dict | None:
-        policy = await apolicy_for(call.principal)
+        policy = await _policy(call)
         # The header may tighten the organization's and the key's setting, never loosen.
         mode = strictest(policy.pii_mode, _request_header(call, PII_HEADER))
         if mode == PiiMode.OFF:
@@ -95,10 +107,10 @@ class ModerationStage(Stage):
     name = "moderation"
 
     async def requires_translation(self, call) -> bool:
-        return bool((await apolicy_for(call.principal)).moderation_model)
+        return bool((await _policy(call)).moderation_model)
 
     async def on_request(self, call) -> dict | None:
-        policy = await apolicy_for(call.principal)
+        policy = await _policy(call)
         if not policy.moderation_model:
             return None
         texts = [container[key] for container, key in masking.message_texts(call.body)]
@@ -135,10 +147,10 @@ class RulesStage(Stage):
 
     async def requires_translation(self, call) -> bool:
         # Answer rules read the answer, which a passed-through call never shows the stages.
-        return bool((await apolicy_for(call.principal)).rules)
+        return bool((await _policy(call)).rules)
 
     async def on_request(self, call) -> dict | None:
-        policy = await apolicy_for(call.principal)
+        policy = await _policy(call)
         if not policy.rules:
             return None
         call.stage_state[self.name] = {"rules": policy.rules}
@@ -157,7 +169,10 @@ class RulesStage(Stage):
         return call.stage_state.get(self.name, {}).get("rules") or ()
 
     async def on_response(self, call, body: dict) -> dict:
-        verdict = rules.evaluate(self._rules(call), "response", _answer_texts(body))
+        active = self._rules(call)
+        if not active:
+            return body
+        verdict = rules.evaluate(active, "response", _answer_texts(body))
         if verdict:
             metrics.RULE_BLOCKS.labels(side="response").inc()
             call.annotations[self.name] = {"blocked": "response", "rule": verdict.rule}

@@ -122,7 +122,7 @@ class ProxyCall:
     # The client's ``x-synthlang-*`` request headers, names lower-cased: the controls a
     # stage reads (``x-synthlang-pii``).
     headers: dict = field(default_factory=dict)
-    stages_ran: list = field(default_factory=list)
+    stages_ran: tuple = ()  # the stages taking part, set by the runner's on_request
     answer: dict | None = None
     answered_by: str = ""
     route_plan: routing.RoutePlan | None = None  # set by admission, for the stages

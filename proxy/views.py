@@ -185,6 +185,13 @@ def new_call(request, principal: Principal, endpoint: str, body: dict) -> gatewa
     stream_options = body.get("stream_options")
     if not isinstance(stream_options, dict):
         stream_options = {}  # validated where it is used; embeddings never stream
+    # The client's x-synthlang-* headers, read once, names lower-cased: the controls below
+    # and the stages'. From META: request.headers would build every header's name anew.
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in request.META.items()
+        if key.startswith("HTTP_X_SYNTHLANG_")
+    }
     return gateway.ProxyCall(
         principal=principal,
         request_id=request.request_id,
@@ -193,17 +200,13 @@ def new_call(request, principal: Principal, endpoint: str, body: dict) -> gatewa
         body=attribution.without_recorded_metadata({**body, "model": model}),
         stream=stream,
         client_wants_usage=stream and bool(stream_options.get("include_usage")),
-        compression_header=request.headers.get("x-synthlang-compression", ""),
-        cache_header=gateway.cache_control_for(request.headers.get("x-synthlang-cache", "")),
+        compression_header=headers.get("x-synthlang-compression", ""),
+        cache_header=gateway.cache_control_for(headers.get("x-synthlang-cache", "")),
         end_user=attribution.end_user_from(body),
         metadata=attribution.metadata_from(body),
-        tags=attribution.tags_from(request.headers.get("x-synthlang-tags", "")),
+        tags=attribution.tags_from(headers.get("x-synthlang-tags", "")),
         access=call_started(),
-        headers={
-            name.lower(): value
-            for name, value in request.headers.items()
-            if name.lower().startswith("x-synthlang-")
-        },
+        headers=headers,
     )
 
 

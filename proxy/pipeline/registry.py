@@ -41,6 +41,19 @@ def _stages_for_paths(paths: tuple[str, ...]) -> tuple[Stage, ...]:
     return stages
 
 
+def defines(stage: Stage, hook: str) -> bool:
+    """Whether ``stage`` has its own ``hook`` rather than the contract's do-nothing default."""
+    return getattr(type(stage), hook) is not getattr(Stage, hook)
+
+
+@lru_cache(maxsize=256)
+def defining_among(stages: tuple[Stage, ...], hook: str) -> tuple[Stage, ...]:
+    """Those of ``stages`` (in their order) that define ``hook``: the runner calls no
+    default. Nine stages with four hooks each made about two hundred Python calls per
+    request, nearly all of them doing nothing."""
+    return tuple(stage for stage in stages if defines(stage, hook))
+
+
 @lru_cache(maxsize=32)
 def _for_endpoint(stages: tuple[Stage, ...], endpoint: str) -> tuple[Stage, ...]:
     return tuple(stage for stage in stages if endpoint in stage.endpoints)

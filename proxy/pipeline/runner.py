@@ -11,16 +11,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 
 from common import tracing
-from proxy.pipeline.registry import stages_for
-from proxy.pipeline.stage import Stage
+from proxy.pipeline.registry import defining_among, stages_for
+
+# Each hook runs in one of two loops: with a span per stage when tracing is on, and bare
+# when it is off. The bare loop is the common case; a do-nothing span per stage and hook
+# would cost it a few Python calls each, on every request.
 
 
 def _span(call, stage, hook: str):
-    """A span per stage hook when tracing is on, for the hooks a stage defines: the
-    contract's do-nothing defaults would multiply a request's spans (and their cost) for
-    nothing. Stream filters, fed per chunk, get none."""
-    if not tracing.enabled() or getattr(type(stage), hook) is getattr(Stage, hook):
-        return tracing.NO_SPAN
+    """A stage hook's span (tracing is on). Stream filters, fed per chunk, get none."""
     return tracing.span(
         f"stage {stage.name} {hook}",
         attributes={"synthlang.stage": stage.name, "synthlang.request_id": call.request_id},
@@ -28,27 +27,52 @@ def _span(call, stage, hook: str):
 
 
 async def run_prepare(call) -> None:
-    for stage in stages_for(call.endpoint):
+    stages = defining_among(stages_for(call.endpoint), "prepare")
+    if not tracing.enabled():
+        for stage in stages:
+            await stage.prepare(call)
+        return
+    for stage in stages:
         with _span(call, stage, "prepare"):
             await stage.prepare(call)
 
 
 async def run_on_request(call) -> dict | None:
     """The answer of the stage that answered, if one did (it is named in
-    ``call.answered_by``); ``None``: the upstream is to be called."""
-    for stage in stages_for(call.endpoint):
-        call.stages_ran.append(stage)
-        with _span(call, stage, "on_request") as span:
+    ``call.answered_by``); ``None``: the upstream is to be called.
+
+    Every stage up to the one that answered takes part in the call (``call.stages_ran``):
+    one that leaves on_request at the default still sees the answer. Those after it never
+    saw the request and are skipped."""
+    stages = stages_for(call.endpoint)
+    traced = tracing.enabled()
+    for stage in defining_among(stages, "on_request"):
+        if traced:
+            with _span(call, stage, "on_request") as span:
+                answer = await stage.on_request(call)
+                span.set_attribute("synthlang.stage.answered", answer is not None)
+        else:
             answer = await stage.on_request(call)
-            span.set_attribute("synthlang.stage.answered", answer is not None)
         if answer is not None:
+            call.stages_ran = stages[: stages.index(stage) + 1]
             call.answered_by = stage.name
             return answer
+    call.stages_ran = stages
     return None
 
 
+def _ran_defining(call, hook: str) -> tuple:
+    """The stages that took part in the call and define ``hook``, in list order."""
+    return defining_among(call.stages_ran, hook)
+
+
 async def run_on_response(call, body: dict) -> dict:
-    for stage in reversed(call.stages_ran):
+    stages = reversed(_ran_defining(call, "on_response"))
+    if not tracing.enabled():
+        for stage in stages:
+            body = await stage.on_response(call, body)
+        return body
+    for stage in stages:
         with _span(call, stage, "on_response"):
             body = await stage.on_response(call, body)
     return body
@@ -56,11 +80,16 @@ async def run_on_response(call, body: dict) -> dict:
 
 def wants_complete(call) -> bool:
     """Whether a stage that ran takes the complete answer (so a stream is assembled)."""
-    return any(type(stage).on_complete is not Stage.on_complete for stage in call.stages_ran)
+    return bool(_ran_defining(call, "on_complete"))
 
 
 async def run_on_complete(call, body: dict) -> None:
-    for stage in call.stages_ran:
+    stages = _ran_defining(call, "on_complete")
+    if not tracing.enabled():
+        for stage in stages:
+            await stage.on_complete(call, body)
+        return
+    for stage in stages:
         with _span(call, stage, "on_complete"):
             await stage.on_complete(call, body)
 
@@ -68,7 +97,7 @@ async def run_on_complete(call, body: dict) -> None:
 def stream_filters(call) -> list:
     """Fresh filters for one stream, outermost (last stage) first."""
     filters = []
-    for stage in reversed(call.stages_ran):
+    for stage in reversed(_ran_defining(call, "stream_filter")):
         stream_filter = stage.stream_filter(call)
         if stream_filter is not None:
             filters.append(stream_filter)
