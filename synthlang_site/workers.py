@@ -171,8 +171,10 @@ class Supervisor:
             for _ in range(self.count):
                 self.workers.append(self._spawn())
             if not self._wait_ready(self.workers):
-                self._stop_all()
-                return 1
+                # A SIGTERM before every worker listened is an ordinary stop (the port
+                # answers once the first one does, so a deploy may stop it then).
+                code = self._stop_all()
+                return code if self._stopping else 1
             logger.info(
                 "serving on %s:%d with %d worker processes (pids %s)",
                 self.host,

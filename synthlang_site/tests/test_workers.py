@@ -192,3 +192,49 @@ def test_the_command_refuses_several_workers_without_redis_with_a_message(tmp_pa
     assert result.returncode == 2
     assert "need REDIS_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_sigterm_while_workers_start_is_an_ordinary_stop(monkeypatch):
+    """The port answers once the first worker listens, so a stop may come before the second
+    one does: the supervisor stops them and exits 0, as after a stop once all served."""
+    import os
+    import subprocess
+    import sys
+
+    # A worker that never says it listens and exits 0 on SIGTERM, as Daphne's drain does.
+    child = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+        "print('handler set', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    spawned = []
+
+    def spawn_unready(self):
+        ready_read, ready_write = os.pipe()
+        os.close(ready_write)  # nothing will ever say "ready"
+        process = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE)
+        process.stdout.readline()  # its SIGTERM handler is in place
+        spawned.append(process)
+        if len(spawned) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # the deploy's stop, before either is ready
+        return workers._Worker(process=process, ready_read=ready_read)
+
+    monkeypatch.setattr(workers.Supervisor, "_spawn", spawn_unready)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    previous_hup = signal.getsignal(signal.SIGHUP)
+    supervisor = workers.Supervisor(
+        host="127.0.0.1", port=0, workers=2, grace_seconds=5, daphne_args=[]
+    )
+    try:
+        code = supervisor.run()
+    finally:
+        for signum, handler in {**previous, signal.SIGHUP: previous_hup}.items():
+            signal.signal(signum, handler)
+        for process in spawned:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            process.stdout.close()
+    assert code == 0
+    assert [process.returncode for process in spawned] == [0, 0]
