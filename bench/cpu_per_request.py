@@ -1,18 +1,25 @@
 """Server CPU per chat request, one worker, for several checkouts measured in turn.
 
     python bench/cpu_per_request.py CHECKOUT [CHECKOUT ...] [--requests 2000] [--rounds 3]
-        [--concurrency 1] [--stream] [--env NAME=VALUE ...]
+        [--concurrency 1] [--stream] [--env NAME=VALUE ...] [--calls]
 
 Each round starts every checkout's proxy in turn (``python -m synthlang_site --workers 1``
 from that directory, its own migrations on a fresh SQLite database, Redis from
 ``REDIS_URL`` for accounting and limits) in front of one shared fake upstream, sends 300
 warm-up requests, then ``--requests`` more, and reads the worker's user plus system CPU time
-from /proc before and after. Requests are identical and the response cache is off, so
+from /proc before and after, and the client's median time per request (the fake upstream's
+included). Requests are identical and the response cache is off, so
 every one goes upstream. CPU time per request, unlike latency under load, hardly moves
 with what else the machine does: on a quiet 2-core machine three rounds of 2000 requests
 spread by about 0.03 ms. Compare checkouts within one run; rounds alternate so that drift
 spreads evenly. ``git worktree add --detach DIR COMMIT`` gives a checkout of an older
 commit.
+
+On a machine whose CPU time itself drifts (a shared virtual machine: rounds of the same code
+spreading by 0.5 ms), ``--calls`` counts instead the Python function calls per request,
+which do not depend on the machine: each checkout's server runs twice under cProfile, with
+``--requests`` and with twice as many after the warm-up, and the difference in calls is
+divided by ``--requests``. Profiling slows the server; only the counts are meaningful.
 """
 
 from __future__ import annotations
@@ -20,7 +27,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import pstats
 import statistics
+import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -36,7 +47,17 @@ from servers import (
 WARM_UP = 300
 
 
-async def cpu_ms_per_request(checkout: Path, upstream_url: str, args) -> float:
+@dataclass
+class Figures:
+    cpu_ms: float  # the worker's CPU time per request
+    p50_ms: float  # the client's median time per request, upstream included
+
+
+async def cpu_ms_per_request(
+    checkout: Path, upstream_url: str, args, *, requests: int | None = None, profile_to=None
+) -> float:
+    """The worker's CPU time per request, and the client's median time per request, over
+    ``requests`` (``--requests``) after the warm-up."""
     env = bench_environment(**dict(pair.split("=", 1) for pair in args.env))
     async with synthlang_proxy(
         bench_workdir("cpu"),
@@ -45,45 +66,85 @@ async def cpu_ms_per_request(checkout: Path, upstream_url: str, args) -> float:
         setup=functools.partial(prepare_synthlang, cwd=checkout),
         base_env=env,
         root=checkout,
+        profile_to=profile_to,
         ENABLE_CACHE="0",
     ) as proxy:
         headers = {"Authorization": f"Bearer {proxy.key}"}
         body = {"model": BENCH_MODEL, "messages": PROMPT, "stream": args.stream}
         async with aiohttp.ClientSession() as session:
 
-            async def lane(count: int) -> None:
+            async def lane(count: int, latencies: list | None = None) -> None:
                 for _ in range(count):
+                    started = time.perf_counter()
                     async with session.post(
                         f"{proxy.url}/v1/chat/completions", json=body, headers=headers
                     ) as response:
                         await response.read()
                         if response.status != 200:
                             raise RuntimeError(f"{checkout}: status {response.status}")
+                    if latencies is not None:
+                        latencies.append(time.perf_counter() - started)
 
             await lane(WARM_UP)
             await asyncio.sleep(1)  # the warm-up's accounting, written after the answers
             before = cpu_seconds(proxy.process.pid)
-            per_lane = args.requests // args.concurrency
-            await asyncio.gather(*(lane(per_lane) for _ in range(args.concurrency)))
+            per_lane = (requests or args.requests) // args.concurrency
+            latencies: list[float] = []
+            await asyncio.gather(*(lane(per_lane, latencies) for _ in range(args.concurrency)))
             await asyncio.sleep(1)  # this run's accounting is part of its cost
             spent = cpu_seconds(proxy.process.pid) - before
-        return spent * 1000 / (per_lane * args.concurrency)
+        return Figures(
+            cpu_ms=spent * 1000 / (per_lane * args.concurrency),
+            p50_ms=statistics.median(latencies) * 1000,
+        )
+
+
+async def calls_per_request(checkout: Path, upstream_url: str, args) -> float:
+    """Python calls per request: two profiled runs, N and 2N requests, differenced."""
+    counts = []
+    with tempfile.TemporaryDirectory() as directory:
+        for requests in (args.requests, 2 * args.requests):
+            path = Path(directory) / f"calls-{requests}.prof"
+            await cpu_ms_per_request(
+                checkout, upstream_url, args, requests=requests, profile_to=path
+            )
+            counts.append(pstats.Stats(str(path)).total_calls)
+    return (counts[1] - counts[0]) / args.requests
 
 
 async def main(args) -> None:
+    if args.calls:
+        await count_calls(args)
+        return
     checkouts = [Path(path).resolve() for path in args.checkouts]
-    figures: dict[Path, list[float]] = {checkout: [] for checkout in checkouts}
+    figures: dict[Path, list[Figures]] = {checkout: [] for checkout in checkouts}
     async with fake_upstream(bench_workdir("cpu-upstream")) as upstream_url:
         for round_number in range(1, args.rounds + 1):
             for checkout in checkouts:
                 figure = await cpu_ms_per_request(checkout, upstream_url, args)
                 figures[checkout].append(figure)
-                print(f"round {round_number} {checkout}: {figure:.3f} ms", flush=True)
-    print(f"\n| checkout | CPU ms per request, {args.rounds} rounds | median |")
-    print("|---|---|---|")
+                print(
+                    f"round {round_number} {checkout}: {figure.cpu_ms:.3f} ms CPU, "
+                    f"p50 {figure.p50_ms:.3f} ms",
+                    flush=True,
+                )
+    print(f"\n| checkout | CPU ms per request, {args.rounds} rounds | median | p50 ms, median |")
+    print("|---|---|---|---|")
     for checkout, values in figures.items():
-        rounds = " / ".join(f"{value:.3f}" for value in values)
-        print(f"| {checkout.name} | {rounds} | {statistics.median(values):.3f} |")
+        cpu = [value.cpu_ms for value in values]
+        p50 = statistics.median(value.p50_ms for value in values)
+        rounds = " / ".join(f"{value:.3f}" for value in cpu)
+        print(f"| {checkout.name} | {rounds} | {statistics.median(cpu):.3f} | {p50:.3f} |")
+
+
+async def count_calls(args) -> None:
+    checkouts = [Path(path).resolve() for path in args.checkouts]
+    async with fake_upstream(bench_workdir("cpu-upstream")) as upstream_url:
+        print(f"\n| checkout | Python calls per request ({args.requests} requests) |")
+        print("|---|---|")
+        for checkout in checkouts:
+            calls = await calls_per_request(checkout, upstream_url, args)
+            print(f"| {checkout.name} | {calls:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
@@ -94,4 +155,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--env", nargs="*", default=[], help="NAME=VALUE for every server")
+    parser.add_argument("--calls", action="store_true", help="count Python calls per request")
     asyncio.run(main(parser.parse_args()))

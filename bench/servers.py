@@ -206,13 +206,16 @@ async def synthlang_proxy(
     base_env: dict | None = None,
     root: Path = ROOT,
     log_name: str = "proxy.log",
+    profile_to: Path | None = None,
     **overrides: str,
 ) -> AsyncIterator[RunningProxy]:
     """A production-mode proxy in front of ``upstream_url``, once ``setup(env)`` (migrate
     and create the bench key, by default) has run; stopped gracefully on the way out.
 
     ``workers`` None leaves the count to the server (``WEB_CONCURRENCY`` or the cores);
-    ``root`` runs the proxy of another checkout; ``overrides`` are environment variables.
+    ``root`` runs the proxy of another checkout; ``profile_to`` runs it under cProfile,
+    which writes its statistics there when the server stops (one worker only: a supervisor
+    would profile itself); ``overrides`` are environment variables.
     """
     port = port or free_port()
     env = proxy_environment(
@@ -224,6 +227,8 @@ async def synthlang_proxy(
     )
     key = setup(env)
     command = [sys.executable, "-m", "synthlang_site"]
+    if profile_to is not None:
+        command[1:1] = ["-m", "cProfile", "-o", str(profile_to)]
     if workers is not None:
         command += ["--workers", str(workers)]
     process = start(command, env, workdir / log_name, cwd=root)
