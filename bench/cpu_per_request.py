@@ -53,9 +53,14 @@ class Figures:
     p50_ms: float  # the client's median time per request, upstream included
 
 
-async def cpu_ms_per_request(
-    checkout: Path, upstream_url: str, args, *, requests: int | None = None, profile_to=None
-) -> float:
+async def measure(
+    checkout: Path,
+    upstream_url: str,
+    args,
+    *,
+    requests: int | None = None,
+    profile_to: Path | None = None,
+) -> Figures:
     """The worker's CPU time per request, and the client's median time per request, over
     ``requests`` (``--requests``) after the warm-up."""
     env = bench_environment(**dict(pair.split("=", 1) for pair in args.env))
@@ -105,9 +110,7 @@ async def calls_per_request(checkout: Path, upstream_url: str, args) -> float:
     with tempfile.TemporaryDirectory() as directory:
         for requests in (args.requests, 2 * args.requests):
             path = Path(directory) / f"calls-{requests}.prof"
-            await cpu_ms_per_request(
-                checkout, upstream_url, args, requests=requests, profile_to=path
-            )
+            await measure(checkout, upstream_url, args, requests=requests, profile_to=path)
             counts.append(pstats.Stats(str(path)).total_calls)
     return (counts[1] - counts[0]) / args.requests
 
@@ -121,7 +124,7 @@ async def main(args) -> None:
     async with fake_upstream(bench_workdir("cpu-upstream")) as upstream_url:
         for round_number in range(1, args.rounds + 1):
             for checkout in checkouts:
-                figure = await cpu_ms_per_request(checkout, upstream_url, args)
+                figure = await measure(checkout, upstream_url, args)
                 figures[checkout].append(figure)
                 print(
                     f"round {round_number} {checkout}: {figure.cpu_ms:.3f} ms CPU, "
