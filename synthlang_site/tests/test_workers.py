@@ -221,15 +221,15 @@ def test_a_sigterm_while_workers_start_is_an_ordinary_stop(monkeypatch):
         return workers._Worker(process=process, ready_read=ready_read)
 
     monkeypatch.setattr(workers.Supervisor, "_spawn", spawn_unready)
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
-    previous_hup = signal.getsignal(signal.SIGHUP)
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # the supervisor takes these
+    previous = {signum: signal.getsignal(signum) for signum in handled}
     supervisor = workers.Supervisor(
         host="127.0.0.1", port=0, workers=2, grace_seconds=5, daphne_args=[]
     )
     try:
         code = supervisor.run()
     finally:
-        for signum, handler in {**previous, signal.SIGHUP: previous_hup}.items():
+        for signum, handler in previous.items():
             signal.signal(signum, handler)
         for process in spawned:
             if process.poll() is None:
