@@ -63,7 +63,9 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 
 
 def _no_persistence() -> tuple[str, ...]:
-    return ("--save", "", "--appendonly", "no")
+    # A full resync waits repl-diskless-sync-delay (5 s by default) for more replicas to
+    # join before it streams; here one replica is all there is.
+    return ("--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0")
 
 
 @contextlib.contextmanager
@@ -124,8 +126,9 @@ def current_master_port(sentinel: redis.Redis) -> int:
 
 
 def wait_for_failover(sentinel: redis.Redis, *, away_from: int) -> int:
-    """Waits until the sentinel names another master and the old one serves as its replica
-    (until then the old one still takes writes, which its resync will drop); the new port."""
+    """Waits until the sentinel names another master and the old one serves as its replica,
+    synced (until then the old one still takes writes, which its resync will drop, and a
+    WAIT on the new master counts no replica); the new port."""
     port = _wait_until(
         lambda: (port := current_master_port(sentinel)) != away_from and port,
         what="the failover",
@@ -135,6 +138,24 @@ def wait_for_failover(sentinel: redis.Redis, *, away_from: int) -> int:
     _wait_until(
         lambda: old.info("replication")["role"] == "slave",
         what="the old master's demotion",
+        timeout=30,
+    )
+    _wait_until(
+        lambda: old.info("replication").get("master_link_status") == "up",
+        what="the demoted master's sync with the new one",
+        timeout=30,
+    )
+    # The sentinel refuses the next failover (NOGOODSLAVE) until its own view of the
+    # replica, refreshed from INFO every few seconds, says the link is up.
+    _wait_until(
+        lambda: any(
+            int(replica["port"]) == away_from
+            and replica.get("master-link-status") == "ok"
+            and not replica.get("is_sdown")
+            and not replica.get("is_disconnected")
+            for replica in sentinel.sentinel_slaves(MASTER_NAME)
+        ),
+        what="the sentinel seeing the demoted master as a synced replica",
         timeout=30,
     )
     return port
