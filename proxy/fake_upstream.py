@@ -15,7 +15,9 @@ It also speaks Anthropic's Messages API (``POST /v1/messages``, key in ``x-api-k
 so a route with provider ``anthropic`` can point at it; both dialects report prompt
 caching as the providers do (``proxy.providers.fake_cache``), per upstream key. Azure
 OpenAI's chat path (``/openai/deployments/<name>/chat/completions?api-version=...``, key
-in ``api-key``) answers as chat does, so a route with provider ``azure`` can point at it.
+in ``api-key``) answers as chat does, and its v1 Responses path
+(``/openai/v1/responses``, the deployment as the body's model) as ``/v1/responses`` does,
+so a route with provider ``azure`` can point at it.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class FakeUpstream(FakeUpstreamSurface):
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/responses", self.responses)
+        app.router.add_post("/openai/v1/responses", self.responses)  # Azure's v1 surface
         app.router.add_get("/v1/models", self.models)
         self.add_surface_routes(app)
         app.router.add_get("/_stats", self.stats)

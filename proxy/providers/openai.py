@@ -91,20 +91,26 @@ class OpenAICompatibleProvider(OpenAISurfaceMethods):
         ``{"responses_api": false}`` and gets translated requests instead."""
         return options.get("responses_api") is not False
 
+    def _responses_url(self, target: Target) -> str:
+        return self._url(target, "/responses")
+
+    def _responses_body(self, target: Target, body: dict) -> dict:
+        return self._body(target, body)
+
     async def responses(self, target: Target, body: dict) -> UpstreamResult:
         payload, headers, raw = await http.post_json(
-            self._url(target, "/responses"),
+            self._responses_url(target),
             headers=self._headers(target),
-            body=self._body(target, body),
+            body=self._responses_body(target, body),
         )
         return UpstreamResult(body=payload, headers=headers, raw=raw)
 
     async def responses_stream(self, target: Target, body: dict) -> AsyncIterator[dict]:
         """The Responses API's stream events as they come (each names its ``type``)."""
         async for event, data in http.post_sse(
-            self._url(target, "/responses"),
+            self._responses_url(target),
             headers=self._headers(target),
-            body={**self._body(target, body), "stream": True},
+            body={**self._responses_body(target, body), "stream": True},
         ):
             if "type" not in data and event:
                 data = {**data, "type": event}
@@ -121,6 +127,10 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
 
     ``base_url`` is ``https://<resource>.openai.azure.com``; the deployment name is the
     target's upstream model, and ``options["api_version"]`` picks the API version.
+    Azure's Responses API is on its versionless v1 surface instead,
+    ``<resource>/openai/v1/responses``, with the deployment name as the body's model; a
+    deployment whose model Azure serves only through chat is marked by its key's options
+    ``{"responses_api": false}`` and gets translated requests.
     """
 
     name = "azure"
@@ -135,10 +145,15 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
     def _headers(self, target: Target) -> dict[str, str]:
         return {"api-key": target.api_key} if target.api_key else {}
 
-    def speaks_responses(self, options: dict) -> bool:
-        # Azure serves the Responses API under another path and API version than the
-        # deployments' chat: translated until that is wired and tested.
-        return False
+    def _responses_url(self, target: Target) -> str:
+        # The resource's root: base_url may name a deployment or Azure's /openai prefix.
+        base = target.base_url.rstrip("/")
+        root = base.split("/openai/", 1)[0].removesuffix("/openai")
+        return f"{root}/openai/v1/responses"
+
+    def _responses_body(self, target: Target, body: dict) -> dict:
+        # The v1 surface routes by the body's model: the deployment's name.
+        return {**body, "model": target.upstream_model}
 
     def _takes_prompt_cache_key(self, target: Target) -> bool:
         # Whether an Azure deployment accepts it depends on its API version: opt-in only.

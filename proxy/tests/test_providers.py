@@ -176,6 +176,31 @@ def test_azure_puts_the_deployment_in_the_path_and_the_key_in_api_key():
 
 
 @pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://acme.openai.azure.com",
+        "https://acme.openai.azure.com/",
+        "https://acme.openai.azure.com/openai",
+        "https://acme.openai.azure.com/openai/deployments/prod-gpt4o",
+    ],
+)
+def test_azure_responses_go_to_the_v1_surface_with_the_deployment_as_the_model(base_url):
+    provider = AzureOpenAIProvider()
+    target = Target(
+        provider="azure",
+        upstream_model="prod-gpt4o",
+        api_key="azure-secret",
+        base_url=base_url,
+        options={"api_version": "2024-10-21"},
+    )
+    assert provider._responses_url(target) == "https://acme.openai.azure.com/openai/v1/responses"
+    body = provider._responses_body(target, {"model": "gpt-4o", "input": "Hi"})
+    assert body == {"model": "prod-gpt4o", "input": "Hi"}
+    assert provider.speaks_responses({}) is True
+    assert provider.speaks_responses({"responses_api": False}) is False
+
+
+@pytest.mark.parametrize(
     ("status", "code", "client_status", "retryable"),
     [
         (401, "upstream_auth_failed", 502, False),
