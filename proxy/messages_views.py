@@ -31,6 +31,7 @@ from proxy.adapters.anthropic_messages import (
     estimate_chat_request,
     message_from_chat,
     message_id,
+    thinking_requested,
 )
 from proxy.adapters.anthropic_stream import MessageStreamTranslator, encode_event, error_event
 from proxy.adapters.anthropic_validation import (
@@ -103,11 +104,14 @@ def _stream_response(events, headers: dict[str, str]) -> StreamingHttpResponse:
     return response
 
 
-async def _translated_events(run: chat_bridge.ChatRun, *, model: str):
+async def _translated_events(run: chat_bridge.ChatRun, *, model: str, thinking: bool = False):
     """The chat stream (a cached answer's replay too) as Messages events. Closing the chat
     iterator, however this ends, is what accounts the call."""
     translator = MessageStreamTranslator(
-        model=model, message_id=message_id(), input_tokens=run.call.prompt_tokens_estimate
+        model=model,
+        message_id=message_id(),
+        input_tokens=run.call.prompt_tokens_estimate,
+        thinking=thinking,
     )
     try:
         # Read before anything is sent: a started iterator is one whose closing accounts
@@ -167,10 +171,11 @@ class MessagesView(AnthropicEndpoint):
         run = await chat_bridge.chat_run(
             request, principal, chat_request(body), endpoint=self.endpoint
         )
+        thinking = thinking_requested(body)
         if body.get("stream"):
-            response = _stream_response(_translated_events(run, model=body["model"]), run.headers)
-            return _with_request_id(response, request)
-        message = message_from_chat(run.body, model=body["model"])
+            events = _translated_events(run, model=body["model"], thinking=thinking)
+            return _with_request_id(_stream_response(events, run.headers), request)
+        message = message_from_chat(run.body, model=body["model"], thinking=thinking)
         return _with_request_id(json_response(message, headers=run.headers), request)
 
 

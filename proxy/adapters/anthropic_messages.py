@@ -4,7 +4,9 @@ completions body, and the chat answer becomes a Message.
 Pure functions, no I/O, on bodies that ``anthropic_validation`` passed: the view runs the
 translated body through the same pipeline as ``/v1/chat/completions`` (admission,
 compression, cache, upstream, accounting). What does not translate (server tools, URL
-documents, extended thinking) is listed in the README.
+documents, the ``thinking`` budget) is listed in the README. Reasoning that the chat
+upstream returns beside its answer comes back as ``thinking`` blocks when the request
+asked for thinking.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import uuid
 
 from common.errors import InvalidRequest
+from proxy.adapters.responses_answer import reasoning_of
 
 # chat finish_reason -> Messages stop_reason. A chat upstream does not say whether "stop"
 # came from a stop sequence, so a translated answer reports end_turn for both.
@@ -233,12 +236,31 @@ def stop_reason(finish_reason) -> str:
     return STOP_REASONS.get(finish_reason or "stop", "end_turn")
 
 
-def message_from_chat(answer: dict, *, model: str, id_: str | None = None) -> dict:
-    """A chat.completion as a Messages ``message`` (its first choice)."""
+def thinking_requested(body: dict) -> bool:
+    """Whether a Messages request asked for the model's thinking: only then does Anthropic
+    answer with thinking blocks, and only then does a translated answer carry them."""
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def thinking_block(text: str) -> dict:
+    # Anthropic signs its thinking so that it can check the block when it is sent back; an
+    # OpenAI-compatible upstream's reasoning has no signature, and a translated turn
+    # leaves earlier thinking blocks out, so nothing checks it: the field is empty.
+    return {"type": "thinking", "thinking": text, "signature": ""}
+
+
+def message_from_chat(
+    answer: dict, *, model: str, id_: str | None = None, thinking: bool = False
+) -> dict:
+    """A chat.completion as a Messages ``message`` (its first choice); with ``thinking``,
+    the reasoning beside the answer as a thinking block before it."""
     choices = answer.get("choices") or [{}]
     choice = choices[0]
     message = choice.get("message") or {}
     content: list[dict] = []
+    if thinking and reasoning_of(message):
+        content.append(thinking_block(reasoning_of(message)))
     if message.get("content"):
         content.append({"type": "text", "text": _text(message["content"])})
     for call in message.get("tool_calls") or []:

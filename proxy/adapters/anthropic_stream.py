@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 
-from proxy.adapters.anthropic_messages import messages_usage, stop_reason
+from proxy.adapters.anthropic_messages import messages_usage, stop_reason, thinking_block
+from proxy.adapters.responses_answer import reasoning_of
 
 Event = tuple[str, dict]
 
@@ -32,8 +33,11 @@ def error_event(error_type: str, message: str) -> Event:
 class MessageStreamTranslator:
     """Chat chunks in, Messages stream events out (``(event name, data)`` pairs)."""
 
-    def __init__(self, *, model: str, message_id: str, input_tokens: int = 0):
+    def __init__(
+        self, *, model: str, message_id: str, input_tokens: int = 0, thinking: bool = False
+    ):
         self.model = model
+        self.thinking = thinking  # the request asked for thinking: reasoning becomes blocks
         self.message_id = message_id
         self.input_tokens = input_tokens
         self.blocks = 0  # content blocks opened so far; the next one's index
@@ -69,6 +73,13 @@ class MessageStreamTranslator:
             if choice.get("index", 0) != 0:
                 continue  # a Message has one answer; n > 1 is not part of this API
             delta = choice.get("delta") or {}
+            reasoning = reasoning_of(delta) if self.thinking else ""
+            if reasoning:
+                if self.open_kind != "thinking":
+                    events += self._open(thinking_block(""), "thinking")
+                events.append(
+                    self._delta(self.open_block, {"type": "thinking_delta", "thinking": reasoning})
+                )
             text = delta.get("content")
             if isinstance(text, str) and text:
                 if self.open_kind != "text":

@@ -1,0 +1,116 @@
+"""A translated Messages answer carries the reasoning an OpenAI-compatible upstream sends
+beside it (``reasoning_content``) as Anthropic thinking blocks, when the request asked for
+thinking, through the official anthropic SDK against a real proxy."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts import services
+from proxy.models import Deployment, ModelRoute
+from proxy.tests.reasoning_upstream import answer_for, reasoning_for, reasoning_upstream
+from proxy.tests.test_messages_sdk_e2e import client
+from proxy.tests.test_openai_sdk_e2e import wait_for_usage
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+QUESTION = "Why do leaves change colour?"
+THINKING = {"type": "enabled", "budget_tokens": 1024}
+
+
+@pytest.fixture
+def thinker(live_db, org_a):
+    """A route of org_a to an OpenAI-compatible reasoning server (chat completions only)."""
+    with reasoning_upstream() as upstream:
+        credential = services.provider_credential_set(
+            organization=org_a,
+            provider="openai",
+            key="sk-thinker-upstream-0002",
+            base_url=f"http://127.0.0.1:{upstream.server_port}/v1",
+            name="thinker",
+            options={"responses_api": False},
+            actor=None,
+        )
+        route = ModelRoute.objects.create(organization=org_a, public_name="thinker")
+        Deployment.objects.create(
+            route=route, provider="openai", credential=credential, upstream_model="thinker-r1"
+        )
+        yield upstream
+
+
+def _ask(proxy_url, key, **extra):
+    return client(proxy_url, key).messages.with_raw_response.create(
+        model="thinker",
+        max_tokens=2048,
+        messages=[{"role": "user", "content": QUESTION}],
+        extra_headers={"x-synthlang-cache": "off"},
+        **extra,
+    )
+
+
+def test_the_reasoning_is_a_thinking_block_before_the_text_when_thinking_is_asked(
+    proxy_url, alice_key, thinker
+):
+    raw = _ask(proxy_url, alice_key, thinking=THINKING)
+    message = raw.parse()
+
+    assert [block.type for block in message.content] == ["thinking", "text"]
+    assert message.content[0].thinking == reasoning_for(QUESTION)
+    assert message.content[0].signature == ""
+    assert message.content[1].text == answer_for(QUESTION)
+    assert message.usage.output_tokens == 20  # the reasoning tokens are output tokens
+    assert "thinking" not in thinker.received[-1]  # the budget has no chat equivalent
+    event = wait_for_usage(raw.headers["x-request-id"])
+    assert event.endpoint == "messages" and event.completion_tokens == 20
+
+
+def test_without_thinking_asked_the_answer_has_text_only(proxy_url, alice_key, thinker):
+    message = _ask(proxy_url, alice_key).parse()
+
+    assert [block.type for block in message.content] == ["text"]
+    assert message.content[0].text == answer_for(QUESTION)
+
+
+def test_a_streamed_answer_opens_a_thinking_block_then_the_text_block(
+    proxy_url, alice_key, thinker
+):
+    with client(proxy_url, alice_key).messages.stream(
+        model="thinker",
+        max_tokens=2048,
+        thinking=THINKING,
+        messages=[{"role": "user", "content": QUESTION}],
+        extra_headers={"x-synthlang-cache": "off"},
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+
+    starts = [e.content_block.type for e in events if e.type == "content_block_start"]
+    assert starts == ["thinking", "text"]
+    deltas = [e.delta.type for e in events if e.type == "content_block_delta"]
+    assert deltas.count("thinking_delta") == 2 and "text_delta" in deltas
+    assert deltas.index("text_delta") > max(i for i, d in enumerate(deltas) if d != "text_delta")
+    assert final.content[0].type == "thinking"
+    assert final.content[0].thinking == reasoning_for(QUESTION)
+    assert final.content[1].text == answer_for(QUESTION)
+    assert final.usage.output_tokens == 20
+
+
+def test_the_thinking_blocks_of_an_earlier_turn_are_left_out_upstream(
+    proxy_url, alice_key, thinker
+):
+    first = _ask(proxy_url, alice_key, thinking=THINKING).parse()
+    client(proxy_url, alice_key).messages.create(
+        model="thinker",
+        max_tokens=2048,
+        thinking=THINKING,
+        messages=[
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+            {"role": "user", "content": "And in spring?"},
+        ],
+        extra_headers={"x-synthlang-cache": "off"},
+    )
+
+    sent = thinker.received[-1]["messages"]
+    assert sent[1] == {"role": "assistant", "content": answer_for(QUESTION)}
+    assert "reasoning_content" not in sent[1]
