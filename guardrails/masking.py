@@ -17,6 +17,10 @@ from collections import Counter
 from guardrails.recognizers import Finding, find_all
 
 PLACEHOLDER = re.compile(r"\[([A-Z_]{2,20})_(\d{1,6})\]")
+# The text fields of an answer message (or a stream delta) that are prose for the client:
+# the answer, and the reasoning that OpenAI-compatible servers send beside it under
+# either name. A placeholder the model repeats while reasoning is restored there too.
+TEXT_FIELDS = ("content", "reasoning_content", "reasoning")
 # The longest tail of a chunk that may still grow into a placeholder: held back.
 _PARTIAL_TAIL = re.compile(r"\[(?:[A-Z_]{0,20}(?:_\d{0,6})?)?$")
 
@@ -148,8 +152,9 @@ def restore_answer(body: dict, values: dict[str, str]) -> dict:
 
 def _restore_message(message: dict, values: dict[str, str]) -> dict:
     message = dict(message)
-    if isinstance(message.get("content"), str):
-        message["content"] = restore(message["content"], values)
+    for name in TEXT_FIELDS:
+        if isinstance(message.get(name), str):
+            message[name] = restore(message[name], values)
     if isinstance(message.get("tool_calls"), list):
         calls = []
         for call in message["tool_calls"]:
@@ -171,6 +176,10 @@ def _restore_json_string(arguments: str, values: dict[str, str]) -> str:
         ),
         arguments,
     )
+
+
+def _call_index(call) -> int:
+    return call.get("index", 0) if isinstance(call, dict) else 0
 
 
 class _Held:
@@ -197,8 +206,9 @@ class _Held:
 
 
 class StreamRestorer:
-    """The stream filter of mask mode: placeholders in ``delta.content`` and in tool
-    call arguments restored, a placeholder cut across chunks held until it is whole."""
+    """The stream filter of mask mode: placeholders in ``delta.content``, in the
+    reasoning beside it and in tool call arguments restored, a placeholder cut across
+    chunks held until it is whole."""
 
     def __init__(self, values: dict[str, str]) -> None:
         self.values = values
@@ -224,10 +234,9 @@ class StreamRestorer:
                 continue
             index = choice.get("index", 0)
             delta = dict(choice["delta"])
-            if isinstance(delta.get("content"), str):
-                delta["content"] = self._field((index, "content")).feed(
-                    delta["content"], self.values
-                )
+            for name in TEXT_FIELDS:
+                if isinstance(delta.get(name), str):
+                    delta[name] = self._field((index, name)).feed(delta[name], self.values)
             if isinstance(delta.get("tool_calls"), list):
                 delta["tool_calls"] = [
                     self._feed_tool_call(index, call) for call in delta["tool_calls"]
@@ -236,11 +245,27 @@ class StreamRestorer:
                 # The choice ends: nothing more can complete what is held.
                 for key, held in self._fields.items():
                     if key[0] == index and held.held:
-                        tail = held.flush(self.values)
-                        if key[1] == "content":
-                            delta["content"] = (delta.get("content") or "") + tail
+                        self._add_tail(delta, key, held)
             new_choices.append({**choice, "delta": delta})
         return [{**chunk, "choices": new_choices}]
+
+    def _add_tail(self, delta: dict, key: tuple, held: _Held) -> None:
+        """What a field held back, restored and appended to this delta's piece of that
+        field (tool arguments are JSON text: their values go in escaped)."""
+        tail = held.flush({})
+        if key[1] != "tool":
+            delta[key[1]] = (delta.get(key[1]) or "") + restore(tail, self.values)
+            return
+        tail = _restore_json_string(tail, self.values)
+        calls = delta.setdefault("tool_calls", [])
+        for position, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, dict) else None
+            if _call_index(call) == key[2] and isinstance(function, dict):
+                arguments = function.get("arguments")
+                arguments = (arguments if isinstance(arguments, str) else "") + tail
+                calls[position] = {**call, "function": {**function, "arguments": arguments}}
+                return
+        calls.append({"index": key[2], "function": {"arguments": tail}})
 
     def _feed_tool_call(self, index: int, call: dict) -> dict:
         function = call.get("function") if isinstance(call, dict) else None
@@ -252,14 +277,12 @@ class StreamRestorer:
         return {**call, "function": {**function, "arguments": arguments}}
 
     def close(self) -> list[dict]:
-        tails = {key: held.flush(self.values) for key, held in self._fields.items() if held.held}
-        if not tails or self._template is None:
+        held_back = [(key, held) for key, held in self._fields.items() if held.held]
+        if not held_back or self._template is None:
             return []
         choices = []
-        for (index, kind, *rest), text in tails.items():
-            if kind == "content":
-                choices.append({"index": index, "delta": {"content": text}, "finish_reason": None})
-            else:
-                delta = {"tool_calls": [{"index": rest[0], "function": {"arguments": text}}]}
-                choices.append({"index": index, "delta": delta, "finish_reason": None})
+        for key, held in held_back:
+            delta: dict = {}
+            self._add_tail(delta, key, held)
+            choices.append({"index": key[0], "delta": delta, "finish_reason": None})
         return [{**self._template, "choices": choices}]

@@ -174,3 +174,72 @@ def test_tool_call_arguments_in_a_stream_are_restored():
         c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"] for c in out
     )
     assert json.loads(arguments) == {"to": EMAIL}
+
+
+def test_the_reasoning_beside_the_answer_is_restored_under_either_name():
+    for name in ("reasoning_content", "reasoning"):
+        message = {"role": "assistant", "content": "Done.", name: "Writing to [EMAIL_1]."}
+        answer = {"choices": [{"index": 0, "message": message}]}
+        restored = restore_answer(answer, VALUES)["choices"][0]["message"]
+        assert restored[name] == f"Writing to {EMAIL}."
+        assert message[name] == "Writing to [EMAIL_1]."  # the upstream's body is unchanged
+
+
+def _delta_chunk(delta, finish=None):
+    return {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(ANSWER)), max_size=8))
+def test_streamed_reasoning_cut_anywhere_reads_as_restored_and_the_answer_too(cuts):
+    points = sorted(set(cuts))
+    pieces = [ANSWER[a:b] for a, b in zip([0, *points], [*points, len(ANSWER)], strict=True)]
+    restorer = StreamRestorer(VALUES)
+    out = []
+    for piece in pieces:
+        out += restorer.feed(_delta_chunk({"reasoning_content": piece}))
+    for piece in pieces:
+        out += restorer.feed(_delta_chunk({"content": piece}))
+    out += restorer.feed(_delta_chunk({}, finish="stop"))
+    out += restorer.close()
+
+    def joined(name):
+        return "".join(c["choices"][0]["delta"].get(name) or "" for c in out if c["choices"])
+
+    assert joined("reasoning_content") == EXPECTED
+    assert joined("content") == EXPECTED
+
+
+def test_tool_arguments_held_back_at_the_finish_are_released_as_json():
+    values = {"[SECRET_1]": 'a"b'}
+    restorer = StreamRestorer(values)
+
+    def call_chunk(arguments, finish=None):
+        call = {"index": 0, "function": {"arguments": arguments}}
+        return _delta_chunk({"tool_calls": [call]}, finish)
+
+    out = restorer.feed(call_chunk('{"k": "[SECRET_1]", "t": "[SEC'))
+    # The finish carries no arguments: what was held back ("[SEC") goes out with it.
+    out += restorer.feed(_delta_chunk({}, finish="tool_calls"))
+    assert restorer.close() == []
+    arguments = "".join(
+        call["function"]["arguments"]
+        for chunk in out
+        for call in chunk["choices"][0]["delta"].get("tool_calls") or ()
+    )
+    assert arguments == '{"k": "a\\"b", "t": "[SEC'
+
+
+def test_a_stream_that_ends_without_a_finish_releases_tool_arguments_as_json():
+    restorer = StreamRestorer({"[SECRET_1]": 'a"b'})
+    chunk = _delta_chunk({"tool_calls": [{"index": 1, "function": {"arguments": '{"k": "[SEC'}}]})
+    out = restorer.feed(chunk)
+    out += restorer.feed(
+        _delta_chunk({"tool_calls": [{"index": 1, "function": {"arguments": "RET_1"}}]})
+    )
+    tail = restorer.close()
+    assert tail[0]["choices"][0]["delta"] == {
+        "tool_calls": [{"index": 1, "function": {"arguments": "[SECRET_1"}}]
+    }
+    pieces = [c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"] for c in out]
+    assert "".join(pieces) + "[SECRET_1" == '{"k": "[SECRET_1'

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from accounts import services
+from guardrails import services as guardrails_services
 from proxy.models import Deployment, ModelRoute
 from proxy.tests.reasoning_upstream import answer_for, reasoning_for, reasoning_upstream
 from proxy.tests.test_messages_sdk_e2e import client
@@ -16,6 +17,7 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 QUESTION = "Why do leaves change colour?"
 THINKING = {"type": "enabled", "budget_tokens": 1024}
+EMAIL = "jane.doe@example.com"
 
 
 @pytest.fixture
@@ -114,3 +116,30 @@ def test_the_thinking_blocks_of_an_earlier_turn_are_left_out_upstream(
     sent = thinker.received[-1]["messages"]
     assert sent[1] == {"role": "assistant", "content": answer_for(QUESTION)}
     assert "reasoning_content" not in sent[1]
+
+
+def test_masked_values_the_model_repeats_while_reasoning_are_restored_in_its_thinking(
+    proxy_url, alice_key, org_a, thinker
+):
+    """The reasoning upstream repeats the question in its reasoning: with PII masking on,
+    that is the placeholder, and the client reads the value (JSON and streamed)."""
+    guardrails_services.organization_guardrails_update(
+        organization=org_a, pii_mode="mask", actor=None
+    )
+    question = f"Can you write to {EMAIL} today?"
+    common = {
+        "model": "thinker",
+        "max_tokens": 2048,
+        "thinking": THINKING,
+        "messages": [{"role": "user", "content": question}],
+        "extra_headers": {"x-synthlang-cache": "off"},
+    }
+    message = client(proxy_url, alice_key).messages.create(**common)
+    with client(proxy_url, alice_key).messages.stream(**common) as stream:
+        streamed = stream.get_final_message()
+
+    sent = thinker.received[-1]["messages"][-1]["content"]
+    assert EMAIL not in sent and "[EMAIL_1]" in sent
+    for answer in (message, streamed):
+        assert answer.content[0].thinking == reasoning_for(question)
+        assert answer.content[1].text == answer_for(question)
