@@ -19,7 +19,9 @@ class Price(models.Model):
     model_pattern = models.CharField(
         max_length=200,
         help_text=(
-            "Exact model name, or a glob such as 'gpt-4o-2024-*'. The most specific match wins."
+            "Exact model name, or a glob such as 'gpt-4o-2024-*'. The most specific match "
+            "wins. 'tool:<tool>' (tool:web_search) prices a provider's built-in tool per "
+            "call, in the per-unit price."
         ),
     )
     effective_from = models.DateTimeField()
@@ -48,7 +50,8 @@ class Price(models.Model):
         help_text=(
             "Micro-dollars per unit, for models billed by the unit rather than (or beside) "
             "the token: per image (image models), per second of audio (transcription), "
-            "per character of input (speech); empty = not billed per unit."
+            "per character of input (speech), per call of a built-in tool (a tool:<tool> "
+            "row); empty = not billed per unit."
         ),
     )
     batch_input_per_mtok_micros = models.PositiveBigIntegerField(
@@ -179,6 +182,14 @@ class UsageEvent(models.Model):
     )
     batch = models.BooleanField(
         default=False, help_text="Results of a batch, priced at the batch rates."
+    )
+    tool_calls = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "Calls of the provider's built-in tools (web search, file search...) by tool, "
+            "each billed at the per-unit fee of the price named tool:<tool>."
+        ),
     )
     # Attribution inside an organization: who and what the spend was for (chargeback).
     end_user = models.CharField(

@@ -312,3 +312,53 @@ def estimate_cost_micros(
     rate = max(price.input_per_mtok_micros, price.cache_write_rate)
     numerator = prompt * rate + completion * price.output_per_mtok_micros
     return _ceil_div(numerator, TOKENS_PER_MTOK)
+
+
+# --- Built-in tool calls --------------------------------------------------------------
+
+# A provider's built-in tools (OpenAI's web and file search, Anthropic's web search...)
+# are billed per call beside the tokens. A price row named ``tool:<name>`` holds the fee
+# per call in ``per_unit_micros``; a tool without a row costs nothing per call.
+TOOL_PRICE_PREFIX = "tool:"
+MAX_TOOL_NAME = 40
+
+
+def tool_call_counts(value) -> dict[str, int]:
+    """``{tool name: calls}`` from what an adapter or a usage event says, the untrustworthy
+    left out (a name that is not a short word, a count that is not a positive integer)."""
+    if not isinstance(value, dict):
+        return {}
+    counts: dict[str, int] = {}
+    for name, count in value.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_TOOL_NAME:
+            continue
+        if not name.replace("_", "").isalnum():
+            continue
+        if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+            continue
+        counts[name.lower()] = counts.get(name.lower(), 0) + count
+    return counts
+
+
+TOOL_CALLS_KEY = "tool_calls"  # beside the tokens in a usage dict an adapter hands over
+# Anthropic's usage counts its server tools' requests itself, as <tool>_requests.
+_ANTHROPIC_SERVER_TOOLS = "server_tool_use"
+
+
+def tool_calls_in_usage(usage) -> dict[str, int]:
+    """The built-in tool calls a usage dict reports: the proxy's own ``tool_calls`` (the
+    Responses pass-through counts the output's tool items) or Anthropic's
+    ``server_tool_use`` (``web_search_requests`` is ``web_search``)."""
+    if not isinstance(usage, dict):
+        return {}
+    counts = tool_call_counts(usage.get(TOOL_CALLS_KEY))
+    server = usage.get(_ANTHROPIC_SERVER_TOOLS)
+    if isinstance(server, dict):
+        named = {
+            name.removesuffix("_requests"): count
+            for name, count in server.items()
+            if isinstance(name, str)
+        }
+        for name, count in tool_call_counts(named).items():
+            counts[name] = counts.get(name, 0) + count
+    return counts

@@ -183,6 +183,31 @@ async def aprice_for_usage(*, model: str, upstream_model: str, at: datetime) -> 
     return _usage_price(model, upstream_model, at)
 
 
+def _tool_fee(name: str, at: datetime) -> int:
+    # Only rows named for tools: a catch-all model pattern ("*") prices models, not calls.
+    for row in _prices.candidates(f"{pricing.TOOL_PRICE_PREFIX}{name}"):
+        if row.pattern.startswith(pricing.TOOL_PRICE_PREFIX) and row.effective_from <= at:
+            return row.price.per_unit_micros or 0
+    return 0
+
+
+def tool_fees_micros(tool_calls: dict[str, int], at: datetime) -> int:
+    """What the built-in tool calls cost: each tool's ``tool:<name>`` fee per call."""
+    if not tool_calls:
+        return 0
+    if not _prices.fresh():
+        _prices.load()
+    return sum(count * _tool_fee(name, at) for name, count in tool_calls.items())
+
+
+async def atool_fees_micros(tool_calls: dict[str, int], at: datetime) -> int:
+    if not tool_calls:
+        return 0
+    if not _prices.fresh():
+        await run_in_db_thread(_prices.load)
+    return sum(count * _tool_fee(name, at) for name, count in tool_calls.items())
+
+
 async def aprice_for_models(models: list[str], at: datetime) -> pricing.Price:
     """The price to hold against a budget for a call that any of ``models`` may serve
     (the public name and each deployment's upstream model): the dearest that has a price,

@@ -27,7 +27,12 @@ from billing.models import (
     Price,
     UsageEvent,
 )
-from billing.selectors import budget_cache_forget, price_cache_forget, price_for_usage
+from billing.selectors import (
+    budget_cache_forget,
+    price_cache_forget,
+    price_for_usage,
+    tool_fees_micros,
+)
 from common.errors import InvalidRequest
 from common.outbound import url_problem
 
@@ -96,6 +101,8 @@ def usage_event_build(*, event: dict) -> UsageEvent:
     units = _as_int(event, "units")
     batch = bool(event.get("batch"))
     full_cost = pricing.request_cost_micros(price=price, tokens=tokens, units=units, batch=batch)
+    tool_calls = pricing.tool_call_counts(event.get("tool_calls"))
+    full_cost += tool_fees_micros(tool_calls, created_at)
     hit = cache == "hit"
     # A pipeline stage's own answer (proxy/pipeline) reached no upstream either: it costs
     # nothing, and claims no saving (nobody asked the upstream what it would have said).
@@ -144,6 +151,7 @@ def usage_event_build(*, event: dict) -> UsageEvent:
         usage_estimated=bool(event.get("usage_estimated")),
         units=units,
         batch=batch,
+        tool_calls=tool_calls,
         end_user=str(event.get("end_user") or "")[:256],
         tags=_tags(event.get("tags")),
         metadata=event.get("metadata") if isinstance(event.get("metadata"), dict) else {},

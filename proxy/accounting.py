@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from billing import budgets, pricing
-from billing.selectors import aprice_for_usage
+from billing.selectors import aprice_for_usage, atool_fees_micros
 from billing.usage import ausage_record
 from common.access_log import access_log_write
 from common.errors import DomainError
@@ -42,6 +42,21 @@ def usage_cost_micros(call: ProxyCall, tokens: pricing.TokenCounts) -> int:
     if call.cache == "hit" or call.answered_by or call.usage_price is None:
         return 0
     return pricing.tokens_cost_micros(price=call.usage_price, tokens=tokens)
+
+
+async def tool_fees_micros(call: ProxyCall, tool_calls: dict[str, int]) -> int:
+    """What the provider's built-in tool calls cost beside the tokens (``tool:<name>``
+    prices); nothing for an answer that reached no upstream."""
+    if not tool_calls or call.cache == "hit" or call.answered_by:
+        return 0
+    return await atool_fees_micros(tool_calls, datetime.now(tz=UTC))
+
+
+async def answer_cost_micros(call: ProxyCall, usage: dict) -> int:
+    """The client's cost of a passed-through answer: its tokens and its tool calls."""
+    await resolve_usage_price(call)
+    tokens_cost = usage_cost_micros(call, pricing.usage_tokens(usage))
+    return tokens_cost + await tool_fees_micros(call, pricing.tool_calls_in_usage(usage))
 
 
 def with_cost(call: ProxyCall, usage: dict) -> dict:
@@ -127,6 +142,13 @@ async def _finish(call: ProxyCall, usage: dict | None) -> tuple[pricing.TokenCou
     # Per-unit endpoints (images, audio) and batch results say so in the usage they hand
     # over (``proxy.surface.accounting``); chat's usage has neither key.
     units, batch = surface_units(usage)
+    tool_calls = pricing.tool_calls_in_usage(usage)
+    fees = 0
+    try:
+        fees = await tool_fees_micros(call, tool_calls)
+    except Exception:
+        # The event below carries the counts: the flush prices them again.
+        logger.exception("pricing the tool calls of %s failed", call.request_id)
     try:
         if call.admission is not None:
             # A hit was admitted on the estimate too, and gives every token back.
@@ -139,7 +161,7 @@ async def _finish(call: ProxyCall, usage: dict | None) -> tuple[pricing.TokenCou
             else:
                 actual = 0
                 if not (call.cache == "hit" or call.answered_by) and call.price is not None:
-                    actual = pricing.request_cost_micros(
+                    actual = fees + pricing.request_cost_micros(
                         price=call.price, tokens=tokens, units=units, batch=batch
                     )
                 await budgets.abudget_settle(call.reservation, actual_micros=actual)
@@ -150,7 +172,7 @@ async def _finish(call: ProxyCall, usage: dict | None) -> tuple[pricing.TokenCou
     try:
         if prompt_tokens or completion_tokens:
             await resolve_usage_price(call)
-        cost_micros = usage_cost_micros(call, tokens)
+        cost_micros = usage_cost_micros(call, tokens) + fees
         _organization_metrics(call, tokens, cost_micros)
         if call.access is not None:
             _access_line(call, tokens, cost_micros)
@@ -194,6 +216,7 @@ async def _finish(call: ProxyCall, usage: dict | None) -> tuple[pricing.TokenCou
         "usage_estimated": call.usage_estimated,
         "units": units,
         "batch": batch,
+        "tool_calls": tool_calls,
         "end_user": call.end_user,
         "tags": list(call.tags),
         "metadata": call.metadata,

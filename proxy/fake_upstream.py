@@ -50,6 +50,23 @@ def _client_key(request: web.Request) -> str:
     return bearer or request.headers.get("x-api-key") or request.headers.get("api-key", "")
 
 
+# The built-in tools the fake "runs"; any other (image generation, computer use...) is
+# refused with a 400, as a server without it refuses it.
+FAKE_BUILT_IN_TOOLS = frozenset({"web_search", "web_search_preview", "file_search"})
+
+
+def _built_in_calls(tools: list[dict]) -> list[dict]:
+    """One completed call item per built-in tool offered (``web_search`` gives a
+    ``web_search_call``; a dated name such as ``web_search_preview`` keeps its stem)."""
+    items = []
+    for number, tool in enumerate(tools):
+        kind = str(tool.get("type") or "tool").removesuffix("_preview")
+        items.append(
+            {"type": f"{kind}_call", "id": f"{kind[:2]}_fake{number}", "status": "completed"}
+        )
+    return items
+
+
 class FakeUpstream(FakeUpstreamSurface):
     def __init__(self, *, require_key: str = "", chunk_delay_ms: float = 0.0):
         self.require_key = require_key
@@ -203,17 +220,33 @@ class FakeUpstream(FakeUpstreamSurface):
             return refused
         fake = _fake()
         scope = _client_key(request)
+        # A built-in tool (web search, file search...) is "run" once per request: its call
+        # item leads the output, as a provider's does, and the answer follows.
+        built_in = [
+            tool
+            for tool in body.get("tools") or ()
+            if isinstance(tool, dict) and tool.get("type") in FAKE_BUILT_IN_TOOLS
+        ]
+        if built_in:
+            function_tools = [tool for tool in body["tools"] if tool not in built_in]
+            body = (
+                {**body, "tools": function_tools}
+                if function_tools
+                else {
+                    key: value for key, value in body.items() if key not in ("tools", "tool_choice")
+                }
+            )
         try:
             parsed = responses_request(body, default_model=model, history=[])
             response_id = responses_answer.new_id("resp")
             created_at = int(time.time())
             if not parsed.stream:
                 answer = fake.chat_body(parsed.chat_body, model=model, cache_scope=scope)
-                return web.json_response(
-                    responses_answer.response_from_chat(
-                        parsed, answer, response_id=response_id, created_at=created_at
-                    )
+                response = responses_answer.response_from_chat(
+                    parsed, answer, response_id=response_id, created_at=created_at
                 )
+                response["output"][:0] = _built_in_calls(built_in)
+                return web.json_response(response)
             chat_body = {**parsed.chat_body, "stream_options": {"include_usage": True}}
             chunks = list(fake.chat_chunks(chat_body, model=model, cache_scope=scope))
         except DomainError as error:
@@ -227,6 +260,8 @@ class FakeUpstream(FakeUpstreamSurface):
         for chunk in chunks:
             events += translator.add(chunk)
         closing, final = translator.finish()
+        # The tool items only in the final Response: what a client reads to know the calls.
+        final["response"]["output"][:0] = _built_in_calls(built_in)
         events += [*closing, final]
         return await self._stream_events(request, [(e["type"], e) for e in events], model)
 

@@ -45,7 +45,8 @@ class PriceForm(forms.ModelForm):
     per_unit_usd = _dollars(
         "$ per unit",
         "For models billed by the unit: per image, per second of audio (transcription), "
-        "per character (speech). Empty: not billed per unit.",
+        "per character (speech); for a row named tool:<tool> (tool:web_search), per call "
+        "of that built-in tool. Empty: not billed per unit.",
     )
 
     class Meta:

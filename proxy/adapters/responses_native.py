@@ -150,14 +150,35 @@ def _output_text(response: dict) -> str:
     return "".join(parts)
 
 
-def _usage_or_estimate(call: gateway.ProxyCall, usage, text: str) -> dict:
+# Output items of the client's own tools: the client runs them, the provider bills no call.
+CLIENT_TOOL_ITEMS = frozenset({"function_call", "custom_tool_call"})
+
+
+def built_in_tool_calls(response: dict) -> dict[str, int]:
+    """The provider's built-in tool calls in a Response's output, by tool
+    (``web_search_call`` is ``web_search``): what is billed per call beside the tokens."""
+    counts: dict[str, int] = {}
+    for item in response.get("output") or ():
+        kind = item.get("type") if isinstance(item, dict) else None
+        if isinstance(kind, str) and kind.endswith("_call") and kind not in CLIENT_TOOL_ITEMS:
+            name = kind.removesuffix("_call")
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _usage_or_estimate(call: gateway.ProxyCall, usage, text: str, response: dict) -> dict:
     if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
-        return usage
-    call.usage_estimated = True
-    return {
-        "prompt_tokens": call.prompt_tokens_estimate,
-        "completion_tokens": count_tokens(text, model=call.model) if text else 0,
-    }
+        usage = dict(usage)
+    else:
+        call.usage_estimated = True
+        usage = {
+            "prompt_tokens": call.prompt_tokens_estimate,
+            "completion_tokens": count_tokens(text, model=call.model) if text else 0,
+        }
+    tool_calls = built_in_tool_calls(response)
+    if tool_calls:
+        usage[pricing.TOOL_CALLS_KEY] = tool_calls
+    return usage
 
 
 async def native_run(
@@ -187,9 +208,8 @@ async def native_run(
             )
 
         response = await gateway.call_upstream(call, plan, operation)
-        usage = _usage_or_estimate(call, response.get("usage"), _output_text(response))
-        await accounting.resolve_usage_price(call)
-        call.cost_micros = accounting.usage_cost_micros(call, pricing.usage_tokens(usage))
+        usage = _usage_or_estimate(call, response.get("usage"), _output_text(response), response)
+        call.cost_micros = await accounting.answer_cost_micros(call, usage)
         gateway.run_in_background(accounting.finish(call, usage))
         await store(response)
         return json_response(response, headers=call.response_headers())
@@ -291,7 +311,7 @@ async def _relay(call: gateway.ProxyCall, native: NativeRequest, first, events, 
         }
         yield _sse({"type": "response.failed", "sequence_number": sequence + 1, "response": failed})
     finally:
-        usage = _usage_or_estimate(call, usage, "".join(text))
+        usage = _usage_or_estimate(call, usage, "".join(text), snapshot)
         gateway.run_in_background(_close_and_account(call, events, usage))
 
 

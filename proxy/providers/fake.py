@@ -337,6 +337,18 @@ def _messages_answer(request: dict) -> tuple[list[str], str]:
     return words, "max_tokens" if len(words) < len(natural) else "end_turn"
 
 
+def _server_tool_use(request: dict) -> dict:
+    """One request per web search or web fetch server tool offered, counted in the usage
+    as Anthropic counts them (``web_search_requests``); nothing is searched."""
+    counts: dict[str, int] = {}
+    for tool in request.get("tools") or ():
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if isinstance(kind, str) and kind.startswith(("web_search_", "web_fetch_")):
+            name = f"{kind.rsplit('_', 1)[0]}_requests"  # web_search_20250305
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def messages_body(request: dict, *, cache_scope: str = "") -> dict:
     """A Messages API response, its usage from the Anthropic prompt-cache emulation.
 
@@ -346,6 +358,9 @@ def messages_body(request: dict, *, cache_scope: str = "") -> dict:
     words, stop_reason = _messages_answer(request)
     text = "".join(words)
     usage["output_tokens"] = count_tokens(text, model="claude")
+    server_tools = _server_tool_use(request)
+    if server_tools:
+        usage["server_tool_use"] = server_tools
     return {
         "id": _response_id("msg", request),
         "type": "message",
@@ -388,7 +403,16 @@ def messages_events(request: dict, *, cache_scope: str = "") -> Iterator[tuple[s
         {
             "type": "message_delta",
             "delta": {"stop_reason": full["stop_reason"], "stop_sequence": None},
-            "usage": {"output_tokens": usage["output_tokens"]},
+            # Anthropic's message_delta carries the output count and, cumulative, the
+            # server tools' requests.
+            "usage": {
+                "output_tokens": usage["output_tokens"],
+                **(
+                    {"server_tool_use": usage["server_tool_use"]}
+                    if "server_tool_use" in usage
+                    else {}
+                ),
+            },
         },
     )
     yield "message_stop", {"type": "message_stop"}

@@ -243,11 +243,11 @@ def test_an_upstream_refusal_reaches_the_client_as_openai_error(client, fake_ups
     with pytest.raises(openai.BadRequestError) as raised:
         client.responses.create(
             model="gpt-native",
-            input="Search the web",
-            tools=[{"type": "web_search"}],
+            input="Draw a lighthouse",
+            tools=[{"type": "image_generation"}],
             extra_headers=HEADERS,
         )
-    assert _sent(fake_upstream)["tools"] == [{"type": "web_search"}]
+    assert _sent(fake_upstream)["tools"] == [{"type": "image_generation"}]
     event = wait_for_usage(raised.value.response.headers["x-request-id"])
     assert event.endpoint == "responses" and event.status_code == 400
 
