@@ -1,7 +1,7 @@
 """Server CPU per chat request, one worker, for several checkouts measured in turn.
 
     python bench/cpu_per_request.py CHECKOUT [CHECKOUT ...] [--requests 2000] [--rounds 3]
-        [--concurrency 1] [--stream] [--env NAME=VALUE ...] [--calls]
+        [--concurrency 1] [--stream] [--env NAME=VALUE ...] [--calls | --instructions]
 
 Each round starts every checkout's proxy in turn (``python -m synthlang_site --workers 1``
 from that directory, its own migrations on a fresh SQLite database, Redis from
@@ -20,6 +20,11 @@ spreading by 0.5 ms), ``--calls`` counts instead the Python function calls per r
 which do not depend on the machine: each checkout's server runs twice under cProfile, with
 ``--requests`` and with twice as many after the warm-up, and the difference in calls is
 divided by ``--requests``. Profiling slows the server; only the counts are meaningful.
+``--instructions`` does the same under valgrind's callgrind and counts the machine
+instructions per request, the interpreter's own work and the C libraries' included: the
+nearest repeatable stand-in for CPU time (valgrind runs the server some fifty times
+slower, so a few hundred requests are enough; work done on a timer, such as the usage
+flush, is counted more often than at full speed, for every checkout alike).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ async def measure(
     *,
     requests: int | None = None,
     profile_to: Path | None = None,
+    callgrind_to: Path | None = None,
 ) -> Figures:
     """The worker's CPU time per request, and the client's median time per request, over
     ``requests`` (``--requests``) after the warm-up."""
@@ -72,6 +78,7 @@ async def measure(
         base_env=env,
         root=checkout,
         profile_to=profile_to,
+        callgrind_to=callgrind_to,
         ENABLE_CACHE="0",
     ) as proxy:
         headers = {"Authorization": f"Bearer {proxy.key}"}
@@ -104,20 +111,38 @@ async def measure(
         )
 
 
-async def calls_per_request(checkout: Path, upstream_url: str, args) -> float:
-    """Python calls per request: two profiled runs, N and 2N requests, differenced."""
+def profiled_calls(path: Path) -> int:
+    return pstats.Stats(str(path)).total_calls
+
+
+def callgrind_instructions(path: Path) -> int:
+    """The instructions a callgrind output file counted (its ``totals:`` or ``summary:``)."""
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise ValueError(f"{path}: no totals line")
+
+
+async def count_per_request(checkout: Path, upstream_url: str, args) -> float:
+    """Python calls (``--calls``) or machine instructions (``--instructions``) per request:
+    two counted runs, N and 2N requests, differenced, so that the start and the warm-up
+    cancel out."""
     counts = []
     with tempfile.TemporaryDirectory() as directory:
         for requests in (args.requests, 2 * args.requests):
-            path = Path(directory) / f"calls-{requests}.prof"
-            await measure(checkout, upstream_url, args, requests=requests, profile_to=path)
-            counts.append(pstats.Stats(str(path)).total_calls)
+            path = Path(directory) / f"count-{requests}.out"
+            if args.instructions:
+                await measure(checkout, upstream_url, args, requests=requests, callgrind_to=path)
+                counts.append(callgrind_instructions(path))
+            else:
+                await measure(checkout, upstream_url, args, requests=requests, profile_to=path)
+                counts.append(profiled_calls(path))
     return (counts[1] - counts[0]) / args.requests
 
 
 async def main(args) -> None:
-    if args.calls:
-        await count_calls(args)
+    if args.calls or args.instructions:
+        await count(args)
         return
     checkouts = [Path(path).resolve() for path in args.checkouts]
     figures: dict[Path, list[Figures]] = {checkout: [] for checkout in checkouts}
@@ -140,14 +165,22 @@ async def main(args) -> None:
         print(f"| {checkout.name} | {rounds} | {statistics.median(cpu):.3f} | {p50:.3f} |")
 
 
-async def count_calls(args) -> None:
+async def count(args) -> None:
+    """Counts per request, checkouts alternating for ``--rounds`` rounds."""
+    what = "machine instructions" if args.instructions else "Python calls"
     checkouts = [Path(path).resolve() for path in args.checkouts]
+    counts: dict[Path, list[float]] = {checkout: [] for checkout in checkouts}
     async with fake_upstream(bench_workdir("cpu-upstream")) as upstream_url:
-        print(f"\n| checkout | Python calls per request ({args.requests} requests) |")
-        print("|---|---|")
-        for checkout in checkouts:
-            calls = await calls_per_request(checkout, upstream_url, args)
-            print(f"| {checkout.name} | {calls:.0f} |", flush=True)
+        for round_number in range(1, args.rounds + 1):
+            for checkout in checkouts:
+                value = await count_per_request(checkout, upstream_url, args)
+                counts[checkout].append(value)
+                print(f"round {round_number} {checkout}: {value:,.0f} {what}", flush=True)
+    print(f"\n| checkout | {what} per request ({args.requests} requests), rounds | median |")
+    print("|---|---|---|")
+    for checkout, values in counts.items():
+        rounds = " / ".join(f"{value:,.0f}" for value in values)
+        print(f"| {checkout.name} | {rounds} | {statistics.median(values):,.0f} |")
 
 
 if __name__ == "__main__":
@@ -158,5 +191,9 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--env", nargs="*", default=[], help="NAME=VALUE for every server")
-    parser.add_argument("--calls", action="store_true", help="count Python calls per request")
+    counted = parser.add_mutually_exclusive_group()
+    counted.add_argument("--calls", action="store_true", help="count Python calls per request")
+    counted.add_argument(
+        "--instructions", action="store_true", help="count machine instructions per request"
+    )
     asyncio.run(main(parser.parse_args()))

@@ -93,11 +93,11 @@ def start(cmd: list[str], env: dict, log: Path, *, cwd: Path = ROOT) -> subproce
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 
-def stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen, timeout: float = 60) -> None:
     """SIGTERM (a SynthLang supervisor drains its workers), then wait for the exit."""
     process.terminate()
     try:
-        process.wait(timeout=60)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
@@ -207,6 +207,7 @@ async def synthlang_proxy(
     root: Path = ROOT,
     log_name: str = "proxy.log",
     profile_to: Path | None = None,
+    callgrind_to: Path | None = None,
     **overrides: str,
 ) -> AsyncIterator[RunningProxy]:
     """A production-mode proxy in front of ``upstream_url``, once ``setup(env)`` (migrate
@@ -215,7 +216,9 @@ async def synthlang_proxy(
     ``workers`` None leaves the count to the server (``WEB_CONCURRENCY`` or the cores);
     ``root`` runs the proxy of another checkout; ``profile_to`` runs it under cProfile,
     which writes its statistics there when the server stops (one worker only: a supervisor
-    would profile itself); ``overrides`` are environment variables.
+    would profile itself); ``callgrind_to`` runs it under valgrind's callgrind, which
+    writes the machine instructions it counted there (one worker only, too);
+    ``overrides`` are environment variables.
     """
     port = port or free_port()
     env = proxy_environment(
@@ -229,12 +232,15 @@ async def synthlang_proxy(
     command = [sys.executable, "-m", "synthlang_site"]
     if profile_to is not None:
         command[1:1] = ["-m", "cProfile", "-o", str(profile_to)]
+    if callgrind_to is not None:
+        command[:0] = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_to}"]
+    slowdown = 1 if callgrind_to is None else 10  # valgrind's start and stop take minutes
     if workers is not None:
         command += ["--workers", str(workers)]
     process = start(command, env, workdir / log_name, cwd=root)
     try:
         url = f"http://127.0.0.1:{port}"
-        await wait_http(f"{url}/health")
+        await wait_http(f"{url}/health", timeout=90 * slowdown)
         yield RunningProxy(url=url, key=key, env=env, process=process)
     finally:
-        stop(process)
+        stop(process, timeout=60 * slowdown)
