@@ -4,6 +4,7 @@ No such server speaks the Responses API, so the proxy translates to it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from http.server import BaseHTTPRequestHandler
 
@@ -80,3 +81,27 @@ class _Handler(BaseHTTPRequestHandler):
 
 def reasoning_upstream():
     return http_server_thread(_Handler)
+
+
+@contextlib.contextmanager
+def routed_reasoning_upstream(organization, *, route_name: str = "thinker"):
+    """The upstream, and a route of ``organization`` to it named ``route_name`` (its key
+    marked ``responses_api: false``: such servers speak chat completions only)."""
+    from accounts import services
+    from proxy.models import Deployment, ModelRoute
+
+    with reasoning_upstream() as upstream:
+        credential = services.provider_credential_set(
+            organization=organization,
+            provider="openai",
+            key="sk-thinker-upstream-0001",
+            base_url=f"http://127.0.0.1:{upstream.server_port}/v1",
+            name=route_name,
+            options={"responses_api": False},
+            actor=None,
+        )
+        route = ModelRoute.objects.create(organization=organization, public_name=route_name)
+        Deployment.objects.create(
+            route=route, provider="openai", credential=credential, upstream_model="thinker-r1"
+        )
+        yield upstream

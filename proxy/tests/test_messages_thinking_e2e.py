@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from accounts import services
 from guardrails import services as guardrails_services
-from proxy.models import Deployment, ModelRoute
-from proxy.tests.reasoning_upstream import answer_for, reasoning_for, reasoning_upstream
+from proxy.tests.reasoning_upstream import answer_for, reasoning_for, routed_reasoning_upstream
 from proxy.tests.test_messages_sdk_e2e import client
 from proxy.tests.test_openai_sdk_e2e import wait_for_usage
 
@@ -23,20 +21,7 @@ EMAIL = "jane.doe@example.com"
 @pytest.fixture
 def thinker(live_db, org_a):
     """A route of org_a to an OpenAI-compatible reasoning server (chat completions only)."""
-    with reasoning_upstream() as upstream:
-        credential = services.provider_credential_set(
-            organization=org_a,
-            provider="openai",
-            key="sk-thinker-upstream-0002",
-            base_url=f"http://127.0.0.1:{upstream.server_port}/v1",
-            name="thinker",
-            options={"responses_api": False},
-            actor=None,
-        )
-        route = ModelRoute.objects.create(organization=org_a, public_name="thinker")
-        Deployment.objects.create(
-            route=route, provider="openai", credential=credential, upstream_model="thinker-r1"
-        )
+    with routed_reasoning_upstream(org_a) as upstream:
         yield upstream
 
 
