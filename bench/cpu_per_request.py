@@ -140,22 +140,29 @@ async def count_per_request(checkout: Path, upstream_url: str, args) -> float:
     return (counts[1] - counts[0]) / args.requests
 
 
+async def alternate(args, measure_one, describe) -> dict[Path, list]:
+    """``measure_one(checkout, upstream_url)`` for every checkout in turn, ``--rounds``
+    times, in front of one fake upstream; each result printed as ``describe`` says."""
+    checkouts = [Path(path).resolve() for path in args.checkouts]
+    results: dict[Path, list] = {checkout: [] for checkout in checkouts}
+    async with fake_upstream(bench_workdir("cpu-upstream")) as upstream_url:
+        for round_number in range(1, args.rounds + 1):
+            for checkout in checkouts:
+                result = await measure_one(checkout, upstream_url)
+                results[checkout].append(result)
+                print(f"round {round_number} {checkout}: {describe(result)}", flush=True)
+    return results
+
+
 async def main(args) -> None:
     if args.calls or args.instructions:
         await count(args)
         return
-    checkouts = [Path(path).resolve() for path in args.checkouts]
-    figures: dict[Path, list[Figures]] = {checkout: [] for checkout in checkouts}
-    async with fake_upstream(bench_workdir("cpu-upstream")) as upstream_url:
-        for round_number in range(1, args.rounds + 1):
-            for checkout in checkouts:
-                figure = await measure(checkout, upstream_url, args)
-                figures[checkout].append(figure)
-                print(
-                    f"round {round_number} {checkout}: {figure.cpu_ms:.3f} ms CPU, "
-                    f"p50 {figure.p50_ms:.3f} ms",
-                    flush=True,
-                )
+    figures: dict[Path, list[Figures]] = await alternate(
+        args,
+        lambda checkout, upstream_url: measure(checkout, upstream_url, args),
+        lambda figure: f"{figure.cpu_ms:.3f} ms CPU, p50 {figure.p50_ms:.3f} ms",
+    )
     print(f"\n| checkout | CPU ms per request, {args.rounds} rounds | median | p50 ms, median |")
     print("|---|---|---|---|")
     for checkout, values in figures.items():
@@ -168,14 +175,11 @@ async def main(args) -> None:
 async def count(args) -> None:
     """Counts per request, checkouts alternating for ``--rounds`` rounds."""
     what = "machine instructions" if args.instructions else "Python calls"
-    checkouts = [Path(path).resolve() for path in args.checkouts]
-    counts: dict[Path, list[float]] = {checkout: [] for checkout in checkouts}
-    async with fake_upstream(bench_workdir("cpu-upstream")) as upstream_url:
-        for round_number in range(1, args.rounds + 1):
-            for checkout in checkouts:
-                value = await count_per_request(checkout, upstream_url, args)
-                counts[checkout].append(value)
-                print(f"round {round_number} {checkout}: {value:,.0f} {what}", flush=True)
+    counts: dict[Path, list[float]] = await alternate(
+        args,
+        lambda checkout, upstream_url: count_per_request(checkout, upstream_url, args),
+        lambda value: f"{value:,.0f} {what}",
+    )
     print(f"\n| checkout | {what} per request ({args.requests} requests), rounds | median |")
     print("|---|---|---|")
     for checkout, values in counts.items():

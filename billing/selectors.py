@@ -191,13 +191,17 @@ def _tool_fee(name: str, at: datetime) -> int:
     return 0
 
 
+def _tool_fees(tool_calls: dict[str, int], at: datetime) -> int:
+    return sum(count * _tool_fee(name, at) for name, count in tool_calls.items())
+
+
 def tool_fees_micros(tool_calls: dict[str, int], at: datetime) -> int:
     """What the built-in tool calls cost: each tool's ``tool:<name>`` fee per call."""
     if not tool_calls:
         return 0
     if not _prices.fresh():
         _prices.load()
-    return sum(count * _tool_fee(name, at) for name, count in tool_calls.items())
+    return _tool_fees(tool_calls, at)
 
 
 async def atool_fees_micros(tool_calls: dict[str, int], at: datetime) -> int:
@@ -205,7 +209,7 @@ async def atool_fees_micros(tool_calls: dict[str, int], at: datetime) -> int:
         return 0
     if not _prices.fresh():
         await run_in_db_thread(_prices.load)
-    return sum(count * _tool_fee(name, at) for name, count in tool_calls.items())
+    return _tool_fees(tool_calls, at)
 
 
 async def aprice_for_models(models: list[str], at: datetime) -> pricing.Price:

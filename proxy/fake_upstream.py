@@ -228,14 +228,10 @@ class FakeUpstream(FakeUpstreamSurface):
             if isinstance(tool, dict) and tool.get("type") in FAKE_BUILT_IN_TOOLS
         ]
         if built_in:
-            function_tools = [tool for tool in body["tools"] if tool not in built_in]
-            body = (
-                {**body, "tools": function_tools}
-                if function_tools
-                else {
-                    key: value for key, value in body.items() if key not in ("tools", "tool_choice")
-                }
-            )
+            body = {**body, "tools": [tool for tool in body["tools"] if tool not in built_in]}
+            if not body["tools"]:
+                del body["tools"]
+                body.pop("tool_choice", None)
         try:
             parsed = responses_request(body, default_model=model, history=[])
             response_id = responses_answer.new_id("resp")

@@ -259,8 +259,9 @@ def message_from_chat(
     choice = choices[0]
     message = choice.get("message") or {}
     content: list[dict] = []
-    if thinking and reasoning_of(message):
-        content.append(thinking_block(reasoning_of(message)))
+    reasoning = reasoning_of(message) if thinking else ""
+    if reasoning:
+        content.append(thinking_block(reasoning))
     if message.get("content"):
         content.append({"type": "text", "text": _text(message["content"])})
     for call in message.get("tool_calls") or []:

@@ -377,6 +377,11 @@ def messages_events(request: dict, *, cache_scope: str = "") -> Iterator[tuple[s
     """The same answer as the Messages API streams it: ``(event name, data)`` pairs."""
     full = messages_body(request, cache_scope=cache_scope)
     usage = full["usage"]
+    # Anthropic's message_delta carries the output count and, cumulative, the server
+    # tools' requests.
+    final_usage = {"output_tokens": usage["output_tokens"]}
+    if "server_tool_use" in usage:
+        final_usage["server_tool_use"] = usage["server_tool_use"]
     start = {**full, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
     yield "message_start", {"type": "message_start", "message": start}
     yield (
@@ -403,16 +408,7 @@ def messages_events(request: dict, *, cache_scope: str = "") -> Iterator[tuple[s
         {
             "type": "message_delta",
             "delta": {"stop_reason": full["stop_reason"], "stop_sequence": None},
-            # Anthropic's message_delta carries the output count and, cumulative, the
-            # server tools' requests.
-            "usage": {
-                "output_tokens": usage["output_tokens"],
-                **(
-                    {"server_tool_use": usage["server_tool_use"]}
-                    if "server_tool_use" in usage
-                    else {}
-                ),
-            },
+            "usage": final_usage,
         },
     )
     yield "message_stop", {"type": "message_stop"}
