@@ -1,7 +1,8 @@
 """Server CPU per chat request, one worker, for several checkouts measured in turn.
 
     python bench/cpu_per_request.py CHECKOUT [CHECKOUT ...] [--requests 2000] [--rounds 3]
-        [--concurrency 1] [--stream] [--env NAME=VALUE ...] [--calls | --instructions]
+        [--concurrency 1] [--stream] [--env NAME=VALUE ...]
+        [--calls | --instructions | --interleave]
 
 Each round starts every checkout's proxy in turn (``python -m synthlang_site --workers 1``
 from that directory, its own migrations on a fresh SQLite database, Redis from
@@ -25,13 +26,25 @@ instructions per request, the interpreter's own work and the C libraries' includ
 nearest repeatable stand-in for CPU time (valgrind runs the server some fifty times
 slower, so a few hundred requests are enough; work done on a timer, such as the usage
 flush, is counted more often than at full speed, for every checkout alike).
+
+``--interleave`` runs every checkout's server at the same time instead, each with its
+own SQLite database and Redis database (the one after ``REDIS_URL``'s for the second
+checkout, and so on), and sends the requests to them in turn, one each, in ``--rounds``
+blocks of ``--requests``: whatever slows the machine during a block slows every
+checkout alike, so the ratio of their CPU times in one block holds where the rounds
+above drift. Each block's ratio to the first checkout is printed. Here a checkout may
+carry settings of its own, ``DIR@NAME=VALUE@...``, and one directory may come twice: the
+same code twice is the measurement's own spread, and ``DIR@SYNTHLANG_STAGES=...`` beside
+``DIR`` is what the stages left out cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
+import os
 import pstats
 import statistics
 import tempfile
@@ -154,7 +167,113 @@ async def alternate(args, measure_one, describe) -> dict[Path, list]:
     return results
 
 
+def redis_url_for(index: int, base: str) -> str:
+    """``base`` with its database number moved on by ``index``: one database per server,
+    so that one server's usage flush never takes another's events."""
+    head, _, database = base.rpartition("/")
+    if not database.isdigit():
+        head, database = base.rstrip("/"), "0"
+    return f"{head}/{int(database) + index}"
+
+
+async def interleave(args) -> None:
+    """Every checkout's server at once, the requests sent to them in turn, CPU time read
+    for each after every block of ``--requests`` per checkout."""
+    checkouts = [f"{index + 1}:{spec}" for index, spec in enumerate(args.checkouts)]
+    base_redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    body = {"model": BENCH_MODEL, "messages": PROMPT, "stream": args.stream}
+    blocks: dict[str, list[float]] = {checkout: [] for checkout in checkouts}
+    p50s: dict[str, list[float]] = {checkout: [] for checkout in checkouts}
+    async with contextlib.AsyncExitStack() as stack:
+        upstream_url = await stack.enter_async_context(fake_upstream(bench_workdir("cpu-upstream")))
+        proxies = []
+        for index, spec in enumerate(args.checkouts):
+            directory, *settings = spec.split("@")
+            checkout = Path(directory).resolve()
+            env = bench_environment(
+                **dict(pair.split("=", 1) for pair in [*args.env, *settings]),
+                REDIS_URL=redis_url_for(index, base_redis),
+            )
+            proxies.append(
+                await stack.enter_async_context(
+                    synthlang_proxy(
+                        bench_workdir("cpu"),
+                        upstream_url=upstream_url,
+                        workers=1,
+                        setup=functools.partial(prepare_synthlang, cwd=checkout),
+                        base_env=env,
+                        root=checkout,
+                        ENABLE_CACHE="0",
+                    )
+                )
+            )
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+
+        async def one_each(count: int) -> dict[str, list[float]]:
+            """Client times (ms) per checkout, the fake upstream's included."""
+            turns = list(zip(checkouts, proxies, strict=True))
+            times: dict[str, list[float]] = {checkout: [] for checkout in checkouts}
+            for step in range(count):
+                first = step % len(turns)  # who goes first moves on, so no one always follows
+                for checkout, proxy in turns[first:] + turns[:first]:
+                    started = time.perf_counter()
+                    async with session.post(
+                        f"{proxy.url}/v1/chat/completions",
+                        json=body,
+                        headers={"Authorization": f"Bearer {proxy.key}"},
+                    ) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"{checkout}: status {response.status}")
+                    times[checkout].append((time.perf_counter() - started) * 1000)
+            return times
+
+        await one_each(WARM_UP)
+        await asyncio.sleep(1)
+        for block in range(1, args.rounds + 1):
+            before = [cpu_seconds(proxy.process.pid) for proxy in proxies]
+            times = await one_each(args.requests)
+            after = [cpu_seconds(proxy.process.pid) for proxy in proxies]
+            spent = [(b - a) * 1000 / args.requests for a, b in zip(before, after, strict=True)]
+            for checkout, value in zip(checkouts, spent, strict=True):
+                blocks[checkout].append(value)
+                p50s[checkout].append(statistics.median(times[checkout]))
+            ratios = " ".join(f"{value / spent[0]:.3f}" for value in spent[1:])
+            figures = " / ".join(f"{value:.3f}" for value in spent)
+            medians = " / ".join(f"{p50s[checkout][-1]:.3f}" for checkout in checkouts)
+            print(
+                f"block {block}: {figures} ms CPU, ratios to the first {ratios}; p50 {medians} ms",
+                flush=True,
+            )
+    _print_interleaved(blocks, p50s)
+
+
+def _ratios(values: list[float], first: list[float]) -> tuple[float, int]:
+    """The median ratio of ``values`` to ``first``, block by block, and how many were lower."""
+    pairs = list(zip(values, first, strict=True))
+    return statistics.median(v / f for v, f in pairs), sum(v < f for v, f in pairs)
+
+
+def _print_interleaved(blocks: dict[str, list[float]], p50s: dict[str, list[float]]) -> None:
+    first_cpu, first_p50 = next(iter(blocks.values())), next(iter(p50s.values()))
+    print(
+        "\n| checkout | CPU ms per request (median of blocks) | ratio to the first "
+        "| blocks below | p50 ms | ratio | blocks below |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for checkout, values in blocks.items():
+        cpu_ratio, cpu_below = _ratios(values, first_cpu)
+        p50_ratio, p50_below = _ratios(p50s[checkout], first_p50)
+        print(
+            f"| {checkout} | {statistics.median(values):.3f} | {cpu_ratio:.3f} | {cpu_below} "
+            f"| {statistics.median(p50s[checkout]):.3f} | {p50_ratio:.3f} | {p50_below} |"
+        )
+
+
 async def main(args) -> None:
+    if args.interleave:
+        await interleave(args)
+        return
     if args.calls or args.instructions:
         await count(args)
         return
@@ -199,5 +318,8 @@ if __name__ == "__main__":
     counted.add_argument("--calls", action="store_true", help="count Python calls per request")
     counted.add_argument(
         "--instructions", action="store_true", help="count machine instructions per request"
+    )
+    counted.add_argument(
+        "--interleave", action="store_true", help="all servers at once, requests in turn"
     )
     asyncio.run(main(parser.parse_args()))
