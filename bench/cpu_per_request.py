@@ -71,6 +71,35 @@ class Figures:
     p50_ms: float  # the client's median time per request, upstream included
 
 
+def measured_proxy(checkout: Path, upstream_url: str, env: dict, **options):
+    """The one-worker proxy of ``checkout`` that every mode measures, the response cache
+    off so that every request goes upstream; ``options`` go to ``synthlang_proxy``."""
+    return synthlang_proxy(
+        bench_workdir("cpu"),
+        upstream_url=upstream_url,
+        workers=1,
+        setup=functools.partial(prepare_synthlang, cwd=checkout),
+        base_env=env,
+        root=checkout,
+        ENABLE_CACHE="0",
+        **options,
+    )
+
+
+async def timed_chat(session: aiohttp.ClientSession, proxy, body: dict, label) -> float:
+    """One chat request to ``proxy``; the client's time for it in seconds."""
+    started = time.perf_counter()
+    async with session.post(
+        f"{proxy.url}/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {proxy.key}"},
+    ) as response:
+        await response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{label}: status {response.status}")
+    return time.perf_counter() - started
+
+
 async def measure(
     checkout: Path,
     upstream_url: str,
@@ -83,32 +112,17 @@ async def measure(
     """The worker's CPU time per request, and the client's median time per request, over
     ``requests`` (``--requests``) after the warm-up."""
     env = bench_environment(**dict(pair.split("=", 1) for pair in args.env))
-    async with synthlang_proxy(
-        bench_workdir("cpu"),
-        upstream_url=upstream_url,
-        workers=1,
-        setup=functools.partial(prepare_synthlang, cwd=checkout),
-        base_env=env,
-        root=checkout,
-        profile_to=profile_to,
-        callgrind_to=callgrind_to,
-        ENABLE_CACHE="0",
+    async with measured_proxy(
+        checkout, upstream_url, env, profile_to=profile_to, callgrind_to=callgrind_to
     ) as proxy:
-        headers = {"Authorization": f"Bearer {proxy.key}"}
         body = {"model": BENCH_MODEL, "messages": PROMPT, "stream": args.stream}
         async with aiohttp.ClientSession() as session:
 
             async def lane(count: int, latencies: list | None = None) -> None:
                 for _ in range(count):
-                    started = time.perf_counter()
-                    async with session.post(
-                        f"{proxy.url}/v1/chat/completions", json=body, headers=headers
-                    ) as response:
-                        await response.read()
-                        if response.status != 200:
-                            raise RuntimeError(f"{checkout}: status {response.status}")
+                    elapsed = await timed_chat(session, proxy, body, checkout)
                     if latencies is not None:
-                        latencies.append(time.perf_counter() - started)
+                        latencies.append(elapsed)
 
             await lane(WARM_UP)
             await asyncio.sleep(1)  # the warm-up's accounting, written after the answers
@@ -195,17 +209,7 @@ async def interleave(args) -> None:
                 REDIS_URL=redis_url_for(index, base_redis),
             )
             proxies.append(
-                await stack.enter_async_context(
-                    synthlang_proxy(
-                        bench_workdir("cpu"),
-                        upstream_url=upstream_url,
-                        workers=1,
-                        setup=functools.partial(prepare_synthlang, cwd=checkout),
-                        base_env=env,
-                        root=checkout,
-                        ENABLE_CACHE="0",
-                    )
-                )
+                await stack.enter_async_context(measured_proxy(checkout, upstream_url, env))
             )
         session = await stack.enter_async_context(aiohttp.ClientSession())
 
@@ -216,16 +220,8 @@ async def interleave(args) -> None:
             for step in range(count):
                 first = step % len(turns)  # who goes first moves on, so no one always follows
                 for checkout, proxy in turns[first:] + turns[:first]:
-                    started = time.perf_counter()
-                    async with session.post(
-                        f"{proxy.url}/v1/chat/completions",
-                        json=body,
-                        headers={"Authorization": f"Bearer {proxy.key}"},
-                    ) as response:
-                        await response.read()
-                        if response.status != 200:
-                            raise RuntimeError(f"{checkout}: status {response.status}")
-                    times[checkout].append((time.perf_counter() - started) * 1000)
+                    elapsed = await timed_chat(session, proxy, body, checkout)
+                    times[checkout].append(elapsed * 1000)
             return times
 
         await one_each(WARM_UP)
