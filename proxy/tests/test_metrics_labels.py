@@ -93,6 +93,25 @@ def test_endpoint_and_status_labels_are_bounded():
     assert metrics.status_label("9999") == "other"
 
 
+def test_labelled_children_are_the_metrics_own_whatever_the_order():
+    counter = metrics.REQUESTS
+    child = counter.labels(endpoint="chat.completions", model="", status=200)
+    again = counter.labels(status="200", model="", endpoint="chat.completions")
+    assert again is child  # kept, and the same whichever order the labels come in
+    assert child is counter._metric.labels(endpoint="chat.completions", model="", status="200")
+    before = child._value.get()
+    again.inc()
+    assert counter._metric.labels("chat.completions", "", "200")._value.get() == before + 1
+
+
+def test_kept_children_still_pass_through_the_bounds():
+    # The bound runs on every call: a name that is not known is counted as "other".
+    made_up = f"made-up-{uuid.uuid4().hex}"
+    child = metrics.TOKENS.labels(direction="prompt", model=made_up)
+    assert child is metrics.TOKENS.labels(direction="prompt", model="other")
+    assert ("prompt", made_up) not in metrics.TOKENS._metrics
+
+
 def test_metrics_are_open_without_a_token(client, settings):
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics").status_code == 200
