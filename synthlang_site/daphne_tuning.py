@@ -23,6 +23,11 @@ scheduled meanwhile (a request's accounting after its response) ran first, so th
 waited for it, plus two epoll registrations. The response is now written to a plain TCP
 socket as soon as Daphne has it; whatever the socket does not take stays buffered and goes
 the usual way. TLS connections and connections being closed are left to Twisted.
+
+Twisted hands a response's status line and headers to the transport as a list of some
+seventy pieces (each name, ": ", value and line end apart), and the transport checks each
+piece with a Python call before buffering it. They are joined into one block first, the
+same bytes, checked and buffered once.
 """
 
 from __future__ import annotations
@@ -58,7 +63,41 @@ def install() -> bool:
     quiet_log = _install_quiet_twisted_log()
     flush = _install_prompt_flush()
     access_log = _install_no_plain_access_log()
-    return parser or quiet_log or flush or access_log
+    headers = _install_joined_headers()
+    return parser or quiet_log or flush or access_log or headers
+
+
+def header_block(version: bytes, code: bytes, reason: bytes, headers) -> bytes:
+    """The status line and header lines Twisted writes for ``headers`` (a ``Headers``), as
+    one block. A value that is not bytes raises TypeError, as Twisted's transport does."""
+    lines = [b"%s %s %s\r\n" % (version, code, reason)]
+    for name, values in headers.getAllRawHeaders():
+        for value in values:
+            lines.append(b"%s: %s\r\n" % (name, value))
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def _install_joined_headers() -> bool:
+    http = sys.modules.get("twisted.web.http")
+    channel_class = getattr(http, "HTTPChannel", None)
+    original = getattr(channel_class, "writeHeaders", None)
+    if original is None or getattr(original, "synthlang_joined", False):
+        return False
+
+    # Read once: twisted.web.http is a deprecation proxy, each attribute read a Python call.
+    headers_class = http.Headers
+
+    def write_headers(self, version, code, reason, headers) -> None:
+        if not isinstance(headers, headers_class):
+            # Pairs instead of Headers: Twisted sanitises those itself first.
+            return original(self, version, code, reason, headers)
+        self.transport.write(header_block(version, code, reason, headers))
+
+    write_headers.synthlang_joined = True
+    write_headers.original = original
+    channel_class.writeHeaders = write_headers
+    return True
 
 
 def _install_no_plain_access_log() -> bool:

@@ -202,3 +202,51 @@ def test_daphnes_plain_text_access_line_is_never_written(monkeypatch):
     generator = AccessLogGenerator(stream)
     generator(None, "complete", {"path": "/v1/models", "status": 200, "client": "1.2.3.4:5"})
     assert stream.getvalue() == ""
+
+
+class _RecordingTransport:
+    def __init__(self):
+        self.written = []
+
+    def write(self, data):
+        self.written.append(("write", data))
+
+    def writeSequence(self, pieces):  # Twisted's name
+        self.written.append(("sequence", b"".join(pieces)))
+
+
+def _headers_written(write_headers, headers):
+    channel = http.HTTPChannel()
+    channel.transport = _RecordingTransport()
+    write_headers(channel, b"HTTP/1.1", b"200", b"OK", headers)
+    return channel.transport.written
+
+
+def _unusual_headers():
+    from twisted.web.http_headers import Headers
+
+    headers = Headers()
+    headers.addRawHeader(b"content-type", b"application/json")
+    headers.addRawHeader("x-synthlang-cache", "off")  # str names and values: encoded
+    headers.addRawHeader(b"set-cookie", b"a=1")
+    headers.addRawHeader(b"set-cookie", b"b=2")  # one name, two values: two lines
+    headers.addRawHeader(b"x-note", b"line one\r\nline two")  # folded: one line
+    headers.addRawHeader(b"x-empty", b"")
+    return headers
+
+
+def test_joined_header_block_is_the_bytes_twisted_writes(monkeypatch):
+    original = http.HTTPChannel.writeHeaders
+    original = getattr(original, "original", original)
+    monkeypatch.setattr(http.HTTPChannel, "writeHeaders", original)
+    [(_, expected)] = _headers_written(original, _unusual_headers())
+    assert daphne_tuning.install() is True
+    joined = http.HTTPChannel.writeHeaders
+    assert joined.synthlang_joined
+    assert _headers_written(joined, _unusual_headers()) == [("write", expected)]
+    assert expected.startswith(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+    assert b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n" in expected
+    assert expected.endswith(b"X-Empty: \r\n\r\n")
+    # Pairs rather than Headers (no caller in Twisted does this) take Twisted's own way.
+    assert _headers_written(joined, [(b"x-a", b"1")])[0][0] == "sequence"
+    assert daphne_tuning.install() is False  # already installed: not wrapped twice
