@@ -51,7 +51,13 @@ local_state_register("guardrails:policies", policy_cache_forget, redis_twin=Fals
 
 
 def strictest(*modes: str) -> str:
-    return max((mode or PiiMode.OFF for mode in modes), key=lambda m: PII_STRICTNESS[m])
+    """The strictest of ``modes`` (an empty one is off). A loop rather than ``max`` with a
+    key: every request asks, and this is one Python call instead of six."""
+    chosen = PiiMode.OFF
+    for mode in modes:
+        if mode and PII_STRICTNESS[mode] > PII_STRICTNESS[chosen]:
+            chosen = mode
+    return chosen
 
 
 def _policy_from_db(organization_id: int, key_id: int) -> Policy:

@@ -267,3 +267,23 @@ def test_a_clean_stream_reads_whole_once_it_finishes(org_a, alice_key):
     out += stream.close()
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in out) == "All fine here"
     assert out[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("modes", "expected"),
+    [
+        ((), "off"),
+        (("", ""), "off"),
+        (("off", "mask"), "mask"),
+        (("block", "mask"), "block"),  # a header can tighten, never loosen
+        (("mask", "block", "off"), "block"),
+        (("", "mask"), "mask"),
+    ],
+)
+def test_strictest_mode_wins(modes, expected):
+    assert selectors.strictest(*modes) == expected
+
+
+def test_strictest_refuses_an_unknown_mode():
+    with pytest.raises(KeyError):
+        selectors.strictest("mask", "loud")
