@@ -32,7 +32,11 @@ own SQLite database and Redis database (the one after ``REDIS_URL``'s for the se
 checkout, and so on), and sends the requests to them in turn, one each, in ``--rounds``
 blocks of ``--requests``: whatever slows the machine during a block slows every
 checkout alike, so the ratio of their CPU times in one block holds where the rounds
-above drift. Each block's ratio to the first checkout is printed. Here a checkout may
+above drift. Each block's ratio to the first checkout is printed. ``--burst N`` sends
+each server N requests in a row per turn instead of one: with one, every request finds
+the processor's caches full of the other servers' work (a cold start each time); with a
+few dozen, a server runs warm, as one does under steady traffic, while a turn still
+lasts well under a second. Here a checkout may
 carry settings of its own, ``DIR@NAME=VALUE@...``, and one directory may come twice: the
 same code twice is the measurement's own spread, and ``DIR@SYNTHLANG_STAGES=...`` beside
 ``DIR`` is what the stages left out cost.
@@ -214,14 +218,16 @@ async def interleave(args) -> None:
         session = await stack.enter_async_context(aiohttp.ClientSession())
 
         async def one_each(count: int) -> dict[str, list[float]]:
-            """Client times (ms) per checkout, the fake upstream's included."""
+            """Client times (ms) per checkout, the fake upstream's included: ``count``
+            requests each, ``--burst`` in a row per turn."""
             turns = list(zip(checkouts, proxies, strict=True))
             times: dict[str, list[float]] = {checkout: [] for checkout in checkouts}
-            for step in range(count):
+            for step in range(count // args.burst):
                 first = step % len(turns)  # who goes first moves on, so no one always follows
                 for checkout, proxy in turns[first:] + turns[:first]:
-                    elapsed = await timed_chat(session, proxy, body, checkout)
-                    times[checkout].append(elapsed * 1000)
+                    for _ in range(args.burst):
+                        elapsed = await timed_chat(session, proxy, body, checkout)
+                        times[checkout].append(elapsed * 1000)
             return times
 
         await one_each(WARM_UP)
@@ -230,7 +236,8 @@ async def interleave(args) -> None:
             before = [cpu_seconds(proxy.process.pid) for proxy in proxies]
             times = await one_each(args.requests)
             after = [cpu_seconds(proxy.process.pid) for proxy in proxies]
-            spent = [(b - a) * 1000 / args.requests for a, b in zip(before, after, strict=True)]
+            sent = len(next(iter(times.values())))
+            spent = [(b - a) * 1000 / sent for a, b in zip(before, after, strict=True)]
             for checkout, value in zip(checkouts, spent, strict=True):
                 blocks[checkout].append(value)
                 p50s[checkout].append(statistics.median(times[checkout]))
@@ -309,6 +316,9 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument(
+        "--burst", type=int, default=1, help="--interleave: requests in a row per server's turn"
+    )
     parser.add_argument("--env", nargs="*", default=[], help="NAME=VALUE for every server")
     counted = parser.add_mutually_exclusive_group()
     counted.add_argument("--calls", action="store_true", help="count Python calls per request")
