@@ -67,6 +67,18 @@ def install() -> bool:
     return parser or quiet_log or flush or access_log or headers
 
 
+def _replace(owner, name: str, original, replacement, flag: str) -> bool:
+    """Put ``replacement`` in ``owner.name``, where ``original`` is, once: False when there
+    is nothing to replace (the module is not loaded) or it is replaced already (``original``
+    carries ``flag``). The replacement carries ``flag``, and ``original`` for the tests."""
+    if original is None or getattr(original, flag, False):
+        return False
+    setattr(replacement, flag, True)
+    replacement.original = original
+    setattr(owner, name, replacement)
+    return True
+
+
 def header_block(version: bytes, code: bytes, reason: bytes, headers) -> bytes:
     """The status line and header lines Twisted writes for ``headers`` (a ``Headers``), as
     one block. A value that is not bytes raises TypeError, as Twisted's transport does."""
@@ -82,11 +94,8 @@ def _install_joined_headers() -> bool:
     http = sys.modules.get("twisted.web.http")
     channel_class = getattr(http, "HTTPChannel", None)
     original = getattr(channel_class, "writeHeaders", None)
-    if original is None or getattr(original, "synthlang_joined", False):
-        return False
-
     # Read once: twisted.web.http is a deprecation proxy, each attribute read a Python call.
-    headers_class = http.Headers
+    headers_class = getattr(http, "Headers", None)
 
     def write_headers(self, version, code, reason, headers) -> None:
         if not isinstance(headers, headers_class):
@@ -94,49 +103,34 @@ def _install_joined_headers() -> bool:
             return original(self, version, code, reason, headers)
         self.transport.write(header_block(version, code, reason, headers))
 
-    write_headers.synthlang_joined = True
-    write_headers.original = original
-    channel_class.writeHeaders = write_headers
-    return True
+    return _replace(channel_class, "writeHeaders", original, write_headers, "synthlang_joined")
 
 
 def _install_no_plain_access_log() -> bool:
     module = sys.modules.get("daphne.access")
     generator_class = getattr(module, "AccessLogGenerator", None)
     original = vars(generator_class).get("__call__") if generator_class is not None else None
-    if original is None or getattr(original, "synthlang_silenced", False):
-        return False
 
     def call(self, protocol, action, details) -> None:
         return None  # the JSON access line (common/access_log.py) replaces this one
 
-    call.synthlang_silenced = True
-    call.original = original
-    generator_class.__call__ = call
-    return True
+    return _replace(generator_class, "__call__", original, call, "synthlang_silenced")
 
 
 def _install_content_type_parser() -> bool:
     http = sys.modules.get("twisted.web.http")
     original = getattr(http, "_parseContentType", None)
-    if original is None or getattr(original, "synthlang_fast_path", False):
-        return False
 
     def parse_content_type(line: bytes) -> bytes:
         return fast_parse_content_type(line, fallback=original)
 
-    parse_content_type.synthlang_fast_path = True
-    parse_content_type.original = original
-    http._parseContentType = parse_content_type
-    return True
+    return _replace(http, "_parseContentType", original, parse_content_type, "synthlang_fast_path")
 
 
 def _install_quiet_twisted_log() -> bool:
     module = sys.modules.get("daphne.http_protocol")
     factory_class = getattr(module, "HTTPFactory", None)
     original = getattr(factory_class, "log", None)
-    if original is None or getattr(original, "synthlang_quiet", False):
-        return False
 
     def log(self, request) -> None:
         # Daphne's Server begins Twisted's logging with a discarding observer at these
@@ -145,10 +139,7 @@ def _install_quiet_twisted_log() -> bool:
             return
         original(self, request)
 
-    log.synthlang_quiet = True
-    log.original = original
-    factory_class.log = log
-    return True
+    return _replace(factory_class, "log", original, log, "synthlang_quiet")
 
 
 def flush_now(transport) -> None:
@@ -171,8 +162,6 @@ def _install_prompt_flush() -> bool:
     module = sys.modules.get("daphne.http_protocol")
     request_class = getattr(module, "WebRequest", None)
     original = getattr(request_class, "handle_reply", None)
-    if original is None or getattr(original, "synthlang_flush", False):
-        return False
 
     def handle_reply(self, message) -> None:
         channel = self.channel  # gone once the request has finished
@@ -180,7 +169,4 @@ def _install_prompt_flush() -> bool:
         if channel is not None and message.get("type") == "http.response.body":
             flush_now(channel.transport)
 
-    handle_reply.synthlang_flush = True
-    handle_reply.original = original
-    request_class.handle_reply = handle_reply
-    return True
+    return _replace(request_class, "handle_reply", original, handle_reply, "synthlang_flush")
