@@ -101,9 +101,11 @@ def test_the_fast_client_is_not_used_for_sentinel_or_cluster(settings):
 # loaded first) and reports which code serves a request.
 PROBE = """
 import json
+import daphne.access
 import daphne.http_protocol
 import twisted.web.http
 import synthlang_site.asgi as asgi
+from daphne.access import AccessLogGenerator
 from daphne.http_protocol import HTTPFactory, WebRequest
 http_router = asgi.application.application_mapping["http"]
 # Under the request-context middleware (access line, request id), the tracing middleware
@@ -116,6 +118,10 @@ print(json.dumps({
     ),
     "quiet_access_log": getattr(HTTPFactory.log, "synthlang_quiet", False),
     "prompt_flush": getattr(WebRequest.handle_reply, "synthlang_flush", False),
+    "no_plain_access_log": getattr(AccessLogGenerator.__call__, "synthlang_silenced", False),
+    "joined_headers": getattr(
+        twisted.web.http.HTTPChannel.writeHeaders, "synthlang_joined", False
+    ),
     "api_handler": type(http_router.api).__module__ + "." + type(http_router.api).__name__,
 }))
 """
@@ -147,6 +153,8 @@ def test_the_switch_chooses_the_server_code_that_serves_requests(fast):
             "content_type_parser": True,
             "quiet_access_log": True,
             "prompt_flush": True,
+            "no_plain_access_log": True,
+            "joined_headers": True,
             "api_handler": "synthlang_site.api_handler.ApiASGIHandler",
         }
     else:
@@ -154,5 +162,7 @@ def test_the_switch_chooses_the_server_code_that_serves_requests(fast):
             "content_type_parser": False,
             "quiet_access_log": False,
             "prompt_flush": False,
+            "no_plain_access_log": False,
+            "joined_headers": False,
             "api_handler": "django.core.handlers.asgi.ASGIHandler",
         }
