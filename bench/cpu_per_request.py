@@ -2,7 +2,7 @@
 
     python bench/cpu_per_request.py CHECKOUT [CHECKOUT ...] [--requests 2000] [--rounds 3]
         [--concurrency 1] [--stream] [--env NAME=VALUE ...]
-        [--calls | --instructions | --interleave]
+        [--calls | --instructions | --interleave [--burst 1]]
 
 Each round starts every checkout's proxy in turn (``python -m synthlang_site --workers 1``
 from that directory, its own migrations on a fresh SQLite database, Redis from
@@ -32,14 +32,13 @@ own SQLite database and Redis database (the one after ``REDIS_URL``'s for the se
 checkout, and so on), and sends the requests to them in turn, one each, in ``--rounds``
 blocks of ``--requests``: whatever slows the machine during a block slows every
 checkout alike, so the ratio of their CPU times in one block holds where the rounds
-above drift. Each block's ratio to the first checkout is printed. ``--burst N`` sends
-each server N requests in a row per turn instead of one: with one, every request finds
-the processor's caches full of the other servers' work (a cold start each time); with a
-few dozen, a server runs warm, as one does under steady traffic, while a turn still
-lasts well under a second. Here a checkout may
+above drift. Each block's ratio to the first checkout is printed. Here a checkout may
 carry settings of its own, ``DIR@NAME=VALUE@...``, and one directory may come twice: the
 same code twice is the measurement's own spread, and ``DIR@SYNTHLANG_STAGES=...`` beside
-``DIR`` is what the stages left out cost.
+``DIR`` is what the stages left out cost. ``--burst N`` sends each server N requests in a
+row per turn instead of one: with one, every request finds the processor's caches full of
+the other servers' work (a cold start each time); with a few dozen, a server runs warm, as
+one does under steady traffic, while a turn still lasts well under a second.
 """
 
 from __future__ import annotations
