@@ -2,7 +2,7 @@
 
     python bench/cpu_per_request.py CHECKOUT [CHECKOUT ...] [--requests 2000] [--rounds 3]
         [--concurrency 1] [--stream] [--env NAME=VALUE ...]
-        [--calls | --instructions | --interleave [--burst 1]]
+        [--calls | --instructions [--cache-sim] | --interleave [--burst 1]]
 
 Each round starts every checkout's proxy in turn (``python -m synthlang_site --workers 1``
 from that directory, its own migrations on a fresh SQLite database, Redis from
@@ -21,11 +21,17 @@ spreading by 0.5 ms), ``--calls`` counts instead the Python function calls per r
 which do not depend on the machine: each checkout's server runs twice under cProfile, with
 ``--requests`` and with twice as many after the warm-up, and the difference in calls is
 divided by ``--requests``. Profiling slows the server; only the counts are meaningful.
-``--instructions`` does the same under valgrind's callgrind and counts the machine
-instructions per request, the interpreter's own work and the C libraries' included: the
-nearest repeatable stand-in for CPU time (valgrind runs the server some fifty times
-slower, so a few hundred requests are enough; work done on a timer, such as the usage
-flush, is counted more often than at full speed, for every checkout alike).
+``--instructions`` counts instead the machine instructions per request under valgrind's
+callgrind, the interpreter's own work and the C libraries' included: the nearest
+repeatable stand-in for CPU time. Each checkout's server starts with counting off, takes
+the warm-up, then ``--rounds`` windows of ``--requests`` requests, counting switched on
+and off around each with ``callgrind_control``; ``--cache-sim`` also simulates the
+processor's caches and reports their misses per request. Valgrind runs the server some
+fifty times slower, so a hundred requests per window are enough, and work done on a
+timer runs fifty times as often per request: the caches of keys, policies and tools
+(5 s by default) reload every few requests, each reload opening a SQLite connection that
+parses the schema. For the steady-state work of a request, give those caches and the
+usage flush long intervals with ``--env`` (the README lists the settings).
 
 ``--interleave`` runs every checkout's server at the same time instead, each with its
 own SQLite database and Redis database (the one after ``REDIS_URL``'s for the second
@@ -50,6 +56,7 @@ import functools
 import os
 import pstats
 import statistics
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -110,14 +117,11 @@ async def measure(
     *,
     requests: int | None = None,
     profile_to: Path | None = None,
-    callgrind_to: Path | None = None,
 ) -> Figures:
     """The worker's CPU time per request, and the client's median time per request, over
     ``requests`` (``--requests``) after the warm-up."""
     env = bench_environment(**dict(pair.split("=", 1) for pair in args.env))
-    async with measured_proxy(
-        checkout, upstream_url, env, profile_to=profile_to, callgrind_to=callgrind_to
-    ) as proxy:
+    async with measured_proxy(checkout, upstream_url, env, profile_to=profile_to) as proxy:
         body = {"model": BENCH_MODEL, "messages": PROMPT, "stream": args.stream}
         async with aiohttp.ClientSession() as session:
 
@@ -145,29 +149,104 @@ def profiled_calls(path: Path) -> int:
     return pstats.Stats(str(path)).total_calls
 
 
-def callgrind_instructions(path: Path) -> int:
-    """The instructions a callgrind output file counted (its ``totals:`` or ``summary:``)."""
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith(("totals:", "summary:")):
-            return int(line.split()[1])
-    raise ValueError(f"{path}: no totals line")
-
-
-async def count_per_request(checkout: Path, upstream_url: str, args) -> float:
-    """Python calls (``--calls``) or machine instructions (``--instructions``) per request:
-    two counted runs, N and 2N requests, differenced, so that the start and the warm-up
-    cancel out."""
+async def calls_per_request(checkout: Path, upstream_url: str, args) -> float:
+    """Python calls per request: two profiled runs, N and 2N requests, differenced, so
+    that the start and the warm-up cancel out."""
     counts = []
     with tempfile.TemporaryDirectory() as directory:
         for requests in (args.requests, 2 * args.requests):
             path = Path(directory) / f"count-{requests}.out"
-            if args.instructions:
-                await measure(checkout, upstream_url, args, requests=requests, callgrind_to=path)
-                counts.append(callgrind_instructions(path))
-            else:
-                await measure(checkout, upstream_url, args, requests=requests, profile_to=path)
-                counts.append(profiled_calls(path))
+            await measure(checkout, upstream_url, args, requests=requests, profile_to=path)
+            counts.append(profiled_calls(path))
     return (counts[1] - counts[0]) / args.requests
+
+
+def callgrind_control(proxy, *options: str) -> None:
+    """``callgrind_control`` on the proxy's process. vgdb names its pipes after $HOST,
+    which the proxy's environment sets to its listening address: the tool must see the
+    same value to find them."""
+    env = {**os.environ, "HOST": proxy.env["HOST"]}
+    subprocess.run(
+        ["callgrind_control", *options, str(proxy.process.pid)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def callgrind_totals(path: Path) -> dict[str, int]:
+    """The totals of one callgrind dump by event (``Ir``, and the cache misses when
+    simulated), as ``callgrind_annotate`` sums them: a dump taken with counting toggled
+    carries no usable summary line of its own."""
+    report = subprocess.run(
+        ["callgrind_annotate", "--threshold=100", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    events = totals = None
+    for line in report.splitlines():
+        if line.startswith("Events shown:"):
+            events = line.split(":", 1)[1].split()
+        elif "PROGRAM TOTALS" in line:
+            totals = [int(field.replace(",", "")) for field in line.split() if field[0].isdigit()]
+    if events is None or totals is None:
+        raise ValueError(f"{path}: no totals in callgrind_annotate's report")
+    return dict(zip(events, totals, strict=True))
+
+
+async def next_dump(out: Path, number: int, timeout: float = 120) -> Path:
+    """The ``number``-th dump of a callgrind run writing to ``out``, once written."""
+    path = out.with_name(f"{out.name}.{number}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and "totals:" in path.read_text(errors="replace")[-4096:]:
+            return path
+        await asyncio.sleep(0.5)
+    raise TimeoutError(path)
+
+
+async def windowed_instructions(checkout: Path, upstream_url: str, args) -> list[dict]:
+    """Events per request (``Ir``, and the cache misses with ``--cache-sim``) for each of
+    ``--rounds`` windows of ``--requests`` requests, counted in one server after an
+    uncounted warm-up."""
+    env = bench_environment(**dict(pair.split("=", 1) for pair in args.env))
+    options = ("--instr-atstart=no", *(("--cache-sim=yes",) if args.cache_sim else ()))
+    body = {"model": BENCH_MODEL, "messages": PROMPT, "stream": args.stream}
+    windows = []
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory) / "callgrind.out"
+        async with (
+            measured_proxy(
+                checkout, upstream_url, env, callgrind_to=out, callgrind_options=options
+            ) as proxy,
+            aiohttp.ClientSession() as session,
+        ):
+            for _ in range(WARM_UP):
+                await timed_chat(session, proxy, body, checkout)
+            await asyncio.sleep(1)
+            for number in range(1, args.rounds + 1):
+                callgrind_control(proxy, "--zero")
+                callgrind_control(proxy, "--instr=on")
+                for _ in range(args.requests):
+                    await timed_chat(session, proxy, body, checkout)
+                callgrind_control(proxy, "--instr=off")
+                callgrind_control(proxy, f"--dump=window{number}")
+                totals = callgrind_totals(await next_dump(out, number))
+                windows.append({event: value / args.requests for event, value in totals.items()})
+                print(f"{checkout} window {number}: {_describe(windows[-1])}", flush=True)
+    return windows
+
+
+def _describe(per_request: dict) -> str:
+    """Instructions per request, and with the cache simulated the first-level and
+    last-level misses (instruction and data together)."""
+    text = f"{per_request['Ir']:,.0f} instructions"
+    if "D1mr" in per_request:
+        first = per_request["I1mr"] + per_request["D1mr"] + per_request["D1mw"]
+        last = per_request["ILmr"] + per_request["DLmr"] + per_request["DLmw"]
+        text += f", {first:,.0f} L1 misses, {last:,.0f} LL misses"
+    return text
 
 
 async def alternate(args, measure_one, describe) -> dict[Path, list]:
@@ -276,7 +355,10 @@ async def main(args) -> None:
     if args.interleave:
         await interleave(args)
         return
-    if args.calls or args.instructions:
+    if args.instructions:
+        await instructions(args)
+        return
+    if args.calls:
         await count(args)
         return
     figures: dict[Path, list[Figures]] = await alternate(
@@ -293,12 +375,25 @@ async def main(args) -> None:
         print(f"| {checkout.name} | {rounds} | {statistics.median(cpu):.3f} | {p50:.3f} |")
 
 
+async def instructions(args) -> None:
+    """Every checkout's windows in turn, in front of one fake upstream."""
+    results = {}
+    async with fake_upstream(bench_workdir("cpu-upstream")) as upstream_url:
+        for directory in args.checkouts:
+            checkout = Path(directory).resolve()
+            results[checkout] = await windowed_instructions(checkout, upstream_url, args)
+    print(f"\n| checkout | per request, {args.rounds} windows of {args.requests} requests |")
+    print("|---|---|")
+    for checkout, windows in results.items():
+        print(f"| {checkout.name} | {' / '.join(_describe(window) for window in windows)} |")
+
+
 async def count(args) -> None:
-    """Counts per request, checkouts alternating for ``--rounds`` rounds."""
-    what = "machine instructions" if args.instructions else "Python calls"
+    """Python calls per request, checkouts alternating for ``--rounds`` rounds."""
+    what = "Python calls"
     counts: dict[Path, list[float]] = await alternate(
         args,
-        lambda checkout, upstream_url: count_per_request(checkout, upstream_url, args),
+        lambda checkout, upstream_url: calls_per_request(checkout, upstream_url, args),
         lambda value: f"{value:,.0f} {what}",
     )
     print(f"\n| checkout | {what} per request ({args.requests} requests), rounds | median |")
@@ -326,5 +421,8 @@ if __name__ == "__main__":
     )
     counted.add_argument(
         "--interleave", action="store_true", help="all servers at once, requests in turn"
+    )
+    parser.add_argument(
+        "--cache-sim", action="store_true", help="--instructions: count cache misses too"
     )
     asyncio.run(main(parser.parse_args()))

@@ -208,6 +208,7 @@ async def synthlang_proxy(
     log_name: str = "proxy.log",
     profile_to: Path | None = None,
     callgrind_to: Path | None = None,
+    callgrind_options: tuple[str, ...] = (),
     **overrides: str,
 ) -> AsyncIterator[RunningProxy]:
     """A production-mode proxy in front of ``upstream_url``, once ``setup(env)`` (migrate
@@ -217,8 +218,8 @@ async def synthlang_proxy(
     ``root`` runs the proxy of another checkout; ``profile_to`` runs it under cProfile,
     which writes its statistics there when the server stops (one worker only: a supervisor
     would profile itself); ``callgrind_to`` runs it under valgrind's callgrind, which
-    writes the machine instructions it counted there (one worker only, too);
-    ``overrides`` are environment variables.
+    writes the machine instructions it counted there (one worker only, too), with
+    ``callgrind_options`` added to valgrind's; ``overrides`` are environment variables.
     """
     port = port or free_port()
     env = proxy_environment(
@@ -233,7 +234,12 @@ async def synthlang_proxy(
     if profile_to is not None:
         command[1:1] = ["-m", "cProfile", "-o", str(profile_to)]
     if callgrind_to is not None:
-        command[:0] = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_to}"]
+        command[:0] = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={callgrind_to}",
+            *callgrind_options,
+        ]
     slowdown = 1 if callgrind_to is None else 10  # valgrind's start and stop take minutes
     if workers is not None:
         command += ["--workers", str(workers)]
