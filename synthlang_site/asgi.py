@@ -20,7 +20,7 @@ from common.tracing import TracingMiddleware, tracing_setup  # noqa: E402
 from synthlang_site.api_handler import ApiASGIHandler, PathRouter  # noqa: E402
 from synthlang_site.routing import websocket_urlpatterns  # noqa: E402
 from synthlang_site.staticfiles import StaticFilesRouter  # noqa: E402
-from tools.mcp_server import McpRouter  # noqa: E402
+from tools.mcp_route import McpRouter  # noqa: E402
 
 
 def _warm_up() -> None:
@@ -93,7 +93,7 @@ application = ProtocolTypeRouter(
         # Outermost: the request id and the access line cover the whole response. With the
         # fast paths off, /v1/ goes through Django's stock handler like the rest.
         # Then the server span, which carries the request id given just outside it; /mcp is
-        # the MCP server of registered tools (tools/mcp_server.py), either way.
+        # the MCP server of registered tools (tools/mcp_route.py loads it on first use).
         "http": RequestContextMiddleware(
             TracingMiddleware(
                 McpRouter(

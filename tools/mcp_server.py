@@ -1,6 +1,7 @@
 """The tool registry as an MCP server over streamable HTTP (the official ``mcp`` SDK).
 
-Mounted in the ASGI app at ``/mcp`` (``McpRouter``). A client authenticates with its proxy
+Mounted in the ASGI app at ``/mcp`` (``tools.mcp_route``, which imports this module on
+the first request there). A client authenticates with its proxy
 key (``Authorization: Bearer sk-syn-...`` or ``x-api-key``), exactly as on ``/v1/``; the
 server lists that key's organization's tools (``tools/list``) and calls them
 (``tools/call``) through ``tools.invoke.tool_call``, the code behind ``POST /v1/tools/call``.
@@ -37,8 +38,6 @@ from tools.invoke import tool_call
 from tools.selectors import organization_tools
 
 logger = logging.getLogger(__name__)
-
-MCP_PATH = "/mcp"
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
     "synthlang_mcp_principal", default=None
@@ -191,17 +190,3 @@ async def mcp_app(scope, receive, send) -> None:
         await manager.handle_request(scope, receive, send)
     finally:
         _principal.reset(token)
-
-
-class McpRouter:
-    """``application``, with ``/mcp`` (and below) served by the MCP server."""
-
-    def __init__(self, application):
-        self.application = application
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            path = scope["path"]
-            if path == MCP_PATH or path.startswith(MCP_PATH + "/"):
-                return await mcp_app(scope, receive, send)
-        return await self.application(scope, receive, send)
