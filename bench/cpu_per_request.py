@@ -2,7 +2,7 @@
 
     python bench/cpu_per_request.py CHECKOUT [CHECKOUT ...] [--requests 2000] [--rounds 3]
         [--concurrency 1] [--stream] [--env NAME=VALUE ...]
-        [--calls | --instructions [--cache-sim] | --interleave [--burst 1]]
+        [--calls | --instructions [--cache-sim] [--branch-sim] | --interleave [--burst 1]]
 
 Each round starts every checkout's proxy in turn (``python -m synthlang_site --workers 1``
 from that directory, its own migrations on a fresh SQLite database, Redis from
@@ -26,7 +26,9 @@ callgrind, the interpreter's own work and the C libraries' included: the nearest
 repeatable stand-in for CPU time. Each checkout's server starts with counting off, takes
 the warm-up, then ``--rounds`` windows of ``--requests`` requests, counting switched on
 and off around each with ``callgrind_control``; ``--cache-sim`` also simulates the
-processor's caches and reports their misses per request. Valgrind runs the server some
+processor's caches and reports their misses per request, ``--branch-sim`` its branch
+predictor and the mispredicted branches (conditional, and indirect: the interpreter's
+jump to each bytecode's code). Valgrind runs the server some
 fifty times slower, so a hundred requests per window are enough, and work done on a
 timer runs fifty times as often per request: the caches of keys, policies and tools
 (5 s by default) reload every few requests, each reload opening a SQLite connection that
@@ -211,7 +213,11 @@ async def windowed_instructions(checkout: Path, upstream_url: str, args) -> list
     ``--rounds`` windows of ``--requests`` requests, counted in one server after an
     uncounted warm-up."""
     env = bench_environment(**dict(pair.split("=", 1) for pair in args.env))
-    options = ("--instr-atstart=no", *(("--cache-sim=yes",) if args.cache_sim else ()))
+    options = (
+        "--instr-atstart=no",
+        *(("--cache-sim=yes",) if args.cache_sim else ()),
+        *(("--branch-sim=yes",) if args.branch_sim else ()),
+    )
     body = {"model": BENCH_MODEL, "messages": PROMPT, "stream": args.stream}
     windows = []
     with tempfile.TemporaryDirectory() as directory:
@@ -239,13 +245,18 @@ async def windowed_instructions(checkout: Path, upstream_url: str, args) -> list
 
 
 def _describe(per_request: dict) -> str:
-    """Instructions per request, and with the cache simulated the first-level and
-    last-level misses (instruction and data together)."""
+    """Instructions per request, with the cache simulated the first-level and last-level
+    misses (instruction and data together), with the branch predictor the mispredictions."""
     text = f"{per_request['Ir']:,.0f} instructions"
     if "D1mr" in per_request:
         first = per_request["I1mr"] + per_request["D1mr"] + per_request["D1mw"]
         last = per_request["ILmr"] + per_request["DLmr"] + per_request["DLmw"]
         text += f", {first:,.0f} L1 misses, {last:,.0f} LL misses"
+    if "Bcm" in per_request:
+        text += (
+            f", {per_request['Bcm']:,.0f} of {per_request['Bc']:,.0f} conditional and"
+            f" {per_request['Bim']:,.0f} of {per_request['Bi']:,.0f} indirect branches mispredicted"
+        )
     return text
 
 
@@ -424,5 +435,8 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--cache-sim", action="store_true", help="--instructions: count cache misses too"
+    )
+    parser.add_argument(
+        "--branch-sim", action="store_true", help="--instructions: count mispredicted branches"
     )
     asyncio.run(main(parser.parse_args()))
