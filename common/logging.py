@@ -37,10 +37,14 @@ SECRET_PATTERNS = [
 REDACTED = "[REDACTED]"
 # No pattern above matches fewer characters ("sk-" and six more).
 _SHORTEST_MATCH = 9
-# Text that every pattern above needs somewhere: without it none of them can match.
+# Text that every pattern above needs somewhere, lower-cased: without it none of them can
+# match. It is searched for in the lower-cased text and every alternative is a plain
+# literal, so that the regular expression engine skips the positions where none of them
+# can start; with a case-insensitive part or a leading class it tried every alternative at
+# nearly every position, about 100 ns per character, on every field of every access line.
 _CANDIDATE = re.compile(
-    r"sk-|[srp]k_|hf_|xai|r8_|gh[posu]_|github_pat_|xox|AIza|AKIA|ASIA|eyJ|gAAAAA"
-    r"|(?i:bearer|api[_-]?key|password|secret|token)"
+    r"sk-|sk_|rk_|pk_|hf_|xai|r8_|ghp_|gho_|ghs_|ghu_|github_pat_|xox|aiza|akia|asia|eyj"
+    r"|gaaaaa|bearer|api_key|api-key|apikey|password|secret|token"
 )
 # A field whose name says it holds a secret is redacted whatever its value looks like.
 _SECRET_NAME = re.compile(r"(?i)api[_-]?key|password|secret|token")
@@ -55,7 +59,7 @@ def redact(text: str, *, secrets: tuple[str, ...] | list[str] = ()) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
-    if len(text) < _SHORTEST_MATCH or not _CANDIDATE.search(text):
+    if len(text) < _SHORTEST_MATCH or not _CANDIDATE.search(text.lower()):
         return text  # nothing any pattern could match: most log fields, in one search
     for pattern in SECRET_PATTERNS:
         if pattern.groups:
@@ -112,10 +116,15 @@ def _names_a_secret(field: str) -> bool:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        payload = {
+        # The time, the level and the logger's name are the formatter's and the code's own
+        # text, which holds no secret: they are not searched (unless a field replaced one).
+        own = {
             "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
+        }
+        payload = {
+            **own,
             "request_id": getattr(record, "request_id", request_id_var.get()),
             "message": record.getMessage(),
         }
@@ -131,6 +140,8 @@ class JsonFormatter(logging.Formatter):
         # Anything else (a list, an object) is redacted in its JSON form, with its names.
         whole_line = False
         for key, value in payload.items():
+            if value is own.get(key):
+                continue
             if isinstance(value, str):
                 payload[key] = REDACTED if _names_a_secret(key) else redact(value)
             elif not (value is None or isinstance(value, bool | int | float)):

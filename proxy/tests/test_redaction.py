@@ -100,3 +100,34 @@ def test_a_logged_upstream_error_is_redacted():
     )
     RedactSecretsFilter().filter(record)
     assert PROVIDER_KEY not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("BEARER AbCdEfGhIjKlMnOp", "AbCdEfGhIjKlMnOp"),
+        ("Authorization: Bearer AbCdEfGhIjKlMnOp", "AbCdEfGhIjKlMnOp"),
+        ("API_KEY=AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("Api-Key: AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("apikey: 'AbCdEfGhIjKl'", "AbCdEfGhIjKl"),
+        ("x-api-key=AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("PASSWORD: AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("Secret=AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("TOKEN: AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("sk_live_AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("rk_live_AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("pk_test_AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("xoxb-AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("r8_AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("gho_AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("ghs_AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("ghu_AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("github_pat_AbCdEfGhIjKl", "AbCdEfGhIjKl"),
+        ("ASIAIOSFODNN7EXAMPLE", "IOSFODNN7EXAMPLE"),
+        ("gAAAAABkAbCdEfGhIjKlMnOpQrSt", "AbCdEfGhIjKlMnOpQrSt"),
+    ],
+)
+def test_the_quick_check_before_the_patterns_lets_every_shape_through(text, secret):
+    """Before the patterns run, one search of the lower-cased text looks for what every
+    one of them needs: each shape here, whatever its case, must get past it."""
+    assert secret not in redact(f"upstream said: {text} (request abc)")

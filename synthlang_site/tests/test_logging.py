@@ -64,6 +64,19 @@ def test_extra_fields_are_redacted_by_value_and_by_name():
     assert line["prompt_tokens"] == 12
 
 
+def test_a_field_that_takes_the_place_of_the_time_or_level_is_still_redacted():
+    """The formatter does not search its own time, level and logger name; a field passed
+    under one of those names is not its own, and is searched like any other."""
+    record = logging.LogRecord("test", logging.INFO, __file__, 1, "access", (), None)
+    record.time = "sk-proj-" + "T" * 30
+    record.level = "Bearer abcdef123456789"
+    RequestIdFilter().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert "T" * 30 not in line["time"]
+    assert "abcdef123456789" not in line["level"]
+    assert line["logger"] == "test"
+
+
 def test_request_id_header_is_returned_and_a_client_id_is_kept(client, db):
     response = client.get("/metrics", HTTP_X_REQUEST_ID="client-trace-0001")
     assert response["x-request-id"] == "client-trace-0001"
