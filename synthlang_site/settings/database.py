@@ -31,9 +31,9 @@ if _use_sqlite:
             # The async proxy and Celery's eager tasks write from several threads.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
             # Kept open: a new connection parses the whole schema before its first query,
-            # and the 5 s caches of keys, policies and tools reload on a fresh one each
-            # time (a tenth of a millisecond of CPU per reload). The threads that hold them
-            # are the event loop's bounded executor, and SQLite has no server to exhaust.
+            # and the 5 s caches of keys, policies and tools reloaded on a fresh one each
+            # time. A thread's connection closes with the thread, and SQLite has no server
+            # whose connections could run out, the reason PostgreSQL's are pooled (0014).
             "CONN_MAX_AGE": None,
             # A file, not memory, so live-server tests can share it with a server process;
             # named per process so two test runs on one machine never share it.
