@@ -28,12 +28,12 @@ the warm-up, then ``--rounds`` windows of ``--requests`` requests, counting swit
 and off around each with ``callgrind_control``; ``--cache-sim`` also simulates the
 processor's caches and reports their misses per request, ``--branch-sim`` its branch
 predictor and the mispredicted branches (conditional, and indirect: the interpreter's
-jump to each bytecode's code). Valgrind runs the server some
-fifty times slower, so a hundred requests per window are enough, and work done on a
-timer runs fifty times as often per request: the caches of keys, policies and tools
-(5 s by default) reload every few requests, each reload opening a SQLite connection that
-parses the schema. For the steady-state work of a request, give those caches and the
-usage flush long intervals with ``--env`` (the README lists the settings).
+jump to each bytecode's code). Valgrind runs the server some fifty times slower, so a
+hundred requests per window are enough, and work done on a timer runs fifty times as
+often per request: the caches of keys, policies and tools (5 s by default) reload every
+few requests (in checkouts older than SQLite's kept connections, each reload on a new
+connection that parses the schema). For the steady-state work of a request, give those
+caches and the usage flush long intervals with ``--env`` (the README lists the settings).
 
 ``--interleave`` runs every checkout's server at the same time instead, each with its
 own SQLite database and Redis database (the one after ``REDIS_URL``'s for the second
